@@ -1,0 +1,65 @@
+"""All of training's defaults in one typed place; the command-line flags are derived from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    # data and outputs
+    data: str = _opt("spotify_dataset.csv", "playlists CSV to train on (the shipped sample is synthetic; "
+                     "pass the real 1.2 GB spotify_dataset.csv here)")
+    output: str = _opt("gnn_model.pth", "where to write the self-contained checkpoint")
+    plot: str = _opt("training_curve.png", "where to write the training-curve PNG ('' for none)")
+    stats_only: bool = _opt(False, "load the data, build the graph and the split, print their statistics, stop")
+    # split
+    seed: int = _opt(0, "seed for the split, initialisation and negative sampling")
+    valid_frac: float = _opt(0.1, "share of each user's (user, track) pairs held out for validation")
+    test_frac: float = _opt(0.1, "share of each user's pairs held out for the test")
+    min_user_pairs: int = _opt(10, "users with fewer distinct tracks keep them all in training")
+    # model (the design card: 2 x GCNConv + linear scorer)
+    dim: int = _opt(32, "size of node vectors and of both GCN layers")
+    dropout: float = _opt(0.1, "dropout after each GCN layer")
+    fixed_features: bool = _opt(False, "keep the random node vectors frozen instead of training them")
+    # training
+    lr: float = _opt(0.01, "Adam learning rate")
+    epochs: int = _opt(200, "most epochs (one full-graph forward each)")
+    negatives: int = _opt(4, "sampled non-edges (target 0) per observed pair")
+    pairs_per_epoch: int = _opt(1_000_000, "most training pairs scored per epoch (sampled when there are more)")
+    eval_every: int = _opt(5, "epochs between validation Recall@k evaluations")
+    patience: int = _opt(4, "stop after this many evaluations without a better validation Recall@k")
+    k: int = _opt(20, "cut-off of Recall@k, NDCG@k and HitRate@k")
+    device: str = _opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_parser(cls: type, description: str) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per dataclass field, defaults and help taken from it."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=f.metadata.get("help"))
+        else:
+            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata.get("help"),
+                                metavar=f.name.upper())
+    return parser
+
+
+def parse_config(cls: type, argv: Sequence[str] | None, description: str):
+    """Parse flags into a config of type ``cls``; unknown flags are an error (exit 2)."""
+    args = build_parser(cls, description).parse_args(argv)
+    return cls(**vars(args))

@@ -1,0 +1,137 @@
+"""Exact top-k ranking over every track, known tracks masked, and the metrics users quote.
+
+Definitions (means over the users who have held-out tracks):
+    Recall@k   = hits in the top k / number of the user's held-out tracks
+    NDCG@k     = DCG@k / IDCG@k, DCG = sum of 1 / log2(rank + 1) over hits (rank from 1),
+                 IDCG over min(|held-out|, k) hits at the top
+    HitRate@k  = 1 if the top k holds at least one held-out track, else 0
+    Coverage@k = distinct tracks in all evaluated users' top k / number of tracks
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@dataclass
+class UserItems:
+    """Each user's set of items, as CSR: the items of user u are ``items[indptr[u]:indptr[u+1]]``."""
+
+    indptr: np.ndarray  # (users + 1,) int64
+    items: np.ndarray  # (nnz,) int64, sorted within each user
+
+    @classmethod
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, num_users: int) -> "UserItems":
+        order = np.lexsort((items, users))
+        counts = np.bincount(users, minlength=num_users)
+        indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return cls(indptr=indptr, items=np.asarray(items, dtype=np.int64)[order])
+
+    @property
+    def num_users(self) -> int:
+        return len(self.indptr) - 1
+
+    def counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def of(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user]:self.indptr[user + 1]]
+
+    def batch(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row in batch, item) of every item of ``users``, for masking a (B, items) matrix."""
+        start, stop = self.indptr[users], self.indptr[users + 1]
+        lengths = stop - start
+        rows = np.repeat(np.arange(len(users)), lengths)
+        # Position of each entry in self.items: its user's start plus its offset in the run.
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return rows, self.items[np.repeat(start, lengths) + offsets]
+
+    def keys(self, num_items: int) -> np.ndarray:
+        """Sorted user * num_items + item keys, for fast membership tests."""
+        users = np.repeat(np.arange(self.num_users, dtype=np.int64), self.counts())
+        return users * num_items + self.items
+
+
+ScoreFn = Callable[[np.ndarray], Tensor]  # user indices (B,) -> scores (B, num_items)
+
+
+def top_k(score_fn: ScoreFn, users: np.ndarray, k: int, exclude: UserItems | None,
+          batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The k best items of each user, excluded items never returned.
+
+    Args:
+        score_fn: scores of every item for a batch of users.
+        users: (n,) user indices.
+        k: how many items (clipped to the number of items).
+        exclude: items to leave out per user (e.g. those already known), or None.
+        batch_size: users scored at once; bounds memory at batch_size x num_items floats.
+
+    Returns:
+        items (n, k) int64 and scores (n, k) float32, best first. Where a user has fewer
+        than k items left, the tail holds -inf scores.
+    """
+    out_items, out_scores = [], []
+    with torch.no_grad():
+        for s in range(0, len(users), batch_size):
+            batch = users[s:s + batch_size]
+            scores = score_fn(batch).float()
+            kk = min(k, scores.shape[1])
+            if exclude is not None:
+                rows, cols = exclude.batch(batch)
+                scores[torch.from_numpy(rows), torch.from_numpy(cols)] = float("-inf")
+            values, idx = torch.topk(scores, kk, dim=1)
+            out_items.append(idx.cpu().numpy())
+            out_scores.append(values.cpu().numpy())
+    if not out_items:
+        return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+    return np.concatenate(out_items), np.concatenate(out_scores)
+
+
+def ranking_metrics(users: np.ndarray, top_items: np.ndarray, top_scores: np.ndarray,
+                    heldout: UserItems, num_items: int, k: int) -> dict[str, float]:
+    """Recall@k, NDCG@k, HitRate@k and Coverage@k of ranked lists against held-out items.
+
+    Args:
+        users: (n,) evaluated users, each with at least one held-out item.
+        top_items: (n, >=k) ranked items per user; top_scores marks padding with -inf.
+        heldout: the held-out items of every user.
+        num_items: size of the catalogue, for coverage.
+        k: cut-off.
+    """
+    top_items, top_scores = top_items[:, :k], top_scores[:, :k]
+    valid = np.isfinite(top_scores)
+    keys = users[:, None].astype(np.int64) * num_items + top_items
+    heldout_keys = heldout.keys(num_items)
+    pos = np.clip(np.searchsorted(heldout_keys, keys), 0, max(len(heldout_keys) - 1, 0))
+    hits = (heldout_keys[pos] == keys) & valid if len(heldout_keys) else np.zeros_like(valid)
+    n_held = heldout.counts()[users]
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits * discount[: hits.shape[1]]).sum(1)
+    idcg = np.cumsum(discount)[np.minimum(n_held, k) - 1]
+    return {
+        f"recall@{k}": float(np.mean(hits.sum(1) / n_held)),
+        f"ndcg@{k}": float(np.mean(dcg / idcg)),
+        f"hitrate@{k}": float(np.mean(hits.any(1))),
+        f"coverage@{k}": float(len(np.unique(top_items[valid])) / num_items),
+    }
+
+
+def evaluate(score_fn: ScoreFn, heldout: UserItems, exclude: UserItems, num_items: int, k: int = 20,
+             batch_size: int = 1024) -> dict[str, float]:
+    """Rank every item for each user with held-out items, excluded items masked, and score it."""
+    users = np.flatnonzero(heldout.counts() > 0)
+    items, scores = top_k(score_fn, users, k, exclude, batch_size)
+    metrics = ranking_metrics(users, items, scores, heldout, num_items, k)
+    metrics["users"] = float(len(users))
+    return metrics
+
+
+def popularity_scores(train_items: np.ndarray, num_items: int) -> ScoreFn:
+    """The popularity baseline: every user gets items ranked by their number of training users."""
+    pop = torch.from_numpy(np.bincount(train_items, minlength=num_items).astype(np.float32))
+    return lambda users: pop.expand(len(users), num_items).clone()

@@ -1,0 +1,63 @@
+"""The design-card model: two GCNConv layers over the whole graph and a linear pair scorer."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import GCNConv
+
+
+class GCNRecommender(nn.Module):
+    """Node vectors -> GCNConv -> ReLU -> dropout -> GCNConv -> ReLU -> dropout -> scorer.
+
+    The scorer is a linear layer over the element-wise product of the user's and the
+    track's embeddings, ``w . (z_u * z_t) + b`` (a weighted dot product). A linear layer over
+    their *concatenation* would score ``w1 . z_u + w2 . z_t + b``: every user would get the
+    same ranking of tracks, so nothing personal could be learned.
+
+    Args:
+        num_nodes: N, all users, tracks, artists and playlists.
+        dim: size of the node vectors and of both layers.
+        dropout: dropout probability after each layer.
+        fixed_features: keep the random node vectors frozen (the seed's behaviour).
+    """
+
+    def __init__(self, num_nodes: int, dim: int = 32, dropout: float = 0.1, fixed_features: bool = False):
+        super().__init__()
+        self.embedding = nn.Embedding(num_nodes, dim)
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        self.embedding.weight.requires_grad_(not fixed_features)
+        # The adjacency arrives normalised once (graph.py), so the layers must not redo it.
+        self.conv1 = GCNConv(dim, dim, normalize=False)
+        self.conv2 = GCNConv(dim, dim, normalize=False)
+        self.dropout = nn.Dropout(dropout)
+        self.scorer = nn.Linear(dim, 1)
+
+    def forward(self, adj: Tensor) -> Tensor:
+        """Embed every node.
+
+        Args:
+            adj: (N, N) normalised sparse adjacency.
+
+        Returns:
+            (N, dim) node embeddings.
+        """
+        x = self.embedding.weight
+        x = self.dropout(torch.relu(self.conv1(x, adj)))
+        return self.dropout(torch.relu(self.conv2(x, adj)))
+
+    def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
+        """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
+        return self.scorer(z_user * z_track).squeeze(-1)
+
+    def score_all(self, z_user: Tensor, z_tracks: Tensor) -> Tensor:
+        """Scores of every track for a batch of users, as one matrix product.
+
+        (B, dim) * w -> (B, dim) @ (dim, T) -> (B, T), equal to ``score`` on every pair.
+        """
+        return (z_user * self.scorer.weight[0]) @ z_tracks.T + self.scorer.bias
+
+    def __repr__(self) -> str:
+        n, d = self.embedding.weight.shape
+        frozen = "" if self.embedding.weight.requires_grad else ", fixed_features=True"
+        return f"{type(self).__name__}(num_nodes={n:,}, dim={d}, dropout={self.dropout.p}{frozen})"

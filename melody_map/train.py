@@ -1,0 +1,154 @@
+"""Stage 4: train the GCN on observed pairs (their scaled weight) and sampled non-edges (0).
+
+Each epoch embeds the whole graph once and takes one Adam step on the MSE of a sample of
+training pairs and ``negatives`` random non-edges per pair. Validation Recall@k is checked
+every ``eval_every`` epochs; the best weights are kept and training stops after
+``patience`` checks without improvement.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .evaluate import UserItems, evaluate
+from .graph import Graph
+from .model import GCNRecommender
+from .split import TRAIN, VALID, Pairs
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)  # per epoch: loss, and the validation metrics where checked
+    best_epoch: int = 0
+    best_valid: dict = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def pair_targets(weight: np.ndarray) -> np.ndarray:
+    """Observed pair weights (playlist counts >= 1) scaled into (0, 1]: log1p(w) / log1p(max w)."""
+    return (np.log1p(weight) / np.log1p(weight.max())).astype(np.float32)
+
+
+def user_scores(model: GCNRecommender, z: Tensor, graph: Graph):
+    """A score function over all tracks for a batch of user indices, from node embeddings z."""
+    z_users = z[: graph.num_users]
+    z_tracks = z[graph.track_offset: graph.track_offset + graph.num_tracks]
+    return lambda users: model.score_all(z_users[torch.from_numpy(users).to(z.device)], z_tracks).cpu()
+
+
+def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
+          device: torch.device, progress: bool = True) -> TrainResult:
+    """Fit ``model`` in place (deterministically: same seed, same weights); see ``_train``."""
+    # Multi-threaded scatter-adds in the backward pass sum in varying order; the
+    # deterministic kernels make the same seed give the same model bit for bit.
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(model, graph, pairs, cfg, device, progress)
+    finally:
+        torch.use_deterministic_algorithms(was)
+
+
+def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
+           device: torch.device, progress: bool) -> TrainResult:
+    """Fit ``model`` in place and leave it holding the best validation weights.
+
+    Args:
+        model: a fresh GCNRecommender over graph.num_nodes nodes.
+        graph: the training graph (its adjacency holds training pairs only).
+        pairs: all pairs with their split; TRAIN ones are fitted, VALID ones select the epoch.
+        cfg: epochs, lr, negatives, pairs_per_epoch, eval_every, patience, k, seed.
+        device: where to train.
+        progress: show a tqdm bar.
+    """
+    rng = np.random.default_rng(cfg.seed + 1)
+    adj = graph.adj.to(device)
+    model.to(device)
+    train_mask = pairs.part == TRAIN
+    pos_user, pos_track = pairs.user[train_mask], pairs.track[train_mask]
+    pos_target = pair_targets(pairs.weight[train_mask])
+    known = UserItems.from_pairs(pos_user, pos_track, graph.num_users)
+    known_keys = known.keys(graph.num_tracks)
+    valid = UserItems.from_pairs(*pairs.select(VALID), graph.num_users)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+
+    result = TrainResult()
+    best_state, best_recall, stale = None, -1.0, 0
+    bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        u, t, y = _sample_batch(rng, pos_user, pos_track, pos_target, known_keys, graph.num_tracks,
+                                cfg.negatives, cfg.pairs_per_epoch)
+        z = model(adj)
+        u_t = torch.from_numpy(u).to(device)
+        t_t = torch.from_numpy(t + graph.track_offset).to(device)
+        loss = torch.nn.functional.mse_loss(model.score(z[u_t], z[t_t]), torch.from_numpy(y).to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        record = {"epoch": epoch, "loss": loss.item()}
+
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            metrics = evaluate_split(model, graph, adj, valid, known, cfg.k)
+            record.update({f"valid_{name}": value for name, value in metrics.items()})
+            recall = metrics[f"recall@{cfg.k}"]
+            if recall > best_recall:
+                best_recall, stale = recall, 0
+                best_state = copy.deepcopy(model.state_dict())
+                result.best_epoch, result.best_valid = epoch, metrics
+            else:
+                stale += 1
+            bar.set_postfix(loss=f"{record['loss']:.4f}", **{f"val_recall@{cfg.k}": f"{recall:.4f}"})
+        else:
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+        result.history.append(record)
+        if stale >= cfg.patience:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return result
+
+
+def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: UserItems,
+                   exclude: UserItems, k: int) -> dict[str, float]:
+    """Metrics of the model's current weights on one held-out part (all tracks ranked)."""
+    if heldout.counts().sum() == 0:
+        return {f"recall@{k}": 0.0, f"ndcg@{k}": 0.0, f"hitrate@{k}": 0.0, f"coverage@{k}": 0.0, "users": 0.0}
+    model.eval()
+    with torch.no_grad():
+        z = model(adj)
+    return evaluate(user_scores(model, z, graph), heldout, exclude, graph.num_tracks, k)
+
+
+def _sample_batch(rng: np.random.Generator, pos_user: np.ndarray, pos_track: np.ndarray,
+                  pos_target: np.ndarray, known_keys: np.ndarray, num_tracks: int, negatives: int,
+                  max_pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observed pairs (target = scaled weight) plus random non-edges of the same users (target 0)."""
+    if len(pos_user) > max_pairs:
+        pick = rng.choice(len(pos_user), size=max_pairs, replace=False)
+        pos_user, pos_track, pos_target = pos_user[pick], pos_track[pick], pos_target[pick]
+    neg_user = np.repeat(pos_user, negatives)
+    neg_track = rng.integers(0, num_tracks, size=len(neg_user))
+    # A "non-edge" that is a training pair would teach the model to forget it: drop those.
+    keys = neg_user * num_tracks + neg_track
+    pos = np.clip(np.searchsorted(known_keys, keys), 0, len(known_keys) - 1)
+    fresh = known_keys[pos] != keys
+    neg_user, neg_track = neg_user[fresh], neg_track[fresh]
+    return (np.concatenate([pos_user, neg_user]),
+            np.concatenate([pos_track, neg_track]),
+            np.concatenate([pos_target, np.zeros(len(neg_user), np.float32)]))

@@ -1,0 +1,60 @@
+"""Print a user's top tracks from a Melody Map checkpoint (no CSV needed).
+
+Examples:
+  python recommend.py --user 0 --top-k 5
+  python recommend.py --user-id 9cc0cfd4d7d7885102480dd99e7a90d6 --top-k 10
+  python recommend.py --user 3 --include-known --checkpoint other.pth
+
+In a notebook:
+  from recommend import get_recommendations, load_model
+  model, data = load_model("gnn_model.pth")
+  get_recommendations(model, data, user_idx=0, top_k=5)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from melody_map.recommend import get_recommendations, load_model
+
+__all__ = ["get_recommendations", "load_model", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--user", type=int, metavar="INDEX",
+                     help="user index, 0 .. number of users - 1 (default: 0)")
+    who.add_argument("--user-id", metavar="ID", help="the dataset's own user_id string")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="how many tracks (default: 5)")
+    parser.add_argument("--checkpoint", default="gnn_model.pth", metavar="PATH",
+                        help="checkpoint written by train_gnn.py (default: gnn_model.pth)")
+    parser.add_argument("--include-known", action="store_true",
+                        help="also rank tracks already in the user's playlists")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.top_k < 1:
+            raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+        model, data = load_model(args.checkpoint)
+        user_idx = 0 if args.user is None and args.user_id is None else args.user
+        recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
+                                   include_known=args.include_known)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
+    print(f"top {len(recs)} tracks for user {idx} ({data.user_ids[idx].as_py()}), "
+          f"{len(data.known.of(idx))} tracks known{' (included)' if args.include_known else ' (excluded)'}:")
+    width = max((len(a) for a in recs["artist"]), default=0)
+    for r in recs.itertuples():
+        print(f"{r.rank:>3}. {r.artist:<{width}} — {r.track}  ({r.score:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The loader: quirky lines of the real file, other layouts, identities and one-line errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import shared_file, write_original
+from melody_map.data import BLANK_LINE, EMPTY_FIELD, WRONG_SHAPE, DataError, load_playlists
+
+HEADER = b'"user_id", "artistname", "trackname", "playlistname"\n'
+
+
+def rows_of(playlists) -> list[tuple[str, str, str, str]]:
+    """The kept rows back as names, in file order."""
+    users = playlists.user_ids.to_pylist()
+    artists = playlists.artist_names.to_pylist()
+    titles = playlists.track_titles.to_pylist()
+    names = playlists.playlist_names.to_pylist()
+    return [(users[u], artists[playlists.track_artist[t]], titles[t], names[p])
+            for u, t, p in zip(playlists.user, playlists.track, playlists.playlist)]
+
+
+def reconciles(report) -> bool:
+    return report.lines_read == report.rows_kept + sum(report.dropped.values()) + report.duplicates_merged
+
+
+def test_original_layout_quirks_each_give_their_exact_row(tmp_path):
+    lines = [
+        b'"u1","\"Weird Al\" Yankovic","Amish Paradise","Starred"',  # unescaped inner quotes
+        b'"u1","Snoop Dogg","Young, Wild & Free (feat. Bruno Mars)","Rap, Hip Hop"',  # commas in names
+        b'"u2","Bj\xc3\xb6rk","J\xc3\xb3ga","\xe2\x98\x85 \xe6\x97\xa5\xe6\x9c\xac"',  # unicode
+        b'"u2","  Padded  ","  Title ","Mix"\r',  # CRLF line end, whitespace trimmed
+        b'"u3","Caf\xe9 Tacvba","Eres","Latin"',  # a latin-1 byte: replaced, counted, kept
+        b'"u3","Artist","Title with "quoted" word","Pl"',
+    ]
+    path = tmp_path / "quirks.csv"
+    path.write_bytes(HEADER + b"\n".join(lines) + b"\n")
+    playlists, report = load_playlists(path)
+    assert rows_of(playlists) == [
+        ("u1", '"Weird Al" Yankovic', "Amish Paradise", "Starred"),
+        ("u1", "Snoop Dogg", "Young, Wild & Free (feat. Bruno Mars)", "Rap, Hip Hop"),
+        ("u2", "Björk", "Jóga", "★ 日本"),
+        ("u2", "Padded", "Title", "Mix"),
+        ("u3", "Caf\ufffd Tacvba", "Eres", "Latin"),
+        ("u3", "Artist", 'Title with "quoted" word', "Pl"),
+    ]
+    assert report.layout == "original"
+    assert report.rows_kept == 6 and report.lines_read == 6
+    assert report.rows_with_bad_utf8 == 1
+    assert sum(report.dropped.values()) == 0 and reconciles(report)
+
+
+def test_malformed_rows_are_dropped_and_counted_by_reason(tmp_path):
+    lines = [
+        b'"u1","A","T","P"',
+        b'"u1","A","T","P"',  # duplicate of the row above
+        b'"u1","A","T","P2"',  # same track in another playlist: a new row, not a duplicate
+        b'"u1","A","T"',  # three fields
+        b'"u1","A","T","P","extra"',  # five fields
+        b'"u1","","T","P"',  # empty artist
+        b'"u1","A","   ","P"',  # whitespace-only title
+        b"",  # blank line
+        b"not a row at all",
+        b'"u2","B","S","Q"',
+    ]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(HEADER + b"\n".join(lines) + b"\n")
+    playlists, report = load_playlists(path)
+    assert rows_of(playlists) == [("u1", "A", "T", "P"), ("u1", "A", "T", "P2"), ("u2", "B", "S", "Q")]
+    assert report.lines_read == 10
+    assert report.dropped == {WRONG_SHAPE: 3, EMPTY_FIELD: 2, BLANK_LINE: 1}
+    assert report.duplicates_merged == 1
+    assert reconciles(report)
+
+
+def test_pandas_resave_with_mangled_header_reads_the_same_rows(tmp_path):
+    rows = [("u1", 'Weird Al" Yankovic"', "Song, with comma", "Starred"), ("u2", "Plain", "Song", "Mix")]
+    # What pandas does to the original file: its header cells become ' "artistname"' etc.
+    df = pd.DataFrame(rows, columns=["user_id", ' "artistname"', ' "trackname"', ' "playlistname"'])
+    path = tmp_path / "resaved.csv"
+    df.to_csv(path, index=False)
+    assert path.read_text().splitlines()[0] == 'user_id," ""artistname"""," ""trackname"""," ""playlistname"""'
+    playlists, report = load_playlists(path)
+    assert report.layout == "csv"
+    assert rows_of(playlists) == rows
+
+
+def test_plain_four_column_csv(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text("user_id,artistname,trackname,playlistname\nu1,A,T,P\nu1,B,\"S, the song\",P\nu2,A,T,Q\n")
+    playlists, report = load_playlists(path)
+    assert rows_of(playlists) == [("u1", "A", "T", "P"), ("u1", "B", "S, the song", "P"), ("u2", "A", "T", "Q")]
+    assert reconciles(report)
+
+
+def test_a_track_is_artist_and_title_and_a_playlist_is_user_and_name(tmp_path):
+    # Regression: the seed keyed tracks by title alone (every "Intro" became one node) and
+    # playlists by name alone ("Starred" of thousands of users became one hub).
+    path = write_original(tmp_path / "ids.csv", [
+        ("u1", "Artist One", "Intro", "Starred"),
+        ("u1", "Artist Two", "Intro", "Starred"),
+        ("u2", "Artist One", "Intro", "Starred"),
+    ])
+    playlists, _ = load_playlists(path)
+    assert playlists.num_tracks == 2  # two artists' "Intro"
+    assert playlists.num_playlists == 2  # u1's and u2's "Starred"
+    assert playlists.num_artists == 2 and playlists.num_users == 2
+    assert playlists.track.tolist() == [0, 1, 0]
+    assert playlists.playlist.tolist() == [0, 0, 1]
+    assert playlists.playlist_user.tolist() == [0, 1]
+    assert playlists.track_artist.tolist() == [0, 1]
+
+
+def test_real_500_row_sample_loads_with_its_counts():
+    path = shared_file("spotify-playlists-sample-500", "spotify_dataset_sample.csv")
+    playlists, report = load_playlists(path)
+    assert report.layout == "csv"  # a pandas re-save
+    assert report.lines_read == 500
+    assert report.dropped[EMPTY_FIELD] == 1  # one row has no artist name
+    assert report.rows_kept == 499 and reconciles(report)
+    # The data README gives 456 users and 492 playlists for all 500 rows; the dropped row's
+    # user and playlist occur nowhere else.
+    assert playlists.num_users == 455 and playlists.num_playlists == 491
+    names = set(playlists.track_titles.to_pylist())
+    assert "Young, Wild & Free (feat. Bruno Mars)" in names
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b,c\n1,2,3\n", "wrong columns"),
+    ("", "file is empty"),
+    ('"user_id", "artistname", "trackname", "playlistname"\n"u","","t","p"\n', "no usable rows"),
+])
+def test_unusable_files_raise_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "x.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as err:
+        load_playlists(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_default_file_says_where_the_real_data_comes_from(tmp_path):
+    with pytest.raises(DataError, match="file not found.*Kaggle") as err:
+        load_playlists(tmp_path / "spotify_dataset.csv")
+    assert "\n" not in str(err.value)

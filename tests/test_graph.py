@@ -1,0 +1,99 @@
+"""Pairs, the leak-free split and the normalised graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from conftest import community_rows, write_original
+from melody_map.data import load_playlists
+from melody_map.graph import build_graph, normalized_adjacency
+from melody_map.split import TEST, TRAIN, VALID, make_pairs
+
+
+def test_normalisation_matches_a_hand_computed_example():
+    # Path 0 -(2)- 1 -(1)- 3 and 0 -(1)- 2. With self-loops the weighted degrees are
+    # d = [1+2+1, 1+2+1, 1+1, 1+1] = [4, 4, 2, 2]; entry (i, j) = a_ij / sqrt(d_i d_j).
+    adj = normalized_adjacency(np.array([0, 0, 1]), np.array([1, 2, 3]),
+                               np.array([2.0, 1.0, 1.0], np.float32), 4).to_dense()
+    r2 = 2 ** 0.5
+    expected = torch.tensor([
+        [1 / 4, 2 / 4, 1 / (2 * r2), 0],
+        [2 / 4, 1 / 4, 0, 1 / (2 * r2)],
+        [1 / (2 * r2), 0, 1 / 2, 0],
+        [0, 1 / (2 * r2), 0, 1 / 2],
+    ])
+    torch.testing.assert_close(adj, expected)
+
+
+def small_dataset(tmp_path):
+    # u1 holds T1 in two playlists (weight 2) and T2 in one; u2 holds T1 once.
+    path = write_original(tmp_path / "small.csv", [
+        ("u1", "A", "T1", "Starred"), ("u1", "A", "T1", "Mix"), ("u1", "B", "T2", "Mix"),
+        ("u2", "A", "T1", "Starred"),
+    ])
+    return load_playlists(path)[0]
+
+
+def test_graph_layout_counts_weights_and_symmetry(tmp_path):
+    playlists = small_dataset(tmp_path)
+    pairs = make_pairs(playlists, valid_frac=0, test_frac=0, min_user_pairs=1, seed=0)
+    assert pairs.weight.tolist() == [2.0, 1.0, 1.0]  # (u1,T1) (u1,T2) (u2,T1)
+    g = build_graph(playlists, pairs)
+    assert (g.num_users, g.num_tracks, g.num_artists, g.num_playlists) == (2, 2, 2, 3)
+    assert (g.track_offset, g.artist_offset, g.playlist_offset, g.num_nodes) == (2, 4, 6, 9)
+    assert g.edge_counts == {"user-track": 3, "track-artist": 2, "track-playlist": 4}
+    adj = g.adj.to_dense()
+    torch.testing.assert_close(adj, adj.T)
+    # Rebuild A + I by hand and normalise it densely.
+    a = torch.zeros(9, 9)
+    u1, u2, t1, t2, art_a, art_b, pl_star1, pl_mix1, pl_star2 = range(9)
+    for i, j, w in [(u1, t1, 2), (u1, t2, 1), (u2, t1, 1), (t1, art_a, 1), (t2, art_b, 1),
+                    (t1, pl_star1, 1), (t1, pl_mix1, 1), (t2, pl_mix1, 1), (t1, pl_star2, 1)]:
+        a[i, j] = a[j, i] = w
+    a += torch.eye(9)
+    d = a.sum(1).rsqrt()
+    torch.testing.assert_close(adj, d[:, None] * a * d[None, :])
+
+
+def test_split_is_deterministic_and_holds_out_per_user(tmp_path):
+    playlists = load_playlists(write_original(tmp_path / "c.csv", community_rows()))[0]
+    a = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=7)
+    b = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=7)
+    c = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=8)
+    assert np.array_equal(a.part, b.part)
+    assert not np.array_equal(a.part, c.part)
+    # Every user has 16 tracks: round(1.6) = 2 validation and 2 test pairs each.
+    for part in (VALID, TEST):
+        per_user = np.bincount(a.user[a.part == part], minlength=playlists.num_users)
+        assert (per_user == 2).all()
+
+
+def test_users_with_few_pairs_stay_in_training(tmp_path):
+    playlists = small_dataset(tmp_path)
+    pairs = make_pairs(playlists, 0.5, 0.5, min_user_pairs=3, seed=0)
+    assert (pairs.part == TRAIN).all()
+
+
+def test_no_held_out_pair_is_reachable_through_the_users_own_playlists(tmp_path):
+    # Regression: removing only the user-track edge leaves user -> own playlist -> track,
+    # a two-hop path that hands the answer to a GCN.
+    rows = community_rows(seed=3)
+    rows += [(u, a, t, "Starred copy") for (u, a, t, p) in rows[::3]]  # tracks in several playlists
+    playlists = load_playlists(write_original(tmp_path / "c.csv", rows))[0]
+    pairs = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=0)
+    g = build_graph(playlists, pairs)
+    adj = g.adj.to_sparse_coo().coalesce()
+    src, dst = adj.indices().numpy()
+    edges = set(zip(src.tolist(), dst.tolist()))
+    owner = playlists.playlist_user
+    held = pairs.part != TRAIN
+    assert held.sum() > 0
+    for u, t in zip(pairs.user[held], pairs.track[held]):
+        track_node = g.track_offset + t
+        assert (u, track_node) not in edges
+        for p in np.flatnonzero(owner == u):
+            assert (g.playlist_offset + p, track_node) not in edges
+    # ...while the training pairs are all there, with both of their hops.
+    for u, t in zip(pairs.user[~held], pairs.track[~held]):
+        assert (u, g.track_offset + t) in edges and (g.track_offset + t, u) in edges

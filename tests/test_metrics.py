@@ -1,0 +1,65 @@
+"""Ranking metrics and top-k against hand-computed examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from melody_map.evaluate import UserItems, evaluate, popularity_scores, ranking_metrics, top_k
+
+
+def test_metrics_match_a_hand_computed_example():
+    # 6 items. User 0 holds out {1, 4}; user 1 holds out {5}.
+    heldout = UserItems.from_pairs(np.array([0, 0, 1]), np.array([4, 1, 5]), num_users=2)
+    users = np.array([0, 1])
+    top = np.array([[1, 2, 4], [0, 2, 3]])  # user 0 hits at ranks 1 and 3; user 1 misses
+    scores = np.ones_like(top, dtype=np.float32)
+    m = ranking_metrics(users, top, scores, heldout, num_items=6, k=3)
+    dcg0 = 1 / math.log2(2) + 1 / math.log2(4)
+    idcg0 = 1 / math.log2(2) + 1 / math.log2(3)  # ideal: min(|held-out| = 2, k) hits on top
+    assert m["recall@3"] == pytest.approx((2 / 2 + 0 / 1) / 2)
+    assert m["ndcg@3"] == pytest.approx((dcg0 / idcg0 + 0) / 2)
+    assert m["hitrate@3"] == pytest.approx(1 / 2)
+    assert m["coverage@3"] == pytest.approx(5 / 6)  # items 0, 1, 2, 3, 4 were recommended
+
+
+def test_recall_divides_by_all_held_out_items_even_beyond_k():
+    # 5 held-out items, k = 2, both slots hit: Recall = 2/5, NDCG = 1 (ideal is 2 hits).
+    heldout = UserItems.from_pairs(np.zeros(5, np.int64), np.arange(5), num_users=1)
+    m = ranking_metrics(np.array([0]), np.array([[0, 1]]), np.ones((1, 2), np.float32), heldout, 10, k=2)
+    assert m["recall@2"] == pytest.approx(2 / 5)
+    assert m["ndcg@2"] == pytest.approx(1.0)
+
+
+def test_top_k_never_returns_excluded_items_and_is_sorted():
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+    exclude = UserItems.from_pairs(np.array([0, 0, 1]), np.array([0, 2, 4]), num_users=2)
+    items, vals = top_k(lambda users: scores[torch.from_numpy(users)].clone(), np.array([0, 1]), 3, exclude)
+    assert items.tolist() == [[1, 3, 4], [3, 2, 1]]
+    assert (np.diff(vals, axis=1) <= 0).all()
+
+
+def test_top_k_clips_k_to_the_catalogue_and_marks_exhausted_slots():
+    scores = torch.tensor([[1.0, 2.0, 3.0]])
+    exclude = UserItems.from_pairs(np.array([0]), np.array([2]), num_users=1)
+    items, vals = top_k(lambda users: scores.clone(), np.array([0]), 10, exclude)
+    assert items.shape == (1, 3)
+    assert items[0, :2].tolist() == [1, 0] and np.isinf(vals[0, 2])
+
+
+def test_evaluate_batches_agree_with_one_batch():
+    rng = np.random.default_rng(0)
+    table = torch.from_numpy(rng.random((50, 30)).astype(np.float32))
+    heldout = UserItems.from_pairs(rng.integers(0, 50, 200), rng.integers(0, 30, 200), 50)
+    known = UserItems.from_pairs(rng.integers(0, 50, 300), rng.integers(0, 30, 300), 50)
+    fn = lambda users: table[torch.from_numpy(users)].clone()  # noqa: E731
+    assert evaluate(fn, heldout, known, 30, k=5, batch_size=7) == evaluate(fn, heldout, known, 30, k=5, batch_size=1000)
+
+
+def test_popularity_ranks_by_training_users():
+    fn = popularity_scores(np.array([2, 2, 2, 0, 0, 1]), num_items=4)
+    items, _ = top_k(fn, np.array([0, 1]), 4, None)
+    assert items.tolist() == [[2, 0, 1, 3], [2, 0, 1, 3]]

@@ -1,0 +1,138 @@
+"""Checkpoint round trip, safe loading, the Python API and the CLIs' handling of bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, community_rows, write_original
+from melody_map.config import TrainConfig
+from melody_map.pipeline import run
+from melody_map.recommend import get_recommendations, load_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("ckpt")
+    path = write_original(folder / "c.csv", community_rows())
+    out = folder / "model.pth"
+    run(TrainConfig(data=str(path), output=str(out), plot=str(folder / "curve.png"), epochs=20),
+        log=lambda line: None, progress=False)
+    assert (folder / "curve.png").stat().st_size > 0
+    return str(out)
+
+
+def cli(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_save_load_gives_identical_recommendations(checkpoint, tmp_path):
+    model, data = load_model(checkpoint)
+    before = get_recommendations(model, data, user_idx=3, top_k=10)
+    raw = torch.load(checkpoint, weights_only=True)  # plain tensors and strings only
+    torch.save(raw, tmp_path / "copy.pth")
+    model2, data2 = load_model(tmp_path / "copy.pth")
+    pd.testing.assert_frame_equal(before, get_recommendations(model2, data2, user_idx=3, top_k=10))
+
+
+def test_recommendations_are_sorted_named_and_exclude_known(checkpoint):
+    model, data = load_model(checkpoint)
+    recs = get_recommendations(model, data, user_idx=0, top_k=10)
+    assert list(recs.columns) == ["rank", "artist", "track", "score", "track_index"]
+    assert recs["rank"].tolist() == list(range(1, 11))
+    assert recs["score"].is_monotonic_decreasing
+    assert not set(recs["track_index"]) & set(data.known.of(0).tolist())
+    assert recs["artist"].str.startswith("Artist ").all() and recs["track"].str.startswith("Song ").all()
+    with_known = get_recommendations(model, data, user_idx=0, top_k=data.num_tracks, include_known=True)
+    assert len(with_known) == data.num_tracks  # every track, known ones included
+    by_id = get_recommendations(model, data, user_id=data.user_ids[0].as_py(), top_k=10)
+    pd.testing.assert_frame_equal(recs, by_id)
+
+
+def test_top_k_beyond_the_catalogue_is_clipped(checkpoint):
+    model, data = load_model(checkpoint)
+    recs = get_recommendations(model, data, user_idx=0, top_k=10_000)
+    assert len(recs) == data.num_tracks - len(data.known.of(0))
+
+
+def test_seed_style_load_state_dict_works(checkpoint):
+    from melody_map.model import GCNRecommender
+
+    ckpt = torch.load(checkpoint, weights_only=True)
+    cfg = ckpt["config"]
+    model = GCNRecommender(ckpt["state_dict"]["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"])
+    model.load_state_dict(ckpt["state_dict"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"user_idx": -1}, "out of range: valid indices are 0..89"),
+    ({"user_idx": 90}, "out of range: valid indices are 0..89"),
+    ({"user_id": "nobody"}, "unknown user id 'nobody'"),
+    ({"user_idx": 0, "top_k": 0}, "top_k must be a whole number >= 1"),
+    ({"user_idx": 0, "top_k": 2.5}, "top_k must be a whole number >= 1"),
+])
+def test_api_rejects_bad_input_with_value_error(checkpoint, kwargs, message):
+    model, data = load_model(checkpoint)
+    with pytest.raises(ValueError, match=message):
+        get_recommendations(model, data, **kwargs)
+
+
+def test_pickled_object_in_checkpoint_is_refused(checkpoint, tmp_path):
+    evil = torch.load(checkpoint, weights_only=True)
+    evil["config"] = pd.Timestamp("2020-01-01")  # any non-allow-listed class is pickled code
+    torch.save(evil, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="refused, it holds pickled objects"):
+        load_model(tmp_path / "evil.pth")
+
+
+def test_recommend_cli_prints_ranked_named_tracks(checkpoint):
+    out = cli("recommend.py", "--user", "0", "--top-k", "5", "--checkpoint", checkpoint)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("top 5 tracks for user 0")
+    assert len(lines) == 6 and lines[1].lstrip().startswith("1. Artist ") and " — Song " in lines[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--user", "999"], "out of range: valid indices are 0..89"),
+    (["--user-id", "nobody"], "unknown user id"),
+    (["--top-k", "0"], "--top-k must be >= 1"),
+    (["--checkpoint", "missing.pth"], "checkpoint not found"),
+    (["--checkpoint", "CORRUPT"], "not a readable checkpoint"),
+    (["--checkpoint", "FOREIGN"], "not a Melody Map checkpoint"),
+])
+def test_recommend_cli_errors_are_one_line_exit_2(checkpoint, tmp_path, args, message):
+    (tmp_path / "corrupt.pth").write_bytes(open(checkpoint, "rb").read()[:5000])
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pth")
+    args = [a.replace("CORRUPT", str(tmp_path / "corrupt.pth")).replace("FOREIGN", str(tmp_path / "foreign.pth"))
+            for a in args]
+    if "--checkpoint" not in args:
+        args += ["--checkpoint", checkpoint]
+    out = cli("recommend.py", *args)
+    assert out.returncode == 2
+    assert out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "no/such/file.csv"], "file not found"),
+    (["--data", "tests"], "is a directory"),
+    (["--no-such-flag"], "unrecognized arguments"),
+])
+def test_train_cli_errors_exit_2_without_traceback(args, message):
+    out = cli("train_gnn.py", *args)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert message in out.stderr
+
+
+def test_checkpoint_write_is_atomic(checkpoint, tmp_path):
+    # No temp files are left beside the checkpoint, and the file loads whole.
+    folder = os.path.dirname(checkpoint)
+    assert not [f for f in os.listdir(folder) if f.startswith(".tmp-")]
+    assert torch.load(checkpoint, weights_only=True)["format"] == "melody-map/1"
