@@ -2,7 +2,7 @@
 
 Examples:
   python recommend.py --user 0 --top-k 5
-  python recommend.py --user-id 9cc0cfd4d7d7885102480dd99e7a90d6 --top-k 10
+  python recommend.py --user-id f63ec95e7313891dab2cd9e028198161 --top-k 10
   python recommend.py --user 3 --include-known --checkpoint other.pth
 
 In a notebook:

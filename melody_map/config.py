@@ -31,11 +31,12 @@ class TrainConfig:
     fixed_features: bool = _opt(False, "keep the random node vectors frozen instead of training them")
     # training
     lr: float = _opt(0.01, "Adam learning rate")
-    epochs: int = _opt(200, "most epochs (one full-graph forward each)")
+    epochs: int = _opt(100, "most epochs (passes over the training pairs)")
+    batch_size: int = _opt(4096, "training pairs per Adam step (each step embeds the whole graph)")
     negatives: int = _opt(4, "sampled non-edges (target 0) per observed pair")
     pairs_per_epoch: int = _opt(1_000_000, "most training pairs scored per epoch (sampled when there are more)")
-    eval_every: int = _opt(5, "epochs between validation Recall@k evaluations")
-    patience: int = _opt(4, "stop after this many evaluations without a better validation Recall@k")
+    eval_every: int = _opt(2, "epochs between validation Recall@k evaluations")
+    patience: int = _opt(5, "stop after this many evaluations without a better validation Recall@k")
     k: int = _opt(20, "cut-off of Recall@k, NDCG@k and HitRate@k")
     device: str = _opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
 

@@ -1,7 +1,8 @@
 """Stage 4: train the GCN on observed pairs (their scaled weight) and sampled non-edges (0).
 
-Each epoch embeds the whole graph once and takes one Adam step on the MSE of a sample of
-training pairs and ``negatives`` random non-edges per pair. Validation Recall@k is checked
+An epoch is one pass over (up to ``pairs_per_epoch`` of) the training pairs in shuffled
+mini-batches of ``batch_size``; each step embeds the whole graph and takes one Adam step on
+the MSE of the batch and ``negatives`` random non-edges per pair. Validation Recall@k is checked
 every ``eval_every`` epochs; the best weights are kept and training stops after
 ``patience`` checks without improvement.
 """
@@ -91,16 +92,21 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
-        u, t, y = _sample_batch(rng, pos_user, pos_track, pos_target, known_keys, graph.num_tracks,
-                                cfg.negatives, cfg.pairs_per_epoch)
-        z = model(adj)
-        u_t = torch.from_numpy(u).to(device)
-        t_t = torch.from_numpy(t + graph.track_offset).to(device)
-        loss = torch.nn.functional.mse_loss(model.score(z[u_t], z[t_t]), torch.from_numpy(y).to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        record = {"epoch": epoch, "loss": loss.item()}
+        order = rng.permutation(len(pos_user))[: cfg.pairs_per_epoch]
+        losses = []
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start:start + cfg.batch_size]
+            u, t, y = _with_negatives(rng, pos_user[batch], pos_track[batch], pos_target[batch], known_keys,
+                                      graph.num_tracks, cfg.negatives)
+            z = model(adj)  # (N, dim): the whole graph, every step
+            u_t = torch.from_numpy(u).to(device)
+            t_t = torch.from_numpy(t + graph.track_offset).to(device)
+            loss = torch.nn.functional.mse_loss(model.score(z[u_t], z[t_t]), torch.from_numpy(y).to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        record = {"epoch": epoch, "loss": float(np.mean(losses))}
 
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = evaluate_split(model, graph, adj, valid, known, cfg.k)
@@ -135,13 +141,10 @@ def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: Us
     return evaluate(user_scores(model, z, graph), heldout, exclude, graph.num_tracks, k)
 
 
-def _sample_batch(rng: np.random.Generator, pos_user: np.ndarray, pos_track: np.ndarray,
-                  pos_target: np.ndarray, known_keys: np.ndarray, num_tracks: int, negatives: int,
-                  max_pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_track: np.ndarray,
+                    pos_target: np.ndarray, known_keys: np.ndarray, num_tracks: int,
+                    negatives: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed pairs (target = scaled weight) plus random non-edges of the same users (target 0)."""
-    if len(pos_user) > max_pairs:
-        pick = rng.choice(len(pos_user), size=max_pairs, replace=False)
-        pos_user, pos_track, pos_target = pos_user[pick], pos_track[pick], pos_target[pick]
     neg_user = np.repeat(pos_user, negatives)
     neg_track = rng.integers(0, num_tracks, size=len(neg_user))
     # A "non-edge" that is a training pair would teach the model to forget it: drop those.

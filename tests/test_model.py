@@ -51,11 +51,13 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
 
 
 def test_loss_falls_on_the_shipped_sample(tmp_path):
+    # 20 epochs of ~18 steps: past the plateau where the model only knows popularity.
     summary = quiet_run(data=str(ROOT / "spotify_dataset.csv"), output=str(tmp_path / "s.pth"), plot="",
-                        epochs=40, eval_every=40, patience=100)
+                        epochs=20, eval_every=20, patience=100)
     losses = [r["loss"] for r in summary.train.history]
-    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
-    assert last < first / 2, f"MSE went from {first:.4f} to {last:.4f} in 40 epochs; expected at least a halving"
+    assert losses[-1] < losses[0] / 1.8, f"MSE went from {losses[0]:.5f} to {losses[-1]:.5f}; expected a 1.8x fall"
+    # ...and what it learned already beats popularity twice over.
+    assert summary.test["GCN"]["recall@20"] > 2 * summary.test["popularity"]["recall@20"]
 
 
 def test_score_all_equals_pairwise_score():
