@@ -20,6 +20,7 @@ class TrainConfig:
     output: str = _opt("gnn_model.pth", "where to write the self-contained checkpoint")
     plot: str = _opt("training_curve.png", "where to write the training-curve PNG ('' for none)")
     stats_only: bool = _opt(False, "load the data, build the graph and the split, print their statistics, stop")
+    summary_json: str = _opt("", "also write the run's statistics, stage timings and metrics here as JSON")
     # split
     seed: int = _opt(0, "seed for the split, initialisation and negative sampling")
     valid_frac: float = _opt(0.1, "share of each user's (user, track) pairs held out for validation")
@@ -39,6 +40,21 @@ class TrainConfig:
     patience: int = _opt(5, "stop after this many evaluations without a better validation Recall@k")
     k: int = _opt(20, "cut-off of Recall@k, NDCG@k and HitRate@k")
     device: str = _opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
+
+    def __post_init__(self) -> None:
+        problems = [
+            *(f"--{n.replace('_', '-')} must be between 0 and 1" for n in ("valid_frac", "test_frac", "dropout")
+              if not 0 <= getattr(self, n) < 1),
+            *(f"--{n.replace('_', '-')} must be >= 1" for n in ("dim", "epochs", "batch_size", "pairs_per_epoch",
+                                                                "eval_every", "patience", "k", "min_user_pairs")
+              if getattr(self, n) < 1),
+            *(["--negatives must be >= 0"] if self.negatives < 0 else []),
+            *(["--lr must be > 0"] if not self.lr > 0 else []),
+            *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
+            *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,6 +77,10 @@ def build_parser(cls: type, description: str) -> argparse.ArgumentParser:
 
 
 def parse_config(cls: type, argv: Sequence[str] | None, description: str):
-    """Parse flags into a config of type ``cls``; unknown flags are an error (exit 2)."""
-    args = build_parser(cls, description).parse_args(argv)
-    return cls(**vars(args))
+    """Parse flags into a config of type ``cls``; unknown flags or bad values exit 2 with one line."""
+    parser = build_parser(cls, description)
+    args = parser.parse_args(argv)
+    try:
+        return cls(**vars(args))
+    except ValueError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import resource
 import sys
 import time
@@ -65,6 +68,7 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         f"({held_users:,} of {playlists.num_users:,} users have held-out pairs)")
     log(summary.graph)
     if cfg.stats_only:
+        _write_summary(cfg, summary)
         return summary
 
     device = resolve_device(cfg.device)
@@ -98,7 +102,32 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
 
         plot_training(summary.train.history, cfg.plot, cfg.k, summary.train.best_epoch)
         log(f"wrote {cfg.plot}")
+    _write_summary(cfg, summary)
     return summary
+
+
+def _write_summary(cfg: TrainConfig, summary: RunSummary) -> None:
+    """The run as JSON (for benchmarks): config, data report, split, stage timings, metrics."""
+    if not cfg.summary_json:
+        return
+    doc = {
+        "config": cfg.to_dict(),
+        "load": dataclasses.asdict(summary.report) if summary.report else None,
+        "split": summary.split,
+        "graph": summary.graph,
+        "stages": summary.stages,
+        "test": summary.test,
+        "train": None if summary.train is None else {
+            "epochs_run": len(summary.train.history),
+            "best_epoch": summary.train.best_epoch,
+            "best_valid": summary.train.best_valid,
+            "epoch_seconds": [r["seconds"] for r in summary.train.history],
+        },
+        "checkpoint_bytes": os.path.getsize(cfg.output) if os.path.exists(cfg.output) and not cfg.stats_only else None,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    with open(cfg.summary_json, "w") as f:
+        json.dump(doc, f, indent=2)
 
 
 def format_metrics(results: dict[str, dict[str, float]], k: int, num_tracks: int) -> str:

@@ -10,6 +10,7 @@ every ``eval_every`` epochs; the best weights are kept and training stops after
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +92,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     best_state, best_recall, stale = None, -1.0, 0
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
+        started = time.perf_counter()
         model.train()
         order = rng.permutation(len(pos_user))[: cfg.pairs_per_epoch]
         losses = []
@@ -106,7 +108,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        record = {"epoch": epoch, "loss": float(np.mean(losses))}
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
 
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = evaluate_split(model, graph, adj, valid, known, cfg.k)
