@@ -33,10 +33,12 @@ class TrainConfig:
     # training
     lr: float = _opt(0.01, "Adam learning rate")
     epochs: int = _opt(100, "most epochs (passes over the training pairs)")
-    batch_size: int = _opt(4096, "training pairs per Adam step (each step embeds the whole graph)")
+    steps_per_epoch: int = _opt(16, "Adam steps per epoch; each embeds the whole graph and scores 1/steps "
+                                "of the epoch's pairs")
     negatives: int = _opt(4, "sampled non-edges (target 0) per observed pair")
     pairs_per_epoch: int = _opt(1_000_000, "most training pairs scored per epoch (sampled when there are more)")
     eval_every: int = _opt(2, "epochs between validation Recall@k evaluations")
+    valid_users: int = _opt(2000, "most users in each validation check (a fixed seeded sample; the test uses all)")
     patience: int = _opt(5, "stop after this many evaluations without a better validation Recall@k")
     k: int = _opt(20, "cut-off of Recall@k, NDCG@k and HitRate@k")
     device: str = _opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
@@ -45,8 +47,9 @@ class TrainConfig:
         problems = [
             *(f"--{n.replace('_', '-')} must be between 0 and 1" for n in ("valid_frac", "test_frac", "dropout")
               if not 0 <= getattr(self, n) < 1),
-            *(f"--{n.replace('_', '-')} must be >= 1" for n in ("dim", "epochs", "batch_size", "pairs_per_epoch",
-                                                                "eval_every", "patience", "k", "min_user_pairs")
+            *(f"--{n.replace('_', '-')} must be >= 1" for n in ("dim", "epochs", "steps_per_epoch", "pairs_per_epoch",
+                                                                "eval_every", "patience", "k", "min_user_pairs",
+                                                                "valid_users")
               if getattr(self, n) < 1),
             *(["--negatives must be >= 0"] if self.negatives < 0 else []),
             *(["--lr must be > 0"] if not self.lr > 0 else []),

@@ -61,7 +61,7 @@ ScoreFn = Callable[[np.ndarray], Tensor]  # user indices (B,) -> scores (B, num_
 
 
 def top_k(score_fn: ScoreFn, users: np.ndarray, k: int, exclude: UserItems | None,
-          batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+          batch_size: int | None = None, max_scores: int = 1 << 27) -> tuple[np.ndarray, np.ndarray]:
     """The k best items of each user, excluded items never returned.
 
     Args:
@@ -69,7 +69,8 @@ def top_k(score_fn: ScoreFn, users: np.ndarray, k: int, exclude: UserItems | Non
         users: (n,) user indices.
         k: how many items (clipped to the number of items).
         exclude: items to leave out per user (e.g. those already known), or None.
-        batch_size: users scored at once; bounds memory at batch_size x num_items floats.
+        batch_size: users scored at once; by default as many as keep a batch's score matrix
+            under ``max_scores`` floats (512 MB), found from the first batch's width.
 
     Returns:
         items (n, k) int64 and scores (n, k) float32, best first. Where a user has fewer
@@ -77,9 +78,13 @@ def top_k(score_fn: ScoreFn, users: np.ndarray, k: int, exclude: UserItems | Non
     """
     out_items, out_scores = [], []
     with torch.no_grad():
-        for s in range(0, len(users), batch_size):
-            batch = users[s:s + batch_size]
+        s = 0
+        while s < len(users):
+            batch = users[s:s + (batch_size or 1)]
             scores = score_fn(batch).float()
+            if batch_size is None:  # (1, num_items) told us the width: size the rest by memory
+                batch_size = max(1, min(4096, max_scores // scores.shape[1]))
+            s += len(batch)
             kk = min(k, scores.shape[1])
             if exclude is not None:
                 rows, cols = exclude.batch(batch)
@@ -122,7 +127,7 @@ def ranking_metrics(users: np.ndarray, top_items: np.ndarray, top_scores: np.nda
 
 
 def evaluate(score_fn: ScoreFn, heldout: UserItems, exclude: UserItems, num_items: int, k: int = 20,
-             batch_size: int = 1024) -> dict[str, float]:
+             batch_size: int | None = None) -> dict[str, float]:
     """Rank every item for each user with held-out items, excluded items masked, and score it."""
     users = np.flatnonzero(heldout.counts() > 0)
     items, scores = top_k(score_fn, users, k, exclude, batch_size)

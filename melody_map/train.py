@@ -1,8 +1,10 @@
 """Stage 4: train the GCN on observed pairs (their scaled weight) and sampled non-edges (0).
 
-An epoch is one pass over (up to ``pairs_per_epoch`` of) the training pairs in shuffled
-mini-batches of ``batch_size``; each step embeds the whole graph and takes one Adam step on
-the MSE of the batch and ``negatives`` random non-edges per pair. Validation Recall@k is checked
+An epoch is one pass over (up to ``pairs_per_epoch`` of) the training pairs, shuffled and
+cut into ``steps_per_epoch`` mini-batches; each step embeds the whole graph and takes one
+Adam step on the MSE of the batch and ``negatives`` random non-edges per pair. Counting
+steps rather than fixing a batch size keeps the number of (expensive, whole-graph) steps
+the same from the 120k-row sample to the 12.9M-row dataset. Validation Recall@k is checked
 every ``eval_every`` epochs; the best weights are kept and training stops after
 ``patience`` checks without improvement.
 """
@@ -73,7 +75,8 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
         model: a fresh GCNRecommender over graph.num_nodes nodes.
         graph: the training graph (its adjacency holds training pairs only).
         pairs: all pairs with their split; TRAIN ones are fitted, VALID ones select the epoch.
-        cfg: epochs, lr, negatives, pairs_per_epoch, eval_every, patience, k, seed.
+        cfg: epochs, steps_per_epoch, pairs_per_epoch, lr, negatives, eval_every, valid_users,
+            patience, k, seed.
         device: where to train.
         progress: show a tqdm bar.
     """
@@ -85,7 +88,8 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     pos_target = pair_targets(pairs.weight[train_mask])
     known = UserItems.from_pairs(pos_user, pos_track, graph.num_users)
     known_keys = known.keys(graph.num_tracks)
-    valid = UserItems.from_pairs(*pairs.select(VALID), graph.num_users)
+    valid = _subsample_users(UserItems.from_pairs(*pairs.select(VALID), graph.num_users), cfg.valid_users,
+                             np.random.default_rng(cfg.seed + 2))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
 
     result = TrainResult()
@@ -96,8 +100,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
         model.train()
         order = rng.permutation(len(pos_user))[: cfg.pairs_per_epoch]
         losses = []
-        for start in range(0, len(order), cfg.batch_size):
-            batch = order[start:start + cfg.batch_size]
+        for batch in np.array_split(order, min(cfg.steps_per_epoch, len(order))):
             u, t, y = _with_negatives(rng, pos_user[batch], pos_track[batch], pos_target[batch], known_keys,
                                       graph.num_tracks, cfg.negatives)
             z = model(adj)  # (N, dim): the whole graph, every step
@@ -157,3 +160,19 @@ def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_track: n
     return (np.concatenate([pos_user, neg_user]),
             np.concatenate([pos_track, neg_track]),
             np.concatenate([pos_target, np.zeros(len(neg_user), np.float32)]))
+
+
+def _subsample_users(items: UserItems, max_users: int, rng: np.random.Generator) -> UserItems:
+    """Keep the items of at most ``max_users`` users (a seeded sample); the others get none.
+
+    Validation checks rank every track for every sampled user; at 15k users and 2.8M tracks
+    a full check costs more than an epoch, and a 2,000-user sample tells epochs apart.
+    """
+    users = np.flatnonzero(items.counts() > 0)
+    if len(users) <= max_users:
+        return items
+    chosen = np.zeros(items.num_users, dtype=bool)
+    chosen[rng.choice(users, size=max_users, replace=False)] = True
+    owner = np.repeat(np.arange(items.num_users), items.counts())
+    keep = chosen[owner]
+    return UserItems.from_pairs(owner[keep], items.items[keep], items.num_users)

@@ -82,3 +82,27 @@ def test_fixed_features_stay_frozen(tmp_path):
     train(model, graph, pairs, TrainConfig(epochs=5, eval_every=5), torch.device("cpu"), progress=False)
     assert torch.equal(before, model.embedding.weight)
     assert (pairs.part == TRAIN).sum() > 0
+
+
+def test_symmetric_gcnconv_matches_pyg_gcnconv_forward_and_gradients():
+    from torch_geometric.nn import GCNConv
+
+    from melody_map.graph import normalized_adjacency
+    from melody_map.model import SymmetricGCNConv
+
+    rng = np.random.default_rng(0)
+    src, dst = rng.integers(0, 30, 80), rng.integers(0, 30, 80)
+    keep = src < dst  # one direction per undirected edge, no self-loops
+    pairs = np.unique(np.stack([src[keep], dst[keep]], 1), axis=0)
+    adj = normalized_adjacency(pairs[:, 0], pairs[:, 1], rng.random(len(pairs)).astype(np.float32), 30)
+    torch.manual_seed(0)
+    ours, ref = SymmetricGCNConv(8, 4, normalize=False), GCNConv(8, 4, normalize=False)
+    ref.load_state_dict(ours.state_dict())
+    x1 = torch.randn(30, 8, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    out1, out2 = ours(x1, adj), ref(x2, adj)
+    torch.testing.assert_close(out1, out2)
+    out1.square().sum().backward()
+    out2.square().sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(ours.lin.weight.grad, ref.lin.weight.grad)
