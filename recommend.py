@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.top_k < 1:
             raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
-        model, data = load_model(args.checkpoint)
+        model, data = load_model(args.checkpoint, layers=False)  # ranking needs no GCN layers
         user_idx = 0 if args.user is None and args.user_id is None else args.user
         recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
                                    include_known=args.include_known)

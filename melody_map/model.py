@@ -6,6 +6,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
+from .scorer import PairScorer
+
 
 class _SymmetricSpMM(torch.autograd.Function):
     """``adj @ x`` for a symmetric sparse ``adj`` whose backward reuses ``adj`` itself.
@@ -39,10 +41,8 @@ class SymmetricGCNConv(GCNConv):
 class GCNRecommender(nn.Module):
     """Node vectors -> GCNConv -> ReLU -> dropout -> GCNConv -> ReLU -> dropout -> scorer.
 
-    The scorer is a linear layer over the element-wise product of the user's and the
-    track's embeddings, ``w . (z_u * z_t) + b`` (a weighted dot product). A linear layer over
-    their *concatenation* would score ``w1 . z_u + w2 . z_t + b``: every user would get the
-    same ranking of tracks, so nothing personal could be learned.
+    The scorer (``PairScorer``) is a linear layer over the element-wise product of the
+    user's and the track's embeddings.
 
     Args:
         num_nodes: N, all users, tracks, artists and playlists.
@@ -60,7 +60,7 @@ class GCNRecommender(nn.Module):
         self.conv1 = SymmetricGCNConv(dim, dim, normalize=False)
         self.conv2 = SymmetricGCNConv(dim, dim, normalize=False)
         self.dropout = nn.Dropout(dropout)
-        self.scorer = nn.Linear(dim, 1)
+        self.scorer = PairScorer(dim)
 
     def forward(self, adj: Tensor) -> Tensor:
         """Embed every node.
@@ -77,14 +77,11 @@ class GCNRecommender(nn.Module):
 
     def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
-        return self.scorer(z_user * z_track).squeeze(-1)
+        return self.scorer.score(z_user, z_track)
 
     def score_all(self, z_user: Tensor, z_tracks: Tensor) -> Tensor:
-        """Scores of every track for a batch of users, as one matrix product.
-
-        (B, dim) * w -> (B, dim) @ (dim, T) -> (B, T), equal to ``score`` on every pair.
-        """
-        return (z_user * self.scorer.weight[0]) @ z_tracks.T + self.scorer.bias
+        """Scores of every track for a batch of users: (B, dim), (T, dim) -> (B, T)."""
+        return self.scorer.score_all(z_user, z_tracks)
 
     def __repr__(self) -> str:
         n, d = self.embedding.weight.shape

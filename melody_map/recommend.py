@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,10 @@ import torch
 
 from .checkpoint import load_checkpoint, unpack_strings
 from .evaluate import UserItems, top_k
-from .model import GCNRecommender
+from .scorer import PairScorer
+
+if TYPE_CHECKING:
+    from .model import GCNRecommender
 
 
 @dataclass
@@ -48,7 +51,8 @@ class RecommenderData:
         return idx
 
 
-def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[GCNRecommender, RecommenderData]:
+def load_model(path: str | os.PathLike = "gnn_model.pth",
+               layers: bool = True) -> tuple[GCNRecommender | PairScorer, RecommenderData]:
     """Load a checkpoint written by ``train_gnn.py``.
 
     The model is rebuilt from the stored config and filled with ``load_state_dict``, exactly
@@ -56,19 +60,29 @@ def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[GCNRecommende
 
     Args:
         path: the checkpoint file.
+        layers: rebuild the whole GCN (default). With False, return only its trained
+            ``PairScorer``: ranking needs nothing else (the final embeddings are stored), and
+            it spares the command line the import of torch_geometric.
 
     Returns:
-        (model, data): the trained GCNRecommender (eval mode) and the data it recommends from.
+        (model, data): the trained model in eval mode and the data it recommends from.
 
     Raises:
         ValueError: the file is missing, corrupt, unsafe or not a Melody Map checkpoint.
     """
     ckpt = load_checkpoint(path)
-    cfg = ckpt["config"]
-    num_nodes = ckpt["state_dict"]["embedding.weight"].shape[0]
-    with torch.device("meta"):  # no throw-away random init: the weights are assigned below
-        model = GCNRecommender(num_nodes, cfg["dim"], cfg["dropout"], cfg["fixed_features"])
-    model.load_state_dict(ckpt["state_dict"], assign=True)
+    cfg, state = ckpt["config"], ckpt["state_dict"]
+    if layers:
+        from .model import GCNRecommender  # imports torch_geometric (~1.3 s)
+
+        with torch.device("meta"):  # no throw-away random init: the weights are assigned below
+            model = GCNRecommender(state["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"],
+                                   cfg["fixed_features"])
+        model.load_state_dict(state, assign=True)
+    else:
+        with torch.device("meta"):
+            model = PairScorer(cfg["dim"])
+        model.load_state_dict({"weight": state["scorer.weight"], "bias": state["scorer.bias"]}, assign=True)
     model.eval()
     data = RecommenderData(
         config=cfg,
@@ -84,7 +98,7 @@ def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[GCNRecommende
     return model, data
 
 
-def get_recommendations(model: GCNRecommender, data: RecommenderData, user_idx: int | None = None,
+def get_recommendations(model: GCNRecommender | PairScorer, data: RecommenderData, user_idx: int | None = None,
                         top_k: int = 5, *, user_id: str | None = None,
                         include_known: bool = False) -> pd.DataFrame:
     """The best tracks for one user, best first.
@@ -119,7 +133,7 @@ def get_recommendations(model: GCNRecommender, data: RecommenderData, user_idx: 
     })
 
 
-def _rank(model: GCNRecommender, data: RecommenderData, users: np.ndarray, k: int,
+def _rank(model: GCNRecommender | PairScorer, data: RecommenderData, users: np.ndarray, k: int,
           exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
     def scores(batch: np.ndarray) -> torch.Tensor:
         return model.score_all(data.user_embeddings[torch.from_numpy(batch)], data.track_embeddings)

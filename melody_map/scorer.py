@@ -1,0 +1,28 @@
+"""The design card's linear pair scorer, on its own so that ranking needs no graph library."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class PairScorer(nn.Linear):
+    """``w . (z_u * z_t) + b``: a linear layer over the element-wise product of a user's and a
+    track's embeddings (a weighted dot product).
+
+    A linear layer over their *concatenation* would score ``w1 . z_u + w2 . z_t + b``: every
+    user would get the same ranking of tracks, so nothing personal could be learned.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__(dim, 1)
+
+    def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
+        """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
+        return self(z_user * z_track).squeeze(-1)
+
+    def score_all(self, z_user: Tensor, z_tracks: Tensor) -> Tensor:
+        """Scores of every track for a batch of users, as one matrix product.
+
+        (B, dim) * w -> (B, dim) @ (dim, T) -> (B, T), equal to ``score`` on every pair.
+        """
+        return (z_user * self.weight[0]) @ z_tracks.T + self.bias
