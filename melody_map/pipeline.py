@@ -18,7 +18,7 @@ import torch
 from .checkpoint import pack_strings, save_checkpoint
 from .config import TrainConfig
 from .data import LoadReport, Playlists, load_playlists
-from .evaluate import UserItems, evaluate, popularity_scores
+from .evaluate import UserItems, evaluate, evaluate_popularity
 from .graph import Graph, build_graph
 from .model import GCNRecommender
 from .split import TEST, TRAIN, VALID, Pairs, make_pairs
@@ -90,8 +90,8 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
                                      graph.num_users)
         heldout = UserItems.from_pairs(*pairs.select(TEST), graph.num_users)
         summary.test["GCN"] = evaluate(user_scores(model, z, graph), heldout, known, graph.num_tracks, cfg.k)
-        summary.test["popularity"] = evaluate(popularity_scores(pairs.track[pairs.part == TRAIN], graph.num_tracks),
-                                              heldout, known, graph.num_tracks, cfg.k)
+        summary.test["popularity"] = evaluate_popularity(pairs.track[pairs.part == TRAIN], heldout, known,
+                                                         graph.num_tracks, cfg.k)
     log(format_metrics(summary.test, cfg.k, graph.num_tracks))
 
     with _stage(summary, "checkpoint"):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from melody_map.evaluate import UserItems, evaluate, popularity_scores, ranking_metrics, top_k
+from melody_map.evaluate import (UserItems, evaluate, evaluate_popularity, popularity_scores, popularity_top_k,
+                                 ranking_metrics, top_k)
 
 
 def test_metrics_match_a_hand_computed_example():
@@ -63,3 +64,17 @@ def test_popularity_ranks_by_training_users():
     fn = popularity_scores(np.array([2, 2, 2, 0, 0, 1]), num_items=4)
     items, _ = top_k(fn, np.array([0, 1]), 4, None)
     assert items.tolist() == [[2, 0, 1, 3], [2, 0, 1, 3]]
+
+
+def test_fast_popularity_equals_scoring_every_item():
+    rng = np.random.default_rng(1)
+    # Distinct counts, so that no tie order can differ between the two paths.
+    train_items = np.repeat(np.arange(40), rng.permutation(40) + 1)
+    heldout = UserItems.from_pairs(rng.integers(0, 25, 150), rng.integers(0, 40, 150), 25)
+    known = UserItems.from_pairs(rng.integers(0, 25, 300), rng.integers(0, 40, 300), 25)
+    slow = evaluate(popularity_scores(train_items, 40), heldout, known, 40, k=10)
+    assert evaluate_popularity(train_items, heldout, known, 40, k=10) == slow
+    users = np.arange(25)
+    fast_items, _ = popularity_top_k(train_items, users, 10, known, 40)
+    slow_items, _ = top_k(popularity_scores(train_items, 40), users, 10, known)
+    assert np.array_equal(fast_items, slow_items)
