@@ -22,6 +22,7 @@ def _run(load_s: float, train_s: float, wall_s: float, rss_mb: float, cold_s: fl
                    "checkpoint": {"seconds": 2.0, "peak_rss_mb": 8000.0},
                    "a_stage_added_later": {"seconds": 1.0, "peak_rss_mb": 1.0}},
         "train": {"epochs_run": 12, "best_epoch": 6, "epoch_seconds_median": 30.0},
+        "summary": {"config": {"epochs": 100}},  # stopped early at 12 of at most 100 epochs
         "test": {"GCN": {"recall@20": 0.25, "ndcg@20": 0.2}, "popularity": {"recall@20": 0.05, "ndcg@20": 0.04}},
         "checkpoint_bytes": 3 * 1024 ** 2,
         "cold_recommend": {"median_seconds": cold_s},
@@ -104,3 +105,10 @@ def test_median_over_runs_takes_numbers_and_keeps_the_rest_from_the_first_run():
             for s in (3.0, 1.0, 2.0)]
     assert median_of(runs) == {"wall_seconds": 2.0, "stages": {"load": {"seconds": 2.0}}, "log": ["run 3.0"],
                                "ok": True}
+
+
+def test_training_capped_by_epochs_is_not_judged_against_the_early_stop_target():
+    doc = _doc()
+    doc["scales"][2]["median"]["summary"]["config"]["epochs"] = 12  # ran into the cap
+    row = _row(render_table(doc), "training to early stop")
+    assert row[3].endswith("(hit the --epochs cap: no early stop)") and row[5] == "—"
