@@ -79,9 +79,9 @@ class GCNRecommender(nn.Module):
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
         return self.scorer.score(z_user, z_track)
 
-    def score_all(self, z_user: Tensor, z_tracks: Tensor) -> Tensor:
+    def score_all(self, z_user: Tensor, z_tracks: Tensor, out: Tensor | None = None) -> Tensor:
         """Scores of every track for a batch of users: (B, dim), (T, dim) -> (B, T)."""
-        return self.scorer.score_all(z_user, z_tracks)
+        return self.scorer.score_all(z_user, z_tracks, out=out)
 
     def __repr__(self) -> str:
         n, d = self.embedding.weight.shape

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import torch
 
 from .checkpoint import load_checkpoint, unpack_strings
-from .evaluate import UserItems, top_k
+from .evaluate import UserItems, embedding_scores, top_k
 from .scorer import PairScorer
 
 if TYPE_CHECKING:
@@ -135,10 +135,7 @@ def get_recommendations(model: GCNRecommender | PairScorer, data: RecommenderDat
 
 def _rank(model: GCNRecommender | PairScorer, data: RecommenderData, users: np.ndarray, k: int,
           exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
-    def scores(batch: np.ndarray) -> torch.Tensor:
-        return model.score_all(data.user_embeddings[torch.from_numpy(batch)], data.track_embeddings)
-
-    return top_k(scores, users, k, exclude)
+    return top_k(embedding_scores(model, data.user_embeddings, data.track_embeddings), users, k, exclude)
 
 
 def _resolve_user(data: RecommenderData, user_idx: int | None, user_id: str | None) -> int:

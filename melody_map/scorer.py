@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -20,9 +21,11 @@ class PairScorer(nn.Linear):
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
         return self(z_user * z_track).squeeze(-1)
 
-    def score_all(self, z_user: Tensor, z_tracks: Tensor) -> Tensor:
+    def score_all(self, z_user: Tensor, z_tracks: Tensor, out: Tensor | None = None) -> Tensor:
         """Scores of every track for a batch of users, as one matrix product.
 
-        (B, dim) * w -> (B, dim) @ (dim, T) -> (B, T), equal to ``score`` on every pair.
+        (B, dim) * w -> (B, dim) @ (dim, T) + b -> (B, T), equal to ``score`` on every pair.
+        ``out`` (B, T), when given, receives them: at 2.8M tracks a fresh output costs twice
+        the product itself in page faults.
         """
-        return (z_user * self.weight[0]) @ z_tracks.T + self.bias
+        return torch.addmm(self.bias, z_user * self.weight[0], z_tracks.T, out=out)

@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .evaluate import UserItems, evaluate
+from .evaluate import UserItems, embedding_scores, evaluate
 from .graph import Graph
 from .model import GCNRecommender
 from .split import TRAIN, VALID, Pairs
@@ -51,7 +51,7 @@ def user_scores(model: GCNRecommender, z: Tensor, graph: Graph):
     """A score function over all tracks for a batch of user indices, from node embeddings z."""
     z_users = z[: graph.num_users]
     z_tracks = z[graph.track_offset: graph.track_offset + graph.num_tracks]
-    return lambda users: model.score_all(z_users[torch.from_numpy(users).to(z.device)], z_tracks).cpu()
+    return embedding_scores(model, z_users, z_tracks)
 
 
 def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from melody_map.evaluate import (UserItems, evaluate, evaluate_popularity, popularity_scores, popularity_top_k,
-                                 ranking_metrics, top_k)
+                                 ranking_metrics, top_k, topk_rows)
 
 
 def test_metrics_match_a_hand_computed_example():
@@ -78,3 +78,14 @@ def test_fast_popularity_equals_scoring_every_item():
     fast_items, _ = popularity_top_k(train_items, users, 10, known, 40)
     slow_items, _ = top_k(popularity_scores(train_items, 40), users, 10, known)
     assert np.array_equal(fast_items, slow_items)
+
+
+def test_topk_rows_equals_torch_topk_on_wide_rows_with_masked_entries():
+    torch.manual_seed(0)
+    scores = torch.randn(7, 100_000)
+    scores[:, ::3] = float("-inf")  # excluded items, some of them in the strided sample
+    scores[2, :50] = 10.0 + torch.arange(50.0)  # a row whose best items sit together
+    values, indices = topk_rows(scores, 20)
+    ref_values, ref_indices = torch.topk(scores, 20, dim=1)
+    torch.testing.assert_close(values, ref_values)
+    assert torch.equal(indices, ref_indices)  # no ties in continuous random scores
