@@ -112,3 +112,5 @@ def test_training_capped_by_epochs_is_not_judged_against_the_early_stop_target()
     doc["scales"][2]["median"]["summary"]["config"]["epochs"] = 12  # ran into the cap
     row = _row(render_table(doc), "training to early stop")
     assert row[3].endswith("(hit the --epochs cap: no early stop)") and row[5] == "—"
+    # ...nor is the whole run, which the cap shortened.
+    assert _row(render_table(doc), "whole run (`train_gnn.py`, wall)")[5] == "—"
