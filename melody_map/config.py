@@ -32,7 +32,7 @@ class TrainConfig:
     fixed_features: bool = _opt(False, "keep the random node vectors frozen instead of training them")
     # training
     lr: float = _opt(0.01, "Adam learning rate")
-    epochs: int = _opt(100, "most epochs (passes over the training pairs)")
+    epochs: int = _opt(300, "most epochs (passes over the training pairs); early stopping usually ends sooner")
     steps_per_epoch: int = _opt(16, "Adam steps per epoch; each embeds the whole graph and scores 1/steps "
                                 "of the epoch's pairs")
     negatives: int = _opt(4, "sampled non-edges (target 0) per observed pair")
