@@ -12,12 +12,10 @@ everything to --out as JSON; then print the Markdown table (`bench/report.py` re
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
 import platform
-import re
 import shlex
 import statistics
 import subprocess

@@ -266,7 +266,7 @@ def _clean_column(chunks: pa.ChunkedArray, strip_quotes: bool) -> _Column:
 def _encode(table: pa.Table, report: LoadReport) -> Playlists:
     strip = report.layout == "original"
     with ThreadPoolExecutor(max_workers=4) as pool:  # pyarrow releases the GIL
-        user, artist, title, plname = pool.map(lambda c: _clean_column(table[c], strip), COLUMNS)
+        user, artist, title, plname = pool.map(lambda col: _clean_column(col, strip), [table[c] for c in COLUMNS])
     del table
     cols = (user, artist, title, plname)
 

@@ -21,7 +21,7 @@ from .data import LoadReport, Playlists, load_playlists
 from .evaluate import UserItems, evaluate, evaluate_popularity
 from .graph import Graph, build_graph
 from .model import GCNRecommender
-from .split import TEST, TRAIN, VALID, Pairs, make_pairs
+from .split import TEST, TRAIN, Pairs, make_pairs
 from .train import TrainResult, resolve_device, train, user_scores
 
 
