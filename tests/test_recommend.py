@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -138,3 +139,18 @@ def test_checkpoint_write_is_atomic(checkpoint, tmp_path):
     folder = os.path.dirname(checkpoint)
     assert not [f for f in os.listdir(folder) if f.startswith(".tmp-")]
     assert torch.load(checkpoint, weights_only=True)["format"] == "melody-map/1"
+
+
+def test_pruned_single_user_ranking_equals_a_full_scan(checkpoint):
+    from melody_map.recommend import _rank
+
+    model, data = load_model(checkpoint)
+    for user in range(0, data.num_users, 7):
+        for k in (1, 5, 40):
+            fast = get_recommendations(model, data, user, top_k=k)
+            items, scores = _rank(model, data, np.array([user]), k, data.known)
+            keep = np.isfinite(scores[0])
+            np.testing.assert_allclose(fast["score"].to_numpy(), scores[0][keep], rtol=1e-6)
+            # Tracks tied with the last score may be cut either way; all above it must agree.
+            above = scores[0][keep] > scores[0][keep][-1] + 1e-6
+            assert set(fast["track_index"][fast["score"] > scores[0][keep][-1] + 1e-6]) == set(items[0][keep][above])
