@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import torch
 
 from .checkpoint import load_checkpoint, unpack_strings
-from .evaluate import UserItems, embedding_scores, top_k
+from .evaluate import UserItems
 from .scorer import PairScorer
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ class RecommenderData:
     user_embeddings: torch.Tensor  # (users, dim) final GCN output
     track_embeddings: torch.Tensor  # (tracks, dim)
     metrics: dict[str, Any] = field(default_factory=dict)
+    _norm_index: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def num_users(self) -> int:
@@ -44,11 +45,11 @@ class RecommenderData:
 
     def norm_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Track indices by decreasing embedding norm, and those norms (computed once)."""
-        if getattr(self, "_norm_order", None) is None:
+        if self._norm_index is None:
             norms = self.track_embeddings.norm(dim=1)
             order = torch.argsort(norms, descending=True)
-            self._norm_order = (order, norms[order])
-        return self._norm_order
+            self._norm_index = (order, norms[order])
+        return self._norm_index
 
     def user_index(self, user_id: str) -> int:
         """Index of a dataset user_id; ValueError when the checkpoint does not know it."""
@@ -137,11 +138,6 @@ def get_recommendations(model: GCNRecommender | PairScorer, data: RecommenderDat
         "score": scores.astype(np.float64),
         "track_index": tracks,
     })
-
-
-def _rank(model: GCNRecommender | PairScorer, data: RecommenderData, users: np.ndarray, k: int,
-          exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
-    return top_k(embedding_scores(model, data.user_embeddings, data.track_embeddings), users, k, exclude)
 
 
 @torch.no_grad()
