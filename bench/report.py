@@ -79,18 +79,26 @@ def _early_stopped(r: Result) -> bool:
     return cap is not None and _get(r, "train", "epochs_run") is not None and r["train"]["epochs_run"] < cap
 
 
+def _train_total_seconds(r: Result) -> float | None:
+    """Training's seconds including the spectral start (the "init" stage) where there is one."""
+    train = _get(r, "stages", "train", "seconds")
+    return None if train is None else train + (_get(r, "stages", "init", "seconds") or 0.0)
+
+
 def _train_cell(r: Result) -> str:
     t = r.get("train") or {}
     if _get(r, "stages", "train") is None:
         return DASH
     stop = "" if _early_stopped(r) else " (hit the --epochs cap: no early stop)"
-    return (f"{_stage('train')(r)}, {fmt_int(t.get('epochs_run'))} epochs, "
-            f"best {fmt_int(t.get('best_epoch'))}{stop}")
+    init = _get(r, "stages", "init", "seconds")
+    start = "" if init is None else f" incl. {fmt_seconds(init)} spectral start"
+    return (f"{fmt_seconds(_train_total_seconds(r))}{start} (peak {fmt_gib(_get(r, 'stages', 'train', 'peak_rss_mb'))}), "
+            f"{fmt_int(t.get('epochs_run'))} epochs, best {fmt_int(t.get('best_epoch'))}{stop}")
 
 
 def _train_seconds_to_early_stop(r: Result) -> float | None:
     """Seconds to early stop; None (not judged) when the run was capped before stopping."""
-    return _get(r, "stages", "train", "seconds") if _early_stopped(r) else None
+    return _train_total_seconds(r) if _early_stopped(r) else None
 
 
 def _pair(name: str, metric: str) -> Callable[[Result], str]:

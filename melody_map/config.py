@@ -29,7 +29,10 @@ class TrainConfig:
     # model (the design card: 2 x GCNConv + linear scorer)
     dim: int = _opt(32, "size of node vectors and of both GCN layers")
     dropout: float = _opt(0.1, "dropout after each GCN layer")
-    fixed_features: bool = _opt(False, "keep the random node vectors frozen instead of training them")
+    fixed_features: bool = _opt(True, "keep the starting node vectors frozen (fast: the first layer is computed "
+                                "once); --no-fixed-features trains them too, over the whole graph each step")
+    init: str = _opt("spectral", "starting node vectors: 'spectral' (leading singular vectors of the normalised "
+                     "user-track matrix) or 'normal' (random, std 0.1)")
     # training
     lr: float = _opt(0.01, "Adam learning rate")
     epochs: int = _opt(300, "most epochs (passes over the training pairs); early stopping usually ends sooner")
@@ -55,6 +58,7 @@ class TrainConfig:
             *(["--lr must be > 0"] if not self.lr > 0 else []),
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
             *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),
+            *(["--init must be spectral or normal"] if self.init not in ("spectral", "normal") else []),
         ]
         if problems:
             raise ValueError("; ".join(problems))

@@ -57,6 +57,32 @@ class Graph:
     def num_nodes(self) -> int:
         return self.playlist_offset + self.num_playlists
 
+    def row_block(self, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        """The adjacency's rows at ``rows``, with only the columns they touch.
+
+        Args:
+            rows: (R,) node ids.
+
+        Returns:
+            block (R, C) sparse CSR and cols (C,) sorted node ids: ``block[i, j] == adj[rows[i], cols[j]]``.
+        """
+        crow = self.adj.crow_indices().numpy()
+        start, length = crow[rows], crow[rows + 1] - crow[rows]
+        indptr = np.concatenate(([0], np.cumsum(length)))
+        # Position of each kept non-zero: its row's start plus its offset within the row.
+        pos = np.arange(indptr[-1]) - np.repeat(indptr[:-1] - start, length)
+        col = self.adj.col_indices().numpy()[pos]
+        used = np.zeros(self.num_nodes, dtype=bool)
+        used[col] = True
+        cols = np.flatnonzero(used)
+        local = np.empty(self.num_nodes, dtype=np.int64)
+        local[cols] = np.arange(len(cols))
+        with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
+            warnings.simplefilter("ignore", UserWarning)
+            block = torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(local[col]),
+                                            self.adj.values()[torch.from_numpy(pos)], (len(rows), len(cols)))
+        return block, cols
+
     def summary(self) -> str:
         edges = ", ".join(f"{k} {v:,}" for k, v in self.edge_counts.items())
         return (

@@ -30,10 +30,12 @@ class _SymmetricSpMM(torch.autograd.Function):
 
 class SymmetricGCNConv(GCNConv):
     """PyG's ``GCNConv`` (same parameters, same forward) for a pre-normalised *symmetric*
-    sparse adjacency: only its sparse product is swapped for one with a cheap backward."""
+    sparse adjacency: only its sparse product is swapped for one with a cheap backward.
+    A rectangular block of the adjacency's rows (a training step's nodes) takes the usual path."""
 
     def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
-        if adj_t.layout in (torch.sparse_csr, torch.sparse_coo) and x.requires_grad:
+        square = adj_t.shape[0] == adj_t.shape[1]  # a row block (training step) is not symmetric
+        if square and adj_t.layout in (torch.sparse_csr, torch.sparse_coo) and x.requires_grad:
             return _SymmetricSpMM.apply(adj_t, x)
         return super().message_and_aggregate(adj_t, x)
 
@@ -48,7 +50,8 @@ class GCNRecommender(nn.Module):
         num_nodes: N, all users, tracks, artists and playlists.
         dim: size of the node vectors and of both layers.
         dropout: dropout probability after each layer.
-        fixed_features: keep the random node vectors frozen (the seed's behaviour).
+        fixed_features: keep the node vectors frozen (then training caches the first
+            layer's sparse product and steps over row blocks, see train.py).
     """
 
     def __init__(self, num_nodes: int, dim: int = 32, dropout: float = 0.1, fixed_features: bool = False):
@@ -62,18 +65,44 @@ class GCNRecommender(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.scorer = PairScorer(dim)
 
-    def forward(self, adj: Tensor) -> Tensor:
+    def forward(self, adj: Tensor, cached: Tensor | None = None) -> Tensor:
         """Embed every node.
 
         Args:
             adj: (N, N) normalised sparse adjacency.
+            cached: ``first_layer_input(adj)``, to skip the first sparse product (frozen vectors only).
 
         Returns:
             (N, dim) node embeddings.
         """
-        x = self.embedding.weight
-        x = self.dropout(torch.relu(self.conv1(x, adj)))
-        return self.dropout(torch.relu(self.conv2(x, adj)))
+        if cached is None:
+            h = self.conv1(self.embedding.weight, adj)
+        else:  # GCNConv computes A (E W) + b, which is (A E) W + b
+            h = self.conv1.lin(cached) + self.conv1.bias
+        h = self.dropout(torch.relu(h))
+        return self.dropout(torch.relu(self.conv2(h, adj)))
+
+    def first_layer_input(self, adj: Tensor) -> Tensor:
+        """(N, dim) ``A E``: the first layer's sparse product, fixed while the node vectors are frozen."""
+        with torch.no_grad():
+            return torch.sparse.mm(adj, self.embedding.weight)
+
+    def forward_rows(self, cached_cols: Tensor, block: Tensor) -> Tensor:
+        """Embeddings of a few nodes only, for a training step with frozen node vectors.
+
+        The second layer at R nodes reads the first layer at their neighbours only, so a step
+        costs the edges of its batch instead of the whole graph's.
+
+        Args:
+            cached_cols: (C, dim) rows of ``first_layer_input(adj)`` at the block's columns.
+            block: (R, C) sparse CSR: the adjacency's rows at the R nodes, its columns kept
+                where non-zero (``graph.row_block``).
+
+        Returns:
+            (R, dim) embeddings of the R nodes, equal to ``forward``'s rows there.
+        """
+        h = self.dropout(torch.relu(self.conv1.lin(cached_cols) + self.conv1.bias))
+        return self.dropout(torch.relu(self.conv2(h, block)))
 
     def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""

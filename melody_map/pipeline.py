@@ -21,6 +21,7 @@ from .data import LoadReport, Playlists, load_playlists
 from .evaluate import UserItems, evaluate, evaluate_popularity
 from .graph import Graph, build_graph
 from .model import GCNRecommender
+from .spectral import spectral_embedding
 from .split import TEST, TRAIN, Pairs, make_pairs
 from .train import TrainResult, resolve_device, train, user_scores
 
@@ -74,6 +75,13 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features)
+    if cfg.init == "spectral":
+        with _stage(summary, "init"):
+            train_pairs = pairs.part == TRAIN
+            start = spectral_embedding(graph, pairs.user[train_pairs], pairs.track[train_pairs],
+                                       pairs.weight[train_pairs], cfg.dim, cfg.seed)
+            with torch.no_grad():
+                model.embedding.weight.copy_(start)
     log(f"model: {model!r} on {device}; {sum(p.numel() for p in model.parameters()):,} parameters")
     with _stage(summary, "train"):
         summary.train = train(model, graph, pairs, cfg, device, progress=progress)

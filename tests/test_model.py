@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import ROOT, community_rows, write_original
@@ -20,11 +21,13 @@ def quiet_run(**overrides):
     return run(TrainConfig(**overrides), log=lambda line: None, progress=False)
 
 
-def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path):
+@pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal"}],
+                         ids=["default: frozen spectral vectors", "trainable random vectors (issue 3's card)"])
+def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path, variant):
     # Community 0 (30 users) and community 1 (60 users) share no track, so community 1's
     # tracks are the most popular overall: popularity recommends them to everyone.
     path = write_original(tmp_path / "c.csv", community_rows())
-    quiet_run(data=str(path), output=str(tmp_path / "m.pth"), plot="", epochs=60)
+    quiet_run(data=str(path), output=str(tmp_path / "m.pth"), plot="", epochs=60, **variant)
     model, data = load_model(tmp_path / "m.pth")
     small = [u for u in range(data.num_users) if data.user_ids[u].as_py().startswith("00")]
     assert len(small) == 30
@@ -106,3 +109,53 @@ def test_symmetric_gcnconv_matches_pyg_gcnconv_forward_and_gradients():
     out2.square().sum().backward()
     torch.testing.assert_close(x1.grad, x2.grad)
     torch.testing.assert_close(ours.lin.weight.grad, ref.lin.weight.grad)
+
+
+def _community_graph(tmp_path):
+    path = write_original(tmp_path / "c.csv", community_rows())
+    playlists = load_playlists(path)[0]
+    pairs = make_pairs(playlists, 0.1, 0.1, 10, 0)
+    return pairs, build_graph(playlists, pairs)
+
+
+def test_row_block_step_equals_the_whole_graph_forward_and_gradients(tmp_path):
+    # A training step with frozen vectors embeds only its batch's nodes from a block of the
+    # adjacency's rows and the cached first product; it must be the whole-graph model there.
+    _, graph = _community_graph(tmp_path)
+    torch.manual_seed(0)
+    model = GCNRecommender(graph.num_nodes, 8, dropout=0.0, fixed_features=True)
+    rows = np.sort(np.random.default_rng(0).choice(graph.num_nodes, 25, replace=False))
+    block, cols = graph.row_block(rows)
+    torch.testing.assert_close(block.to_dense(), graph.adj.to_dense()[rows][:, cols])
+    cached = model.first_layer_input(graph.adj)
+    torch.testing.assert_close(model(graph.adj, cached), model(graph.adj))
+
+    part = model.forward_rows(cached[torch.from_numpy(cols)], block)
+    part.square().sum().backward()
+    layers = [p for name, p in model.named_parameters() if name.startswith("conv")]
+    grads = [p.grad.clone() for p in layers]
+    model.zero_grad()
+    whole = model(graph.adj)[torch.from_numpy(rows)]
+    whole.square().sum().backward()
+    torch.testing.assert_close(part, whole)
+    for g, p in zip(grads, layers):
+        torch.testing.assert_close(g, p.grad)
+
+
+def test_spectral_vectors_alone_rank_inside_the_community(tmp_path):
+    from melody_map.spectral import spectral_embedding
+
+    pairs, graph = _community_graph(tmp_path)
+    train = pairs.part == TRAIN
+    x = spectral_embedding(graph, pairs.user[train], pairs.track[train], pairs.weight[train], 4, seed=0)
+    assert x.shape == (graph.num_nodes, 4)
+    assert abs(float(x.pow(2).mean().sqrt()) - 0.1) < 1e-4
+    users, tracks = x[: graph.num_users], x[graph.track_offset: graph.track_offset + graph.num_tracks]
+    # Which community each user and track belongs to, from the tracks' planted artist names.
+    playlists = load_playlists(tmp_path / "c.csv")[0]
+    track_community = np.array([a.startswith("Artist 1-") for a in
+                                np.asarray(playlists.artist_names)[playlists.track_artist]])
+    user_community = np.zeros(graph.num_users, bool)
+    user_community[pairs.user] = track_community[pairs.track]
+    top = torch.topk(users @ tracks.T, 10, dim=1).indices.numpy()
+    assert (track_community[top] == user_community[:, None]).mean() == 1.0
