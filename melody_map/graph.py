@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
@@ -65,6 +66,8 @@ class Graph:
 
         Returns:
             block (R, C) sparse CSR and cols (C,) sorted node ids: ``block[i, j] == adj[rows[i], cols[j]]``.
+            ``block.transposed`` holds its (C, R) transpose, also CSR, for the backward pass:
+            torch would otherwise sort the block to transpose it on every step (~2 us a non-zero).
         """
         crow = self.adj.crow_indices().numpy()
         start, length = crow[rows], crow[rows + 1] - crow[rows]
@@ -79,8 +82,14 @@ class Graph:
         local[cols] = np.arange(len(cols))
         with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
             warnings.simplefilter("ignore", UserWarning)
-            block = torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(local[col]),
-                                            self.adj.values()[torch.from_numpy(pos)], (len(rows), len(cols)))
+            values = self.adj.values()[torch.from_numpy(pos)]
+            block = torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(local[col]), values,
+                                            (len(rows), len(cols)))
+            # scipy's CSR -> CSC conversion is a linear-time counting pass: CSC of the block is CSR of its transpose.
+            csc = sp.csr_matrix((np.arange(len(col)), local[col], indptr), shape=(len(rows), len(cols))).tocsc()
+            block.transposed = torch.sparse_csr_tensor(torch.from_numpy(csc.indptr.astype(np.int64)),
+                                                       torch.from_numpy(csc.indices.astype(np.int64)),
+                                                       values[torch.from_numpy(csc.data)], (len(cols), len(rows)))
         return block, cols
 
     def summary(self) -> str:
@@ -117,6 +126,21 @@ def build_graph(playlists: Playlists, pairs: Pairs) -> Graph:
         np.concatenate([np.ones(len(b[0]), np.float32) if b[2] is None else b[2] for b in blocks.values()]),
         g.num_nodes,
     )
+    return g
+
+
+def interaction_graph(pairs: Pairs, num_users: int, num_items: int) -> Graph:
+    """The graph of a plain interaction table: users and items (in the tracks' place) only,
+    an edge of weight 1 per training pair.
+
+    Args:
+        pairs: (user, item) pairs with their split; only TRAIN pairs enter.
+        num_users, num_items: U and I.
+    """
+    train = pairs.part == TRAIN
+    g = Graph(num_users, num_items, 0, 0, adj=torch.empty(0), edge_counts={"user-item": int(train.sum())})
+    g.adj = normalized_adjacency(pairs.user[train], g.track_offset + pairs.track[train],
+                                 np.ones(int(train.sum()), np.float32), g.num_nodes)
     return g
 
 

@@ -28,13 +28,30 @@ class _SymmetricSpMM(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.adj, grad)
 
 
+class _BlockSpMM(torch.autograd.Function):
+    """``block @ x`` for a block of adjacency rows that carries its own transpose
+    (``graph.row_block``): the backward is one product with it, without a sort."""
+
+    @staticmethod
+    def forward(ctx, block: Tensor, transposed: Tensor, x: Tensor) -> Tensor:
+        ctx.transposed = transposed
+        return torch.sparse.mm(block, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:
+        return None, None, torch.sparse.mm(ctx.transposed, grad)
+
+
 class SymmetricGCNConv(GCNConv):
     """PyG's ``GCNConv`` (same parameters, same forward) for a pre-normalised *symmetric*
-    sparse adjacency: only its sparse product is swapped for one with a cheap backward.
-    A rectangular block of the adjacency's rows (a training step's nodes) takes the usual path."""
+    sparse adjacency: only its sparse product is swapped for one with a cheap backward, and a
+    block of the adjacency's rows (a training step's nodes) brings its transpose along."""
 
     def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
-        square = adj_t.shape[0] == adj_t.shape[1]  # a row block (training step) is not symmetric
+        transposed = getattr(adj_t, "transposed", None)  # a row block of a training step
+        if transposed is not None and x.requires_grad:
+            return _BlockSpMM.apply(adj_t, transposed, x)
+        square = adj_t.shape[0] == adj_t.shape[1]
         if square and adj_t.layout in (torch.sparse_csr, torch.sparse_coo) and x.requires_grad:
             return _SymmetricSpMM.apply(adj_t, x)
         return super().message_and_aggregate(adj_t, x)

@@ -1,8 +1,8 @@
 """Stage 4: train the GCN on observed pairs (their scaled weight) and sampled non-edges (0).
 
-An epoch is one pass over (up to ``pairs_per_epoch`` of) the training pairs: the users are
-shuffled and cut into ``steps_per_epoch`` groups, and each step takes one Adam step on the
-MSE of a group's pairs and ``negatives`` random non-edges per pair. With trainable node
+An epoch is ``steps_per_epoch`` Adam steps over ``pairs_per_epoch`` training pairs (or all):
+each step takes the pairs of a random group of users (see ``MIN_GROUP_USERS``), sub-sampled
+to its share, and ``negatives`` random non-edges per pair, and steps on their MSE. With trainable node
 vectors a step embeds the whole graph; with frozen ones (the default) the first layer is
 computed once and a step runs the second layer at its batch's nodes only. Counting steps
 rather than fixing a batch size keeps the number of steps the same from the 120k-row
@@ -26,6 +26,9 @@ from .evaluate import UserItems, embedding_scores, evaluate
 from .graph import Graph
 from .model import GCNRecommender
 from .split import TRAIN, VALID, Pairs
+
+
+MIN_GROUP_USERS = 1024  # users in a training step's batch, at least (or all of them)
 
 
 @dataclass
@@ -95,16 +98,21 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     # Frozen node vectors: the first layer's sparse product never changes, and a step only
     # needs the second layer at its batch's nodes (graph.row_block), not the whole graph.
     cached = None if model.embedding.weight.requires_grad else model.first_layer_input(adj)
-    # Pair positions of each user (pairs come sorted by user): batches are groups of users.
+    # Pair positions of each user (pairs come sorted by user): a step's batch is the pairs of
+    # a random group of users, sub-sampled to its share of the epoch. Few users per step keep
+    # a frozen-vector step's block of the graph small at full scale (users hold ~470 tracks
+    # each); at least MIN_GROUP_USERS (or all) keep small graphs' batches varied.
     user_pairs = UserItems(indptr=known.indptr, items=np.arange(len(pos_user)))
     active_users = np.flatnonzero(known.counts() > 0)
-    share = min(1.0, cfg.pairs_per_epoch / max(len(pos_user), 1))
+    steps = min(cfg.steps_per_epoch, max(len(active_users), 1))
+    group = min(len(active_users), max(-(-len(active_users) // steps), MIN_GROUP_USERS))
+    pairs_per_step = min(cfg.pairs_per_epoch, len(pos_user)) / steps
 
     def batches():
-        for group in np.array_split(rng.permutation(active_users), min(cfg.steps_per_epoch, len(active_users))):
-            batch = user_pairs.batch(group)[1]
-            if share < 1:
-                batch = batch[rng.random(len(batch)) < share]
+        for _ in range(steps):
+            batch = user_pairs.batch(np.sort(rng.choice(active_users, size=group, replace=False)))[1]
+            if len(batch) > pairs_per_step:
+                batch = batch[rng.random(len(batch)) < pairs_per_step / len(batch)]
             yield _with_negatives(rng, pos_user[batch], pos_track[batch], pos_target[batch], known_keys,
                                   graph.num_tracks, cfg.negatives)
 
