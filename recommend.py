@@ -4,6 +4,7 @@ Examples:
   python recommend.py --user 0 --top-k 5
   python recommend.py --user-id f63ec95e7313891dab2cd9e028198161 --top-k 10
   python recommend.py --user 3 --include-known --checkpoint other.pth
+  python recommend.py --all-users --top-k 20 --output recs.tsv   # user<TAB>item<TAB>rank<TAB>score
 
 In a notebook:
   from recommend import get_recommendations, load_model
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from melody_map.recommend import get_recommendations, load_model
+from melody_map.recommend import get_recommendations, load_model, recommend_all, write_recommendations
 
 __all__ = ["get_recommendations", "load_model", "main"]
 
@@ -27,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--user", type=int, metavar="INDEX",
                      help="user index, 0 .. number of users - 1 (default: 0)")
     who.add_argument("--user-id", metavar="ID", help="the dataset's own user_id string")
+    who.add_argument("--all-users", action="store_true",
+                     help="rank for every user, leaving out the tracks the model trained on (as the test "
+                          "metrics do), and write user<TAB>item<TAB>rank<TAB>score lines to --output")
+    parser.add_argument("--output", metavar="PATH", help="with --all-users: the TSV to write (default: stdout)")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="how many tracks (default: 5)")
     parser.add_argument("--checkpoint", default="gnn_model.pth", metavar="PATH",
                         help="checkpoint written by train_gnn.py (default: gnn_model.pth)")
@@ -40,7 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.top_k < 1:
             raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+        if args.output and not args.all_users:
+            raise ValueError("--output goes with --all-users")
         model, data = load_model(args.checkpoint, layers=False)  # ranking needs no GCN layers
+        if args.all_users:
+            users, tracks, scores = recommend_all(model, data, args.top_k)
+            lines = write_recommendations(args.output or "/dev/stdout", data, users, tracks, scores)
+            if args.output:
+                print(f"wrote {lines:,} recommendations for {len(users):,} users to {args.output}")
+            return 0
         user_idx = 0 if args.user is None and args.user_id is None else args.user
         recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
                                    include_known=args.include_known)
@@ -52,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(data.known.of(idx))} tracks known{' (included)' if args.include_known else ' (excluded)'}:")
     width = max((len(a) for a in recs["artist"]), default=0)
     for r in recs.itertuples():
-        print(f"{r.rank:>3}. {r.artist:<{width}} — {r.track}  ({r.score:.4f})")
+        label = f"{r.artist:<{width}} — {r.track}" if width else r.track  # a plain table has no artists
+        print(f"{r.rank:>3}. {label}  ({r.score:.4f})")
     return 0
 
 

@@ -16,7 +16,11 @@ def _opt(default: Any, help: str) -> Any:
 class TrainConfig:
     # data and outputs
     data: str = _opt("spotify_dataset.csv", "playlists CSV to train on (the shipped sample is synthetic; "
-                     "pass the real 1.2 GB spotify_dataset.csv here)")
+                     "pass the real 1.2 GB spotify_dataset.csv here), or a plain interaction table: "
+                     "user, item[, weight] per line, CSV or TSV, header optional")
+    test: str = _opt("", "a fixed test table for a plain interaction table (--data user,item[,weight] CSV/TSV): "
+                     "its pairs are the test set, validation is carved from --data")
+    item_names: str = _opt("", "names of a plain table's items: id and name per line (e.g. HetRec artists.dat)")
     output: str = _opt("gnn_model.pth", "where to write the self-contained checkpoint")
     plot: str = _opt("training_curve.png", "where to write the training-curve PNG ('' for none)")
     stats_only: bool = _opt(False, "load the data, build the graph and the split, print their statistics, stop")

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import torch
 
 from .checkpoint import load_checkpoint, unpack_strings
-from .evaluate import UserItems
+from .evaluate import UserItems, embedding_scores
+from .evaluate import top_k as rank_top_k
 from .scorer import PairScorer
 
 if TYPE_CHECKING:
@@ -29,10 +30,12 @@ class RecommenderData:
     artist_names: pa.Array  # (artists,)
     track_titles: pa.Array  # (tracks,)
     track_artist: np.ndarray  # (tracks,) artist index of each track
-    known: UserItems  # every track in each user's playlists
+    known: UserItems  # every track in each user's playlists (a plain table: its training table's items)
+    trained: UserItems  # the tracks the model trained and validated on, which the test metrics exclude
     user_embeddings: torch.Tensor  # (users, dim) final GCN output
     track_embeddings: torch.Tensor  # (tracks, dim)
     metrics: dict[str, Any] = field(default_factory=dict)
+    item_ids: pa.Array | None = None  # a plain table's own item ids (None for playlists)
     _norm_index: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -100,9 +103,11 @@ def load_model(path: str | os.PathLike = "gnn_model.pth",
         track_titles=unpack_strings(ckpt["track_titles"]),
         track_artist=ckpt["track_artist"].numpy(),
         known=UserItems(ckpt["known_indptr"].numpy(), ckpt["known_tracks"].numpy()),
+        trained=UserItems(ckpt["train_indptr"].numpy(), ckpt["train_tracks"].numpy()),
         user_embeddings=ckpt["user_embeddings"],
         track_embeddings=ckpt["track_embeddings"],
         metrics=ckpt.get("metrics", {}),
+        item_ids=unpack_strings(ckpt["item_ids"]) if "item_ids" in ckpt else None,
     )
     return model, data
 
@@ -138,6 +143,51 @@ def get_recommendations(model: GCNRecommender | PairScorer, data: RecommenderDat
         "score": scores.astype(np.float64),
         "track_index": tracks,
     })
+
+
+def recommend_all(model: GCNRecommender | PairScorer, data: RecommenderData,
+                  top_k: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every user's top tracks, ranked exactly as train_gnn.py's test metrics rank them: all
+    tracks scored, the tracks the model trained and validated on excluded.
+
+    Returns:
+        users (n,), tracks (n, k) and scores (n, k), best first; -inf scores mark padding
+        where a user has fewer than k tracks left.
+    """
+    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    scorer = model if isinstance(model, PairScorer) else model.scorer
+    users = np.arange(data.num_users)
+    tracks, scores = rank_top_k(embedding_scores(scorer, data.user_embeddings, data.track_embeddings), users,
+                           int(top_k), data.trained)
+    return users, tracks, scores
+
+
+def write_recommendations(path: str | os.PathLike, data: RecommenderData, users: np.ndarray,
+                          tracks: np.ndarray, scores: np.ndarray) -> int:
+    """Write ``user<TAB>item<TAB>rank<TAB>score`` lines with the dataset's own ids; returns the count.
+
+    Items are a plain table's item ids, or a playlists CSV's "artist - title" (tabs and line
+    breaks in names become spaces).
+    """
+    if data.item_ids is not None:
+        names = np.asarray(data.item_ids.to_pylist(), dtype=object)
+    else:
+        artists = np.asarray(data.artist_names.to_pylist(), dtype=object)[data.track_artist]
+        titles = np.asarray(data.track_titles.to_pylist(), dtype=object)
+        names = np.array([f"{a} - {t}" for a, t in zip(artists, titles)], dtype=object)
+    clean = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+    user_ids = data.user_ids.to_pylist()
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for row, user in enumerate(users):
+            uid = str(user_ids[user]).translate(clean)
+            for rank, (t, score) in enumerate(zip(tracks[row], scores[row]), start=1):
+                if not np.isfinite(score):
+                    break
+                f.write(f"{uid}\t{str(names[t]).translate(clean)}\t{rank}\t{score:.6g}\n")
+                count += 1
+    return count
 
 
 @torch.no_grad()

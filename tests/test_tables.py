@@ -1,0 +1,114 @@
+"""Plain interaction tables through the same front door: train_gnn.py --data/--test, and
+recommend.py --all-users whose output an independent evaluator scores to the same metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+from conftest import ROOT
+
+
+def write_tables(tmp_path, seed: int = 0):
+    """Two taste communities of users over items "i<c>_<n>"; per user 12 train and 3 test items."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c, users in enumerate((40, 80)):
+        for u in range(users):
+            items = rng.choice(30, size=15, replace=False)
+            rows = [(f"u{c}_{u:03d}", f"i{c}_{i:02d}", int(rng.integers(1, 50))) for i in items]
+            train += rows[:12]
+            test += rows[12:]
+    # Every test item must also be a training item (read_train_test drops unknown ones).
+    known = {item for _, item, _ in train}
+    test = [r for r in test if r[1] in known]
+    (tmp_path / "train.tsv").write_text("".join(f"{u}\t{i}\t{w}\r\n" for u, i, w in train))
+    (tmp_path / "test.tsv").write_text("".join(f"{u}\t{i}\t{w}\r\n" for u, i, w in test))
+    return train, test
+
+
+def independent_metrics(recs_path, test_rows, k: int = 20) -> dict[str, float]:
+    """Recall@k and NDCG@k from a user<TAB>item<TAB>rank<TAB>score file, knowing nothing of the model."""
+    ranked = defaultdict(dict)
+    for line in open(recs_path, encoding="utf-8"):
+        user, item, rank, _ = line.rstrip("\n").split("\t")
+        if int(rank) <= k:
+            ranked[user][int(rank)] = item
+    held = defaultdict(set)
+    for user, item, _ in test_rows:
+        held[user].add(item)
+    recalls, ndcgs = [], []
+    for user, items in held.items():
+        hits = [r for r, item in ranked[user].items() if item in items]
+        recalls.append(len(hits) / len(items))
+        dcg = sum(1 / math.log2(r + 1) for r in hits)
+        ideal = sum(1 / math.log2(r + 1) for r in range(1, min(len(items), k) + 1))
+        ndcgs.append(dcg / ideal)
+    return {"recall@20": float(np.mean(recalls)), "ndcg@20": float(np.mean(ndcgs))}
+
+
+def test_all_users_output_scores_to_the_printed_metrics(tmp_path):
+    _, test = write_tables(tmp_path)
+    run = subprocess.run([sys.executable, "train_gnn.py", "--data", str(tmp_path / "train.tsv"),
+                          "--test", str(tmp_path / "test.tsv"), "--output", str(tmp_path / "m.pth"),
+                          "--plot", "", "--summary-json", str(tmp_path / "s.json"), "--epochs", "30"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    printed = json.loads((tmp_path / "s.json").read_text())["test"]["GCN"]
+    rec = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(tmp_path / "m.pth"), "--all-users",
+                          "--top-k", "20", "--output", str(tmp_path / "recs.tsv")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert rec.returncode == 0, rec.stderr
+    lines = (tmp_path / "recs.tsv").read_text().splitlines()
+    assert len(lines) == 120 * 20 and lines[0].split("\t")[0].startswith("u")
+    ours = independent_metrics(tmp_path / "recs.tsv", test)
+    assert abs(ours["recall@20"] - printed["recall@20"]) < 1e-9, (ours, printed)
+    assert abs(ours["ndcg@20"] - printed["ndcg@20"]) < 1e-9, (ours, printed)
+    assert printed["recall@20"] > 0.5  # two communities of 30 items: a working model finds them
+
+
+def test_all_users_output_leaves_out_training_items(tmp_path):
+    train, _ = write_tables(tmp_path, seed=1)
+    from melody_map.config import TrainConfig
+    from melody_map.pipeline import run
+    from melody_map.recommend import load_model, recommend_all, write_recommendations
+
+    run(TrainConfig(data=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"),
+                    output=str(tmp_path / "m.pth"), plot="", epochs=4), log=lambda line: None, progress=False)
+    model, data = load_model(tmp_path / "m.pth", layers=False)
+    users, tracks, scores = recommend_all(model, data, 20)
+    write_recommendations(tmp_path / "r.tsv", data, users, tracks, scores)
+    seen = {(u, i) for u, i, _ in train}
+    rows = [line.split("\t") for line in (tmp_path / "r.tsv").read_text().splitlines()]
+    assert rows and not any((u, i) in seen for u, i, _, _ in rows)
+    # Scores never increase down a user's list.
+    by_user = defaultdict(list)
+    for u, _, rank, score in rows:
+        by_user[u].append((int(rank), float(score)))
+    assert all([s for _, s in sorted(v)] == sorted((s for _, s in v), reverse=True) for v in by_user.values())
+
+
+def test_plain_table_with_names_recommends_by_name(tmp_path):
+    write_tables(tmp_path)
+    names = "".join(f"i{c}_{n:02d}\tSong {c}-{n}\n" for c in range(2) for n in range(30))
+    (tmp_path / "names.tsv").write_text("id\tname\n" + names)
+    run = subprocess.run([sys.executable, "train_gnn.py", "--data", str(tmp_path / "train.tsv"),
+                          "--item-names", str(tmp_path / "names.tsv"), "--output", str(tmp_path / "m.pth"),
+                          "--plot", "", "--epochs", "4"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rec = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(tmp_path / "m.pth"),
+                          "--user-id", "u0_000", "--top-k", "3"], cwd=ROOT, capture_output=True, text=True)
+    assert rec.returncode == 0, rec.stderr
+    assert "Song 0-" in rec.stdout and " — " not in rec.stdout
+
+
+def test_test_flag_needs_a_plain_table(tmp_path):
+    run = subprocess.run([sys.executable, "train_gnn.py", "--test", str(tmp_path / "t.tsv")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "--test is for plain interaction tables" in run.stderr
