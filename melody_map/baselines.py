@@ -46,8 +46,8 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
 from .evaluate import ScoreFn, UserItems, evaluate
+from .filters import torch_csr as _torch_csr
 from .model import _SymmetricSpMM
-
 
 # --------------------------------------------------------------------------- data helpers
 
@@ -88,14 +88,6 @@ def user_items_of(matrix: sp.csr_matrix) -> UserItems:
     matrix = sp.csr_matrix(matrix, copy=True)
     matrix.sum_duplicates()  # one entry per pair, sorted within each user as UserItems keeps them
     return UserItems(indptr=matrix.indptr.astype(np.int64), items=matrix.indices.astype(np.int64))
-
-
-def _torch_csr(matrix: sp.csr_matrix) -> Tensor:
-    with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                       torch.from_numpy(matrix.indices.astype(np.int64)),
-                                       torch.from_numpy(matrix.data.astype(np.float32)), size=matrix.shape)
 
 
 def _gram_blocks(matrix: sp.csr_matrix, max_block_floats: int):

@@ -14,17 +14,27 @@ is the same kind of low-pass filter, reached by gradient descent (Shen et al., S
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .baselines import Recommender, _torch_csr
+from .evaluate import ScoreFn, UserItems, evaluate
 
 
-class GFCF(Recommender):
+def torch_csr(matrix: sp.csr_matrix) -> Tensor:
+    """A scipy CSR matrix as a float32 torch sparse CSR tensor."""
+    with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+                                       torch.from_numpy(matrix.data.astype(np.float32)), size=matrix.shape)
+
+
+class GFCF:
     """GF-CF's linear plus ideal low-pass filter over the item-item graph.
 
     Args:
@@ -63,7 +73,7 @@ class GFCF(Recommender):
         state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)
         try:
-            _, _, v = torch.svd_lowrank(_torch_csr(sp.csr_matrix(norm)), q=k, niter=4)
+            _, _, v = torch.svd_lowrank(torch_csr(sp.csr_matrix(norm)), q=k, niter=4)
         finally:
             torch.random.set_rng_state(state)
         # (I, k) -> D_I^-1/2 V V^T D_I^1/2, (I, I)
@@ -74,4 +84,69 @@ class GFCF(Recommender):
 
     def scores(self, users: np.ndarray) -> Tensor:
         # (B, I) sparse rows @ (I, I) dense filter -> (B, I)
-        return torch.sparse.mm(_torch_csr(self.matrix[users]), self.filter)
+        return torch.sparse.mm(torch_csr(self.matrix[users]), self.filter)
+
+    def score_fn(self) -> ScoreFn:
+        return self.scores
+
+    def __repr__(self) -> str:
+        return f"GFCF(k={self.k}, alpha={self.alpha})"
+
+
+def standardised(score_fn: ScoreFn) -> ScoreFn:
+    """Per-user z-scores of a ScoreFn's rows, so that two models' scores can be added."""
+    def scores(users: np.ndarray) -> Tensor:
+        x = score_fn(users).clone()
+        return (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-9)
+    return scores
+
+
+def blended(filter_fn: ScoreFn, gcn_fn: ScoreFn, weight: float) -> ScoreFn:
+    """``z(filter) + weight * z(gcn)``: the GCN+GF-CF model's scores."""
+    f, g = standardised(filter_fn), standardised(gcn_fn)
+    return lambda users: f(users) + weight * g(users)
+
+
+GF_CF_GRID = {"k": [64, 256], "alpha": [0.0, 0.3, 1.0]}  # searched on validation
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)  # the GCN's weight in GCN+GF-CF, searched on validation
+
+
+def items_matrix(items: UserItems, num_items: int) -> sp.csr_matrix:
+    """The binary users x items matrix of each user's items."""
+    data = np.ones(len(items.items), np.float32)
+    return sp.csr_matrix((data, items.items, items.indptr), shape=(items.num_users, num_items))
+
+
+def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: int, k: int = 20,
+                 log: Callable[[str], None] | None = None) -> dict[str, float]:
+    """GF-CF's ``k`` and ``alpha``, then the GCN's weight beside it, by validation Recall@k.
+
+    Args:
+        fit: the training items the filter is built from (and that validation excludes).
+        valid: each user's validation items.
+        gcn_fn: the trained GCN's scores.
+        num_items: I.
+        k: cut-off.
+        log: called with a line per candidate, or None.
+
+    Returns:
+        {"gf_k", "gf_alpha", "weight"}.
+    """
+    matrix = items_matrix(fit, num_items)
+    best, best_recall, best_fn = {}, -1.0, None
+    for gk in GF_CF_GRID["k"]:
+        for alpha in GF_CF_GRID["alpha"]:
+            model = GFCF(k=gk, alpha=alpha).fit(matrix)
+            recall = evaluate(model.scores, valid, fit, num_items, k)[f"recall@{k}"]
+            if log:
+                log(f"{model!r}: validation recall@{k} {recall:.4f}")
+            if recall > best_recall:
+                best, best_recall, best_fn = {"gf_k": gk, "gf_alpha": alpha}, recall, model.scores
+    best_recall = -1.0
+    for weight in BLEND_WEIGHTS:
+        recall = evaluate(blended(best_fn, gcn_fn, weight), valid, fit, num_items, k)[f"recall@{k}"]
+        if log:
+            log(f"GF-CF + {weight} x GCN: validation recall@{k} {recall:.4f}")
+        if recall > best_recall:
+            best_recall, best["weight"] = recall, weight
+    return best

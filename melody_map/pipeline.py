@@ -20,11 +20,18 @@ from .checkpoint import pack_strings, save_checkpoint
 from .config import TrainConfig
 from .data import DataError, LoadReport, load_playlists
 from .evaluate import UserItems, evaluate, evaluate_popularity
+from .filters import GFCF, blended, choose_blend, items_matrix
 from .graph import Graph, build_graph, interaction_graph
-from .interactions import InteractionReport, read_interactions, read_item_names, read_train_test, sniff_table
+from .interactions import (
+    InteractionReport,
+    read_interactions,
+    read_item_names,
+    read_train_test,
+    sniff_table,
+)
 from .model import GCNRecommender
 from .spectral import spectral_embedding
-from .split import TEST, TRAIN, Pairs, make_pairs, table_pairs
+from .split import TEST, TRAIN, VALID, Pairs, make_pairs, table_pairs
 from .train import TrainResult, resolve_device, train, user_scores
 
 
@@ -36,6 +43,7 @@ class RunSummary:
     train: TrainResult | None = None
     test: dict[str, dict[str, float]] = field(default_factory=dict)  # model name -> metrics
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> seconds, peak RSS
+    blend: dict[str, float] = field(default_factory=dict)  # --model gcn+gf-cf: the filter and weight chosen
 
 
 def peak_rss_mb() -> float:
@@ -83,6 +91,9 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         _write_summary(cfg, summary)
         return summary
 
+    if cfg.model == "gcn+gf-cf" and graph.num_tracks > GFCF().max_items:
+        raise ValueError(f"--model gcn+gf-cf builds a dense items x items filter: {graph.num_tracks:,} items are "
+                         f"more than {GFCF().max_items:,}; use --model gcn")
     device = resolve_device(cfg.device)
     with _stage(summary, "init"):
         model = make_model(cfg, graph, pairs)
@@ -102,8 +113,22 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
                                      graph.num_users)
         heldout = UserItems.from_pairs(*pairs.select(TEST), graph.num_users)
         summary.test["GCN"] = evaluate(user_scores(model, z, graph), heldout, known, graph.num_tracks, cfg.k)
+        if cfg.model == "gcn+gf-cf":
+            # Filter and weight chosen on validation with the filter built from training pairs;
+            # the test's filter is built from training + validation, as recommend.py rebuilds it.
+            train_items = UserItems.from_pairs(*pairs.select(TRAIN), graph.num_users)
+            valid_items = UserItems.from_pairs(*pairs.select(VALID), graph.num_users)
+            gcn_fn = user_scores(model, z, graph)
+            summary.blend = choose_blend(train_items, valid_items, gcn_fn, graph.num_tracks, cfg.k)
+            gf = GFCF(k=summary.blend["gf_k"], alpha=summary.blend["gf_alpha"])
+            gf.fit(items_matrix(known, graph.num_tracks))
+            summary.test["GCN+GF-CF"] = evaluate(blended(gf.scores, gcn_fn, summary.blend["weight"]), heldout,
+                                                 known, graph.num_tracks, cfg.k)
         summary.test["popularity"] = evaluate_popularity(pairs.track[pairs.part == TRAIN], heldout, known,
                                                          graph.num_tracks, cfg.k)
+    if summary.blend:
+        log(f"GCN+GF-CF, chosen on validation: GF-CF k={summary.blend['gf_k']}, alpha={summary.blend['gf_alpha']}, "
+            f"GCN weight {summary.blend['weight']}")
     log(format_metrics(summary.test, cfg.k, graph.num_tracks))
 
     with _stage(summary, "checkpoint"):
@@ -142,6 +167,7 @@ def _write_summary(cfg: TrainConfig, summary: RunSummary) -> None:
         "graph": summary.graph,
         "stages": summary.stages,
         "test": summary.test,
+        "blend": summary.blend,
         "train": None if summary.train is None else {
             "epochs_run": len(summary.train.history),
             "best_epoch": summary.train.best_epoch,
@@ -195,6 +221,8 @@ def checkpoint_payload(cfg: TrainConfig, model: GCNRecommender, z: torch.Tensor,
     }
     if catalog.item_ids is not None:
         payload["item_ids"] = pack_strings(catalog.item_ids)
+    if summary.blend:  # recommend.py rebuilds the filter from train_indptr/train_tracks
+        payload["blend"] = dict(summary.blend)
     return payload
 
 

@@ -36,6 +36,8 @@ class RecommenderData:
     track_embeddings: torch.Tensor  # (tracks, dim)
     metrics: dict[str, Any] = field(default_factory=dict)
     item_ids: pa.Array | None = None  # a plain table's own item ids (None for playlists)
+    blend: dict[str, float] | None = None  # --model gcn+gf-cf: GF-CF's k, alpha and the GCN's weight
+    _filter: Any = field(default=None, repr=False)  # the rebuilt GF-CF filter of a blend, built once
     _norm_index: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -108,6 +110,7 @@ def load_model(path: str | os.PathLike = "gnn_model.pth",
         track_embeddings=ckpt["track_embeddings"],
         metrics=ckpt.get("metrics", {}),
         item_ids=unpack_strings(ckpt["item_ids"]) if "item_ids" in ckpt else None,
+        blend=ckpt.get("blend"),
     )
     return model, data
 
@@ -135,7 +138,14 @@ def get_recommendations(model: GCNRecommender | PairScorer, data: RecommenderDat
     if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
     exclude = data.known.of(user) if not include_known else np.zeros(0, np.int64)
-    tracks, scores = _rank_one(model, data, user, int(top_k), exclude)
+    if data.blend:  # a blend's scores have no norm bound: score the (<= 30k-item) catalogue
+        scores = score_function(model, data)(np.array([user]))[0]
+        scores[torch.from_numpy(exclude)] = float("-inf")
+        best = torch.topk(scores, min(int(top_k), data.num_tracks))
+        keep = torch.isfinite(best.values)
+        tracks, scores = best.indices[keep].numpy(), best.values[keep].numpy()
+    else:
+        tracks, scores = _rank_one(model, data, user, int(top_k), exclude)
     return pd.DataFrame({
         "rank": np.arange(1, len(tracks) + 1),
         "artist": data.artist_names.take(pa.array(data.track_artist[tracks])).to_pylist(),
@@ -156,11 +166,28 @@ def recommend_all(model: GCNRecommender | PairScorer, data: RecommenderData,
     """
     if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
-    scorer = model if isinstance(model, PairScorer) else model.scorer
     users = np.arange(data.num_users)
-    tracks, scores = rank_top_k(embedding_scores(scorer, data.user_embeddings, data.track_embeddings), users,
-                           int(top_k), data.trained)
+    tracks, scores = rank_top_k(score_function(model, data), users, int(top_k), data.trained)
     return users, tracks, scores
+
+
+def score_function(model: GCNRecommender | PairScorer, data: RecommenderData):
+    """Scores of every track for a batch of users, as train_gnn.py's test metrics computed them.
+
+    A ``--model gcn+gf-cf`` checkpoint rebuilds its GF-CF filter from the tracks the model
+    trained on (the same matrix, so the same filter) and adds the GCN's scores with the
+    weight chosen on validation; otherwise the scores are the GCN's alone.
+    """
+    scorer = model if isinstance(model, PairScorer) else model.scorer
+    gcn = embedding_scores(scorer, data.user_embeddings, data.track_embeddings)
+    if not data.blend:
+        return gcn
+    from .filters import GFCF, blended, items_matrix
+
+    if data._filter is None:
+        data._filter = GFCF(k=int(data.blend["gf_k"]), alpha=float(data.blend["gf_alpha"]))
+        data._filter.fit(items_matrix(data.trained, data.num_tracks))
+    return blended(data._filter.scores, gcn, float(data.blend["weight"]))
 
 
 def write_recommendations(path: str | os.PathLike, data: RecommenderData, users: np.ndarray,

@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
-
+import pytest
 from conftest import ROOT
 
 
@@ -52,14 +52,15 @@ def independent_metrics(recs_path, test_rows, k: int = 20) -> dict[str, float]:
     return {"recall@20": float(np.mean(recalls)), "ndcg@20": float(np.mean(ndcgs))}
 
 
-def test_all_users_output_scores_to_the_printed_metrics(tmp_path):
+@pytest.mark.parametrize("model, row", [("gcn", "GCN"), ("gcn+gf-cf", "GCN+GF-CF")])
+def test_all_users_output_scores_to_the_printed_metrics(tmp_path, model, row):
     _, test = write_tables(tmp_path)
     run = subprocess.run([sys.executable, "train_gnn.py", "--data", str(tmp_path / "train.tsv"),
                           "--test", str(tmp_path / "test.tsv"), "--output", str(tmp_path / "m.pth"),
-                          "--plot", "", "--summary-json", str(tmp_path / "s.json"), "--epochs", "30"],
-                         cwd=ROOT, capture_output=True, text=True)
+                          "--plot", "", "--summary-json", str(tmp_path / "s.json"), "--epochs", "30",
+                          "--model", model], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
-    printed = json.loads((tmp_path / "s.json").read_text())["test"]["GCN"]
+    printed = json.loads((tmp_path / "s.json").read_text())["test"][row]
     rec = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(tmp_path / "m.pth"), "--all-users",
                           "--top-k", "20", "--output", str(tmp_path / "recs.tsv")],
                          cwd=ROOT, capture_output=True, text=True)
@@ -112,3 +113,21 @@ def test_test_flag_needs_a_plain_table(tmp_path):
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "--test is for plain interaction tables" in run.stderr
+
+
+def test_blend_single_user_list_matches_the_all_users_ranking(tmp_path):
+    write_tables(tmp_path, seed=2)
+    from melody_map.config import TrainConfig
+    from melody_map.pipeline import run
+    from melody_map.recommend import get_recommendations, load_model, recommend_all
+
+    summary = run(TrainConfig(data=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"),
+                              output=str(tmp_path / "m.pth"), plot="", epochs=4, model="gcn+gf-cf"),
+                  log=lambda line: None, progress=False)
+    assert set(summary.blend) == {"gf_k", "gf_alpha", "weight"}
+    model, data = load_model(tmp_path / "m.pth", layers=False)
+    _, tracks, _ = recommend_all(model, data, 10)
+    # With a fixed test table, a user's known items are exactly the ones trained on.
+    for user in (0, 57, 119):
+        recs = get_recommendations(model, data, int(user), top_k=10)
+        assert recs["track_index"].tolist() == tracks[user].tolist()
