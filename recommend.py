@@ -17,7 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from melody_map.recommend import get_recommendations, load_model, recommend_all, write_recommendations
+from melody_map.recommend import (
+    get_recommendations,
+    load_model,
+    recommend_all,
+    write_recommendations,
+)
 
 __all__ = ["get_recommendations", "load_model", "main"]
 

@@ -63,7 +63,12 @@ class Split:
 
 def load_split(name: str, seed: int = 0) -> Split:
     from melody_map.graph import build_graph, interaction_graph
-    from melody_map.interactions import per_user_test_mask, read_interactions, read_train_test, split_per_user
+    from melody_map.interactions import (
+        per_user_test_mask,
+        read_interactions,
+        read_train_test,
+        split_per_user,
+    )
     from melody_map.split import TEST, TRAIN, VALID, Pairs, make_pairs
 
     if name == "sample":
@@ -118,9 +123,6 @@ def matrices(split: Split):
     return fit, valid, full, test, user_items_of(full)
 
 
-GF_CF_GRID = {"k": [64, 256], "alpha": [0.0, 0.3, 1.0]}
-
-
 def run_model(split: Split, model: str, log: Callable[[str], None]) -> dict[str, Any]:
     """Tune on validation, refit on all training, score on test; returns metrics and choices."""
     from melody_map import baselines as B
@@ -134,7 +136,7 @@ def run_model(split: Split, model: str, log: Callable[[str], None]) -> dict[str,
         metrics = evaluate_popularity(p.track[p.part != TEST], test, known, split.num_items, K)
         return {"test": metrics, "params": {}}
     if model in ("ItemKNN", "EASE", "iALS", "GF-CF"):
-        from melody_map.filters import GFCF
+        from melody_map.filters import GF_CF_GRID, GFCF
 
         tuners = {
             "ItemKNN": (B.ItemKNN, {"neighbors": [50, 100, 400], "shrink": [0.0, 10.0]}),
@@ -207,19 +209,10 @@ def _fit_gcn(split: Split, cfg, refit: bool = True):
     return user_scores(net, z, graph)
 
 
-def _standardised(score_fn):
-    """Per-user z-scores of a ScoreFn, so two models' scores can be added."""
-    def scores(users):
-        x = score_fn(users).clone()
-        return (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-9)
-    return scores
-
-
 def _run_gcn(split: Split, model: str, fit, valid, full, test, known, log) -> dict[str, Any]:
     """The design-card GCN through train_gnn.py's own stages (make_model, train)."""
-    from melody_map import baselines as B
     from melody_map.evaluate import evaluate
-    from melody_map.filters import GFCF
+    from melody_map.filters import GFCF, blended, choose_blend
 
     variant = {"fixed_features": False, "init": "normal"} if model == "GCN-trainable" else {}
     grid = GCN_GRID if model == "GCN-tuned" else {"dim": [32]}
@@ -232,23 +225,16 @@ def _run_gcn(split: Split, model: str, fit, valid, full, test, known, log) -> di
     if model != "GCN-tuned":
         return result
 
-    # Also: the tuned GCN plus the tuned GF-CF filter, each standardised per user, the GCN's
-    # weight picked on validation. Its time is this whole child's (it includes the GCN's).
-    gf_params, _ = B.tune(GFCF, GF_CF_GRID, fit, valid, K, log=log)
-    gcn_fit = _standardised(_fit_gcn(split, cfg, refit=False))  # the weight is chosen without validation
-    gf_fit = _standardised(GFCF(**gf_params).fit(fit).score_fn())
-    exclude = B.user_items_of(fit)
-    weights, best_w, best_recall = [0.0, 0.25, 0.5, 1.0, 2.0], 0.0, -1.0
-    for w in weights:
-        recall = evaluate(lambda u, w=w: gf_fit(u) + w * gcn_fit(u), valid, exclude, split.num_items, K)[f"recall@{K}"]
-        log(f"GCN weight {w}: validation recall@{K} {recall:.4f}")
-        if recall > best_recall:
-            best_w, best_recall = w, recall
-    gcn_std = _standardised(gcn_full)
-    gf_full = _standardised(GFCF(**gf_params).fit(full).score_fn())
-    metrics = evaluate(lambda u: gf_full(u) + best_w * gcn_std(u), test, known, split.num_items, K)
-    blend = {"model": "GCN+GF-CF", "test": metrics,
-             "params": {**params, **{f"gf_{k}": v for k, v in gf_params.items()}, "gcn_weight": best_w}}
+    # Also: the tuned GCN plus the tuned GF-CF filter, each standardised per user, the filter
+    # and the GCN's weight chosen on validation (filters.choose_blend, as train_gnn.py
+    # --model gcn+gf-cf does). Its time is this whole child's (it includes the GCN's).
+    from melody_map.baselines import user_items_of
+
+    gcn_fit = _fit_gcn(split, cfg, refit=False)  # the weight is chosen without validation in training
+    choice = choose_blend(user_items_of(fit), valid, gcn_fit, split.num_items, K, log=log)
+    gf_full = GFCF(k=choice["gf_k"], alpha=choice["gf_alpha"]).fit(full)
+    metrics = evaluate(blended(gf_full.scores, gcn_full, choice["weight"]), test, known, split.num_items, K)
+    blend = {"model": "GCN+GF-CF", "test": metrics, "params": {**params, **choice}}
     return {**result, "also": [blend]}
 
 

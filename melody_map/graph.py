@@ -19,9 +19,8 @@ edge_index materialises one message per edge and runs out of memory at full scal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp

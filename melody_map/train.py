@@ -2,11 +2,11 @@
 
 An epoch is ``steps_per_epoch`` Adam steps over ``pairs_per_epoch`` training pairs (or all):
 each step takes the pairs of a random group of users (see ``MIN_GROUP_USERS``), sub-sampled
-to its share, and ``negatives`` random non-edges per pair, and steps on their MSE. With trainable node
-vectors a step embeds the whole graph; with frozen ones (the default) the first layer is
-computed once and a step runs the second layer at its batch's nodes only. Counting steps
-rather than fixing a batch size keeps the number of steps the same from the 120k-row
-sample to the 12.9M-row dataset. Validation Recall@k is checked every ``eval_every``
+to its share, plus ``negatives`` random non-edges per pair, and steps on their MSE. With
+trainable node vectors a step embeds the whole graph; with frozen ones (the default) the
+first layer is computed once and a step runs the second layer at its batch's nodes only.
+Counting steps rather than fixing a batch size keeps the number of steps the same from the
+120k-row sample to the 12.9M-row dataset. Validation Recall@k is checked every ``eval_every``
 epochs; the best weights are kept and training stops after ``patience`` checks without
 improvement.
 """
@@ -26,7 +26,6 @@ from .evaluate import UserItems, embedding_scores, evaluate
 from .graph import Graph
 from .model import GCNRecommender
 from .split import TRAIN, VALID, Pairs
-
 
 MIN_GROUP_USERS = 1024  # users in a training step's batch, at least (or all of them)
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import sys
 
+import conftest  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 import pytest
 import torch
 
-import conftest  # noqa: F401  (puts the repo on sys.path)
-from melody_map.baselines import (EASE, IALS, ItemKNN, LightGCNBaseline, Recommender, interaction_matrix,
-                                  matrix_of, tune, user_items_of)
+from melody_map.baselines import (
+    EASE,
+    IALS,
+    ItemKNN,
+    LightGCNBaseline,
+    Recommender,
+    interaction_matrix,
+    matrix_of,
+    tune,
+    user_items_of,
+)
 from melody_map.evaluate import UserItems, evaluate, evaluate_popularity, top_k
 
 torch.set_num_threads(1)

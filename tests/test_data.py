@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import shared_file, write_original
-from melody_map.data import BLANK_LINE, EMPTY_FIELD, WRONG_SHAPE, DataError, load_playlists
+
+from melody_map.data import (
+    BLANK_LINE,
+    EMPTY_FIELD,
+    WRONG_SHAPE,
+    DataError,
+    load_playlists,
+)
 
 HEADER = b'"user_id", "artistname", "trackname", "playlistname"\n'
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import community_rows, write_original
+
 from melody_map.data import load_playlists
 from melody_map.graph import build_graph, normalized_adjacency
 from melody_map.split import TEST, TRAIN, VALID, make_pairs

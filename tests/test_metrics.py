@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from melody_map.evaluate import (UserItems, evaluate, evaluate_popularity, popularity_scores, popularity_top_k,
-                                 ranking_metrics, top_k, topk_rows)
+from melody_map.evaluate import (
+    UserItems,
+    evaluate,
+    evaluate_popularity,
+    popularity_scores,
+    popularity_top_k,
+    ranking_metrics,
+    top_k,
+    topk_rows,
+)
 
 
 def test_metrics_match_a_hand_computed_example():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, community_rows, write_original
+
 from melody_map.config import TrainConfig
-from melody_map.evaluate import popularity_scores, top_k
 from melody_map.data import load_playlists
+from melody_map.evaluate import popularity_scores, top_k
 from melody_map.graph import build_graph
 from melody_map.model import GCNRecommender
 from melody_map.pipeline import run

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import ROOT, community_rows, write_original
+
 from melody_map.config import TrainConfig
 from melody_map.pipeline import run
 from melody_map.recommend import get_recommendations, load_model
