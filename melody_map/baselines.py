@@ -46,6 +46,7 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
 from .evaluate import ScoreFn, UserItems, evaluate
+from .filters import items_matrix
 from .filters import torch_csr as _torch_csr
 from .model import _SymmetricSpMM
 
@@ -79,8 +80,7 @@ def interaction_matrix(users: np.ndarray, items: np.ndarray, weights: np.ndarray
 
 def matrix_of(user_items: UserItems, num_items: int) -> sp.csr_matrix:
     """The binary users x items CSR matrix of a ``UserItems``."""
-    users = np.repeat(np.arange(user_items.num_users, dtype=np.int64), user_items.counts())
-    return interaction_matrix(users, user_items.items, None, user_items.num_users, num_items)
+    return items_matrix(user_items, num_items)
 
 
 def user_items_of(matrix: sp.csr_matrix) -> UserItems:

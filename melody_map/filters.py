@@ -34,6 +34,9 @@ def torch_csr(matrix: sp.csr_matrix) -> Tensor:
                                        torch.from_numpy(matrix.data.astype(np.float32)), size=matrix.shape)
 
 
+MAX_ITEMS = 30_000  # the dense items x items filter: 3.6 GB of float32 at this size
+
+
 class GFCF:
     """GF-CF's linear plus ideal low-pass filter over the item-item graph.
 
@@ -44,7 +47,7 @@ class GFCF:
         seed: seeds the randomised SVD.
     """
 
-    def __init__(self, k: int = 256, alpha: float = 0.3, max_items: int = 30_000, seed: int = 0):
+    def __init__(self, k: int = 256, alpha: float = 0.3, max_items: int = MAX_ITEMS, seed: int = 0):
         self.k, self.alpha, self.max_items, self.seed = k, alpha, max_items, seed
         self.matrix: sp.csr_matrix | None = None
         self.filter: Tensor | None = None
@@ -70,12 +73,9 @@ class GFCF:
         norm = sp.diags(inv_u.astype(np.float32)) @ binary @ sp.diags(inv_i.astype(np.float32))
         linear = torch.from_numpy((norm.T @ norm).toarray().astype(np.float32))  # (I, I)
         k = min(self.k, min(norm.shape) - 1)
-        state = torch.random.get_rng_state()
-        torch.manual_seed(self.seed)
-        try:
+        with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
+            torch.manual_seed(self.seed)
             _, _, v = torch.svd_lowrank(torch_csr(sp.csr_matrix(norm)), q=k, niter=4)
-        finally:
-            torch.random.set_rng_state(state)
         # (I, k) -> D_I^-1/2 V V^T D_I^1/2, (I, I)
         ideal = (torch.from_numpy(inv_i.astype(np.float32))[:, None] * v) @ (v.T / torch.from_numpy(
             inv_i.astype(np.float32))[None, :])

@@ -21,6 +21,7 @@ from .config import TrainConfig
 from .data import DataError, LoadReport, load_playlists
 from .evaluate import UserItems, evaluate, evaluate_popularity
 from .filters import GFCF, blended, choose_blend, items_matrix
+from .filters import MAX_ITEMS as GFCF_MAX_ITEMS
 from .graph import Graph, build_graph, interaction_graph
 from .interactions import (
     InteractionReport,
@@ -91,9 +92,9 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         _write_summary(cfg, summary)
         return summary
 
-    if cfg.model == "gcn+gf-cf" and graph.num_tracks > GFCF().max_items:
+    if cfg.model == "gcn+gf-cf" and graph.num_tracks > GFCF_MAX_ITEMS:
         raise ValueError(f"--model gcn+gf-cf builds a dense items x items filter: {graph.num_tracks:,} items are "
-                         f"more than {GFCF().max_items:,}; use --model gcn")
+                         f"more than {GFCF_MAX_ITEMS:,}; use --model gcn")
     device = resolve_device(cfg.device)
     with _stage(summary, "init"):
         model = make_model(cfg, graph, pairs)

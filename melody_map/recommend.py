@@ -135,8 +135,7 @@ def get_recommendations(model: GCNRecommender | PairScorer, data: RecommenderDat
         ValueError: unknown user, index out of range, or top_k < 1.
     """
     user = _resolve_user(data, user_idx, user_id)
-    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    _check_top_k(top_k)
     exclude = data.known.of(user) if not include_known else np.zeros(0, np.int64)
     if data.blend:  # a blend's scores have no norm bound: score the (<= 30k-item) catalogue
         scores = score_function(model, data)(np.array([user]))[0]
@@ -164,8 +163,7 @@ def recommend_all(model: GCNRecommender | PairScorer, data: RecommenderData,
         users (n,), tracks (n, k) and scores (n, k), best first; -inf scores mark padding
         where a user has fewer than k tracks left.
     """
-    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    _check_top_k(top_k)
     users = np.arange(data.num_users)
     tracks, scores = rank_top_k(score_function(model, data), users, int(top_k), data.trained)
     return users, tracks, scores
@@ -246,6 +244,11 @@ def _rank_one(model: GCNRecommender | PairScorer, data: RecommenderData, user: i
         best_ids = torch.cat([best_ids, ids])[pick]
     keep = torch.isfinite(best)
     return best_ids[keep].numpy(), best[keep].numpy()
+
+
+def _check_top_k(top_k: Any) -> None:
+    if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
 
 
 def _resolve_user(data: RecommenderData, user_idx: int | None, user_id: str | None) -> int:

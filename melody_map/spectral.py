@@ -45,12 +45,9 @@ def spectral_embedding(graph: Graph, user: np.ndarray, track: np.ndarray, weight
         r = torch.sparse_coo_tensor(torch.from_numpy(np.stack([user, track])),
                                     torch.from_numpy(value.astype(np.float32)), (u_n, t_n)).coalesce()
         r = r.to_sparse_csr()
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
+        torch.manual_seed(seed)
         u, s, v = torch.svd_lowrank(r, q=min(dim, u_n, t_n), niter=niter)
-    finally:
-        torch.random.set_rng_state(generator_state)
     root = s.sqrt()
     x = torch.zeros(graph.num_nodes, dim)
     x[:u_n, : len(s)] = u * root
