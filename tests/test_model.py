@@ -159,3 +159,28 @@ def test_spectral_vectors_alone_rank_inside_the_community(tmp_path):
     user_community[pairs.user] = track_community[pairs.track]
     top = torch.topk(users @ tracks.T, 10, dim=1).indices.numpy()
     assert (track_community[top] == user_community[:, None]).mean() == 1.0
+
+
+def test_spectral_scores_give_popular_tracks_their_weight():
+    # One community: user u holds track t unless (u + t) % 5 == 0 and t >= 4, so the tracks'
+    # degrees differ (tracks 0-3 are held by everyone). Its rank-1 normalised matrix has
+    # V ∝ D_t^1/2, so the leading score U S V^T of a track grows with sqrt(degree); with the
+    # D_t^1/2 put back on the track side (GF-CF's ideal filter) it is proportional to degree,
+    # like popularity, for every user.
+    from melody_map.graph import interaction_graph
+    from melody_map.spectral import spectral_embedding
+    from melody_map.split import Pairs
+
+    users, tracks = np.meshgrid(np.arange(40), np.arange(12), indexing="ij")
+    users, tracks = users.ravel(), tracks.ravel()
+    held = ((users + tracks) % 5 != 0) | (tracks < 4)
+    users, tracks = users[held], tracks[held]
+    pairs = Pairs(user=users, track=tracks, weight=np.ones(len(users), np.float32),
+                  part=np.full(len(users), TRAIN, np.int8), row_pair=np.arange(len(users)))
+    graph = interaction_graph(pairs, 40, 12)
+    x = spectral_embedding(graph, users, tracks, pairs.weight, 1, seed=0)
+    scores = (x[:40] @ x[graph.track_offset: graph.track_offset + 12].T).numpy()
+    degree = np.bincount(tracks, minlength=12).astype(float)
+    assert len(set(degree)) > 1
+    ratio = scores / degree
+    np.testing.assert_allclose(ratio, ratio[:, :1].repeat(12, axis=1), rtol=1e-4)
