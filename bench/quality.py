@@ -44,7 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASETS = ("sample", "lastfm", "hetrec")
-MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN", "GCN-tuned")
+MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
+          "GCN-tuned")
+# How the design-card variants differ from train_gnn.py's defaults (spectral, frozen, concat).
+GCN_VARIANTS = {"GCN-trainable": {"fixed_features": False, "init": "normal", "combine": "last"},  # issue 3's card
+                "GCN-last": {"combine": "last"}}  # the scorer reads the second layer only
 # "GCN-tuned" also reports "GCN+GF-CF": the tuned GCN blended with the tuned GF-CF filter.
 K = 20
 
@@ -154,7 +158,7 @@ def run_model(split: Split, model: str, log: Callable[[str], None]) -> dict[str,
         final = B.LightGCNBaseline(epochs=tuned.best_epoch).fit(full)
         out = {"params": {**tuned._params(), "epochs": tuned.best_epoch}, "history": tuned.history}
         return {**out, "test": evaluate(final.score_fn(), test, known, split.num_items, K)}
-    if model in ("GCN", "GCN-tuned", "GCN-trainable"):
+    if model.startswith("GCN"):
         return _run_gcn(split, model, fit, valid, full, test, known, log)
     raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
 
@@ -214,7 +218,7 @@ def _run_gcn(split: Split, model: str, fit, valid, full, test, known, log) -> di
     from melody_map.evaluate import evaluate
     from melody_map.filters import GFCF, blended, choose_blend
 
-    variant = {"fixed_features": False, "init": "normal"} if model == "GCN-trainable" else {}
+    variant = GCN_VARIANTS.get(model, {})
     grid = GCN_GRID if model == "GCN-tuned" else {"dim": [32]}
     started = time.perf_counter()
     cfg, table = _tune_gcn(split, grid, variant, log)

@@ -13,6 +13,7 @@ def _opt(default: Any, help: str) -> Any:
 
 
 MODELS = ("gcn", "gcn+gf-cf")
+COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNRecommender
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TrainConfig:
     dropout: float = _opt(0.1, "dropout after each GCN layer")
     fixed_features: bool = _opt(True, "keep the starting node vectors frozen (fast: the first layer is computed "
                                 "once); --no-fixed-features trains them too, over the whole graph each step")
+    combine: str = _opt("concat", "what the linear scorer reads: 'concat' (the node vectors beside the second "
+                        "GCNConv's output, so the spectral start's own ranking is kept) or 'last' (the second "
+                        "GCNConv's output only)")
     init: str = _opt("spectral", "starting node vectors: 'spectral' (leading singular vectors of the normalised "
                      "user-track matrix) or 'normal' (random, std 0.1)")
     # training
@@ -69,6 +73,7 @@ class TrainConfig:
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
             *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),
             *(["--init must be spectral or normal"] if self.init not in ("spectral", "normal") else []),
+            *(["--combine must be concat or last"] if self.combine not in COMBINE else []),
             *(["--model must be gcn or gcn+gf-cf"] if self.model not in MODELS else []),
         ]
         if problems:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
 
+from .config import COMBINE
 from .scorer import PairScorer
 
 
@@ -61,7 +62,11 @@ class GCNRecommender(nn.Module):
     """Node vectors -> GCNConv -> ReLU -> dropout -> GCNConv -> ReLU -> dropout -> scorer.
 
     The scorer (``PairScorer``) is a linear layer over the element-wise product of the
-    user's and the track's embeddings.
+    user's and the track's embeddings: the second layer's output (``combine="last"``, the
+    card as first written) or the node vectors beside it (``"concat"``, a layer combination
+    as in NGCF/LightGCN). With ``"concat"`` the scorer holds the start's own dot product
+    ``x_u . x_t`` as one of its terms, so training adds to a spectral start's ranking
+    instead of having to rebuild it through two ReLUs.
 
     Args:
         num_nodes: N, all users, tracks, artists and playlists.
@@ -69,10 +74,15 @@ class GCNRecommender(nn.Module):
         dropout: dropout probability after each layer.
         fixed_features: keep the node vectors frozen (then training caches the first
             layer's sparse product and steps over row blocks, see train.py).
+        combine: "last" or "concat", what the scorer reads (its width: dim or 2 * dim).
     """
 
-    def __init__(self, num_nodes: int, dim: int = 32, dropout: float = 0.1, fixed_features: bool = False):
+    def __init__(self, num_nodes: int, dim: int = 32, dropout: float = 0.1, fixed_features: bool = False,
+                 combine: str = "concat"):
         super().__init__()
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
+        self.combine = combine
         self.embedding = nn.Embedding(num_nodes, dim)
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.embedding.weight.requires_grad_(not fixed_features)
@@ -80,7 +90,7 @@ class GCNRecommender(nn.Module):
         self.conv1 = SymmetricGCNConv(dim, dim, normalize=False)
         self.conv2 = SymmetricGCNConv(dim, dim, normalize=False)
         self.dropout = nn.Dropout(dropout)
-        self.scorer = PairScorer(dim)
+        self.scorer = PairScorer(dim * (2 if combine == "concat" else 1))
 
     def forward(self, adj: Tensor, cached: Tensor | None = None) -> Tensor:
         """Embed every node.
@@ -90,21 +100,24 @@ class GCNRecommender(nn.Module):
             cached: ``first_layer_input(adj)``, to skip the first sparse product (frozen vectors only).
 
         Returns:
-            (N, dim) node embeddings.
+            (N, dim) node embeddings, (N, 2 * dim) with ``combine="concat"``.
         """
         if cached is None:
             h = self.conv1(self.embedding.weight, adj)
         else:  # GCNConv computes A (E W) + b, which is (A E) W + b
             h = self.conv1.lin(cached) + self.conv1.bias
         h = self.dropout(torch.relu(h))
-        return self.dropout(torch.relu(self.conv2(h, adj)))
+        return self._combined(self.embedding.weight, self.dropout(torch.relu(self.conv2(h, adj))))
+
+    def _combined(self, x: Tensor, z: Tensor) -> Tensor:
+        return torch.cat([x, z], dim=1) if self.combine == "concat" else z
 
     def first_layer_input(self, adj: Tensor) -> Tensor:
         """(N, dim) ``A E``: the first layer's sparse product, fixed while the node vectors are frozen."""
         with torch.no_grad():
             return torch.sparse.mm(adj, self.embedding.weight)
 
-    def forward_rows(self, cached_cols: Tensor, block: Tensor) -> Tensor:
+    def forward_rows(self, cached_cols: Tensor, block: Tensor, rows: Tensor) -> Tensor:
         """Embeddings of a few nodes only, for a training step with frozen node vectors.
 
         The second layer at R nodes reads the first layer at their neighbours only, so a step
@@ -114,12 +127,13 @@ class GCNRecommender(nn.Module):
             cached_cols: (C, dim) rows of ``first_layer_input(adj)`` at the block's columns.
             block: (R, C) sparse CSR: the adjacency's rows at the R nodes, its columns kept
                 where non-zero (``graph.row_block``).
+            rows: (R,) the R nodes' ids.
 
         Returns:
-            (R, dim) embeddings of the R nodes, equal to ``forward``'s rows there.
+            (R, dim or 2 * dim) embeddings of the R nodes, equal to ``forward``'s rows there.
         """
         h = self.dropout(torch.relu(self.conv1.lin(cached_cols) + self.conv1.bias))
-        return self.dropout(torch.relu(self.conv2(h, block)))
+        return self._combined(self.embedding.weight[rows], self.dropout(torch.relu(self.conv2(h, block))))
 
     def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
@@ -132,4 +146,5 @@ class GCNRecommender(nn.Module):
     def __repr__(self) -> str:
         n, d = self.embedding.weight.shape
         frozen = "" if self.embedding.weight.requires_grad else ", fixed_features=True"
-        return f"{type(self).__name__}(num_nodes={n:,}, dim={d}, dropout={self.dropout.p}{frozen})"
+        return (f"{type(self).__name__}(num_nodes={n:,}, dim={d}, dropout={self.dropout.p}{frozen}, "
+                f"combine={self.combine!r})")

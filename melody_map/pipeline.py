@@ -147,7 +147,7 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
 def make_model(cfg: TrainConfig, graph: Graph, pairs: Pairs) -> GCNRecommender:
     """A fresh, seeded GCN over ``graph``, its node vectors started as ``cfg.init`` says."""
     torch.manual_seed(cfg.seed)
-    model = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features)
+    model = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine)
     if cfg.init == "spectral":
         train = pairs.part == TRAIN
         start = spectral_embedding(graph, pairs.user[train], pairs.track[train], pairs.weight[train],

@@ -91,11 +91,11 @@ def load_model(path: str | os.PathLike = "gnn_model.pth",
 
         with torch.device("meta"):  # no throw-away random init: the weights are assigned below
             model = GCNRecommender(state["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"],
-                                   cfg["fixed_features"])
+                                   cfg["fixed_features"], cfg.get("combine", "last"))
         model.load_state_dict(state, assign=True)
     else:
         with torch.device("meta"):
-            model = PairScorer(cfg["dim"])
+            model = PairScorer(state["scorer.weight"].shape[1])
         model.load_state_dict({"weight": state["scorer.weight"], "bias": state["scorer.bias"]}, assign=True)
     model.eval()
     data = RecommenderData(

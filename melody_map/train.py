@@ -178,7 +178,8 @@ def _embed_pairs(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tenso
     else:
         rows = np.unique(np.concatenate([u, t]))
         block, cols = graph.row_block(rows)
-        z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block.to(device))
+        z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block.to(device),
+                               torch.from_numpy(rows).to(device))
         u, t = np.searchsorted(rows, u), np.searchsorted(rows, t)
     return z[torch.from_numpy(u).to(device)], z[torch.from_numpy(t).to(device)]
 

@@ -54,22 +54,24 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
 
 
 def test_loss_falls_on_the_shipped_sample(tmp_path):
-    # 20 epochs of ~18 steps: past the plateau where the model only knows popularity.
+    # 20 epochs of ~18 steps: past the plateau where the model only knows popularity. (The
+    # first epoch's mean already counts some learning: the concat scorer picks up the start's
+    # dot product within a few steps, so the fall from it is ~1.7x, not the old card's ~2x.)
     summary = quiet_run(data=str(ROOT / "spotify_dataset.csv"), output=str(tmp_path / "s.pth"), plot="",
                         epochs=20, eval_every=20, patience=100)
     losses = [r["loss"] for r in summary.train.history]
-    assert losses[-1] < losses[0] / 1.8, f"MSE went from {losses[0]:.5f} to {losses[-1]:.5f}; expected a 1.8x fall"
+    assert losses[-1] < losses[0] / 1.5, f"MSE went from {losses[0]:.5f} to {losses[-1]:.5f}; expected a 1.5x fall"
     # ...and what it learned already beats popularity twice over.
     assert summary.test["GCN"]["recall@20"] > 2 * summary.test["popularity"]["recall@20"]
 
 
 def test_score_all_equals_pairwise_score():
     torch.manual_seed(0)
-    model = GCNRecommender(10, dim=8)
-    z = torch.randn(10, 8)
+    model = GCNRecommender(10, dim=8)  # concat: the scorer reads 16 numbers
+    z = torch.randn(10, 16)
     users, tracks = z[:3], z[3:]
     full = model.score_all(users, tracks)
-    pairwise = model.score(users[:, None, :].expand(3, 7, 8), tracks[None].expand(3, 7, 8))
+    pairwise = model.score(users[:, None, :].expand(3, 7, 16), tracks[None].expand(3, 7, 16))
     torch.testing.assert_close(full, pairwise)
 
 
@@ -118,19 +120,21 @@ def _community_graph(tmp_path):
     return pairs, build_graph(playlists, pairs)
 
 
-def test_row_block_step_equals_the_whole_graph_forward_and_gradients(tmp_path):
+@pytest.mark.parametrize("combine", ["concat", "last"])
+def test_row_block_step_equals_the_whole_graph_forward_and_gradients(tmp_path, combine):
     # A training step with frozen vectors embeds only its batch's nodes from a block of the
     # adjacency's rows and the cached first product; it must be the whole-graph model there.
     _, graph = _community_graph(tmp_path)
     torch.manual_seed(0)
-    model = GCNRecommender(graph.num_nodes, 8, dropout=0.0, fixed_features=True)
+    model = GCNRecommender(graph.num_nodes, 8, dropout=0.0, fixed_features=True, combine=combine)
     rows = np.sort(np.random.default_rng(0).choice(graph.num_nodes, 25, replace=False))
     block, cols = graph.row_block(rows)
     torch.testing.assert_close(block.to_dense(), graph.adj.to_dense()[rows][:, cols])
     cached = model.first_layer_input(graph.adj)
     torch.testing.assert_close(model(graph.adj, cached), model(graph.adj))
 
-    part = model.forward_rows(cached[torch.from_numpy(cols)], block)
+    part = model.forward_rows(cached[torch.from_numpy(cols)], block, torch.from_numpy(rows))
+    assert part.shape == (len(rows), 16 if combine == "concat" else 8)
     part.square().sum().backward()
     layers = [p for name, p in model.named_parameters() if name.startswith("conv")]
     grads = [p.grad.clone() for p in layers]
@@ -184,3 +188,19 @@ def test_spectral_scores_give_popular_tracks_their_weight():
     assert len(set(degree)) > 1
     ratio = scores / degree
     np.testing.assert_allclose(ratio, ratio[:, :1].repeat(12, axis=1), rtol=1e-4)
+
+
+def test_concat_scorer_holds_the_start_ranking_as_one_of_its_terms(tmp_path):
+    # With combine="concat" the embeddings are [node vector, second layer]; a scorer that
+    # weighs only the first half ranks exactly by the start's dot product x_u . x_t.
+    _, graph = _community_graph(tmp_path)
+    torch.manual_seed(0)
+    model = GCNRecommender(graph.num_nodes, 8, dropout=0.0, fixed_features=True, combine="concat").eval()
+    with torch.no_grad():
+        model.scorer.weight.zero_()
+        model.scorer.weight[0, :8] = 1.0
+        z = model(graph.adj)
+    x = model.embedding.weight.detach()
+    users, tracks = slice(0, graph.num_users), slice(graph.track_offset, graph.track_offset + graph.num_tracks)
+    torch.testing.assert_close(z[:, :8], x)
+    torch.testing.assert_close(model.score_all(z[users], z[tracks]) - model.scorer.bias, x[users] @ x[tracks].T)
