@@ -91,6 +91,9 @@ class GCNRecommender(nn.Module):
         self.conv2 = SymmetricGCNConv(dim, dim, normalize=False)
         self.dropout = nn.Dropout(dropout)
         self.scorer = PairScorer(dim * (2 if combine == "concat" else 1))
+        if combine == "concat":  # start as the node vectors' own dot product (plus the random GCN part)
+            with torch.no_grad():
+                self.scorer.weight[0, :dim] = 1.0
 
     def forward(self, adj: Tensor, cached: Tensor | None = None) -> Tensor:
         """Embed every node.

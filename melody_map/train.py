@@ -181,7 +181,9 @@ def _embed_pairs(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tenso
         z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block.to(device),
                                torch.from_numpy(rows).to(device))
         u, t = np.searchsorted(rows, u), np.searchsorted(rows, t)
-    return z[torch.from_numpy(u).to(device)], z[torch.from_numpy(t).to(device)]
+    # index_select: its backward is one index_add, where z[idx]'s is a (deterministic, sorting) index_put.
+    return (z.index_select(0, torch.from_numpy(u).to(device)),
+            z.index_select(0, torch.from_numpy(t).to(device)))
 
 
 def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_track: np.ndarray,

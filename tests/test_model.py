@@ -21,7 +21,7 @@ def quiet_run(**overrides):
     return run(TrainConfig(**overrides), log=lambda line: None, progress=False)
 
 
-@pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal"}],
+@pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal", "combine": "last"}],
                          ids=["default: frozen spectral vectors", "trainable random vectors (issue 3's card)"])
 def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path, variant):
     # Community 0 (30 users) and community 1 (60 users) share no track, so community 1's
