@@ -122,10 +122,6 @@ class Interactions:
     def num_items(self) -> int:
         return len(self.item_ids)
 
-    @property
-    def num_pairs(self) -> int:
-        return len(self.user)
-
     def __len__(self) -> int:
         return len(self.user)
 

@@ -110,10 +110,14 @@ class GCNRecommender(nn.Module):
         else:  # GCNConv computes A (E W) + b, which is (A E) W + b
             h = self.conv1.lin(cached) + self.conv1.bias
         h = self.dropout(torch.relu(h))
-        return self._combined(self.embedding.weight, self.dropout(torch.relu(self.conv2(h, adj))))
+        return self._combined(self.dropout(torch.relu(self.conv2(h, adj))))
 
-    def _combined(self, x: Tensor, z: Tensor) -> Tensor:
-        return torch.cat([x, z], dim=1) if self.combine == "concat" else z
+    def _combined(self, z: Tensor, rows: Tensor | None = None) -> Tensor:
+        """What the scorer reads at z's nodes (all, or ``rows``): z, or the node vectors beside it."""
+        if self.combine == "last":
+            return z
+        x = self.embedding.weight if rows is None else self.embedding.weight[rows]
+        return torch.cat([x, z], dim=1)
 
     def first_layer_input(self, adj: Tensor) -> Tensor:
         """(N, dim) ``A E``: the first layer's sparse product, fixed while the node vectors are frozen."""
@@ -136,7 +140,7 @@ class GCNRecommender(nn.Module):
             (R, dim or 2 * dim) embeddings of the R nodes, equal to ``forward``'s rows there.
         """
         h = self.dropout(torch.relu(self.conv1.lin(cached_cols) + self.conv1.bias))
-        return self._combined(self.embedding.weight[rows], self.dropout(torch.relu(self.conv2(h, block))))
+        return self._combined(self.dropout(torch.relu(self.conv2(h, block))), rows)
 
     def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
