@@ -1,4 +1,4 @@
-"""Print a user's top tracks from a Melody Map checkpoint (no CSV needed).
+"""Print a user's top tracks from a Melody Map checkpoint (no CSV, no graph library needed).
 
 Examples:
   python recommend.py --user 0 --top-k 5
@@ -9,7 +9,7 @@ Examples:
 In a notebook:
   from recommend import get_recommendations, load_model
   model, data = load_model("gnn_model.pth")
-  get_recommendations(model, data, user_idx=0, top_k=5)
+  get_recommendations(model, data, user_idx=0, top_k=5)   # a DataFrame: rank, artist, track, score
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="user index, 0 .. number of users - 1 (default: 0)")
     who.add_argument("--user-id", metavar="ID", help="the dataset's own user_id string")
     who.add_argument("--all-users", action="store_true",
-                     help="rank for every user, leaving out the tracks the model trained on (as the test "
-                          "metrics do), and write user<TAB>item<TAB>rank<TAB>score lines to --output")
+                     help="rank for every user, leaving out the tracks the model fitted and validated on (as "
+                          "the test metrics do), and write user<TAB>item<TAB>rank<TAB>score lines to --output")
     parser.add_argument("--output", metavar="PATH", help="with --all-users: the TSV to write (default: stdout)")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="how many tracks (default: 5)")
     parser.add_argument("--checkpoint", default="gnn_model.pth", metavar="PATH",
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
         if args.output and not args.all_users:
             raise ValueError("--output goes with --all-users")
-        model, data = load_model(args.checkpoint, layers=False)  # ranking needs no GCN layers
+        model, data = load_model(args.checkpoint)
         if args.all_users:
-            users, tracks, scores = recommend_all(model, data, args.top_k)
-            lines = write_recommendations(args.output or "/dev/stdout", data, users, tracks, scores)
+            users, items, scores = recommend_all(model, data, args.top_k)
+            lines = write_recommendations(args.output or "/dev/stdout", data, users, items, scores)
             if args.output:
                 print(f"wrote {lines:,} recommendations for {len(users):,} users to {args.output}")
             return 0
@@ -66,12 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
-    print(f"top {len(recs)} tracks for user {idx} ({data.user_ids[idx].as_py()}), "
-          f"{len(data.known.of(idx))} tracks known{' (included)' if args.include_known else ' (excluded)'}:")
-    width = max((len(a) for a in recs["artist"]), default=0)
-    for r in recs.itertuples():
-        label = f"{r.artist:<{width}} — {r.track}" if width else r.track  # a plain table has no artists
-        print(f"{r.rank:>3}. {label}  ({r.score:.4f})")
+    noun = data.catalogue.noun
+    print(f"top {len(recs)} {noun}s for user {idx} ({data.user_ids[idx].as_py()}), "
+          f"{len(data.known.of(idx))} {noun}s known{' (included)' if args.include_known else ' (excluded)'}:")
+    names = recs[noun].tolist()
+    if "artist" in recs:
+        width = max((len(a) for a in recs["artist"]), default=0)
+        names = [f"{a:<{width}} — {t}" for a, t in zip(recs["artist"], names)]
+    for rank, name, score in zip(recs["rank"], names, recs["score"]):
+        print(f"{rank:>3}. {name}  ({score:.4f})")
     return 0
 
 

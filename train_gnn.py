@@ -1,10 +1,10 @@
-"""Train Melody Map's GCN recommender on a Spotify playlists CSV.
+"""Train Melody Map's GCN recommender on a Spotify playlists CSV or a plain interaction table.
 
-Loads the CSV (the real 1.2 GB spotify_dataset.csv or the shipped synthetic sample), builds
-one graph of users, tracks, artists and playlists, holds out 10% + 10% of each user's tracks
-for validation and test, trains two GCNConv layers with a linear scorer (MSE, Adam),
-reports test Recall/NDCG/HitRate@k beside a popularity baseline, and writes a
-self-contained checkpoint plus a training-curve PNG.
+Loads the input (the real 1.2 GB spotify_dataset.csv, the shipped synthetic sample, or a
+user,item[,weight] table), builds one graph of users, tracks, artists and playlists, holds
+out 10% + 10% of each user's pairs for validation and test, trains two GCNConv layers with
+a linear scorer (MSE, Adam), reports test Recall/NDCG/HitRate/Coverage@k beside a
+popularity baseline, and writes a self-contained checkpoint plus a training-curve PNG.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def dataset(scale: float, seed: int, data_dir: Path) -> dict[str, Any]:
             return {**meta, "path": rel(csv), "reused": True}
     data_dir.mkdir(parents=True, exist_ok=True)
     stats_tmp = csv.with_name(csv.name + ".stats.tmp")
-    code = ("import dataclasses, json, sys; from melody_map.synthetic import write_dataset; "
+    code = ("import dataclasses, json, sys; from synthetic import write_dataset; "
             f'stats = write_dataset(sys.argv[1], preset="{PRESET}", scale={scale!r}, seed={seed!r}); '
             'json.dump({k: v for k, v in dataclasses.asdict(stats).items() if k != "planted_lines"}, '
             'open(sys.argv[2], "w"))')

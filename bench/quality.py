@@ -1,26 +1,28 @@
-"""Quality benchmark: our GCNs beside tuned baselines, on the same splits and the same metric code.
+"""Quality benchmark: our models beside tuned baselines, on train_gnn.py's own split and metric code.
 
     python bench/quality.py                                  # every dataset and model
     python bench/quality.py --datasets lastfm --models EASE GCN
+    python bench/quality.py --report                         # re-print the tables from the JSON
+    python bench/quality.py --dataset mine "--data my_train.tsv --test my_test.tsv"   # your own data
 
-Datasets (the real ones are read from ../shared/data and skipped where it is absent):
-    sample   the shipped synthetic spotify_dataset.csv, split 80/10/10 per user as train_gnn.py does
-    lastfm   the Last.fm split of the reference LightGCN code: data1.txt (train) / test1.txt (test)
-    hetrec   HetRec 2011 Last.fm 2K user_artists.dat, a seeded 80/20 per-user split
+Datasets (the real ones are read from ../shared/data and skipped where it is absent), each
+loaded exactly as the train_gnn.py flags in DATASETS load it:
+    sample   the shipped synthetic spotify_dataset.csv, 80/10/10 per user
+    lastfm   the Last.fm split of the reference LightGCN code: data1.txt (train) / test1.txt (test),
+             validation carved from training
+    hetrec   HetRec 2011 Last.fm 2K user_artists.dat, 70/10/20 per user
 
-Protocol, the same for every model:
-    - a validation split is carved from training (10% of each user's training pairs, seeded;
-      on the sample it is train_gnn.py's own validation part); the test set is never looked at
-      while choosing anything;
-    - hyper-parameters (and, for the trained GNNs, the epoch count by early stopping) are
-      chosen by validation Recall@20, fitting on training minus validation;
-    - the chosen model is refitted on all of training and scored once on test: every item
-      ranked, the user's training items excluded, Recall@20 and NDCG@20 averaged over the
-      test users (``melody_map.evaluate``, the code train_gnn.py reports with).
+Protocol, the same for every model, through the one model contract (melody_map.recommender):
+    1. every grid point is fitted on the training pairs and judged by validation Recall@20
+       (a model that trains by epochs also stops early on it);
+    2. the best is refitted on training + validation with its choices (``model.refit``), as
+       ``train_gnn.py --refit`` does;
+    3. it is scored once on the test pairs: every item ranked, training and validation items
+       left out (``pipeline.test_metrics``, the code train_gnn.py reports with).
 
 Each (dataset, model) runs in a fresh process, so its peak resident memory is its own; the
-time is the whole fit: tuning plus the final refit. Results go to --out as JSON, and the
-table is printed (``python bench/quality.py --report`` re-prints it from the JSON).
+time is the whole fit: tuning plus the refit. Every row carries the command that reproduces
+it: a train_gnn.py command for our models, this script for a baseline.
 """
 
 from __future__ import annotations
@@ -29,268 +31,163 @@ import argparse
 import json
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHARED = ROOT.parent / "shared" / "data"
-DATASETS = ("sample", "lastfm", "hetrec")
-MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
-          "GCN-tuned")
-# How the design-card variants differ from train_gnn.py's defaults (spectral, frozen, concat).
-GCN_VARIANTS = {"GCN-trainable": {"fixed_features": False, "init": "normal", "combine": "last"},  # issue 3's card
-                "GCN-last": {"combine": "last"}}  # the scorer reads the second layer only
-# "GCN-tuned" also reports "GCN+GF-CF": the tuned GCN blended with the tuned GF-CF filter.
+SHARED = "../shared/data"  # relative to the repo root, as the commands below are run from it
 K = 20
+# Each dataset as train_gnn.py flags: the benchmark's split is train_gnn.py's split.
+DATASETS = {
+    "sample": "--data spotify_dataset.csv",
+    "lastfm": f"--data {SHARED}/lastfm-lightgcn/data1.txt --test {SHARED}/lastfm-lightgcn/test1.txt",
+    "hetrec": f"--data {SHARED}/hetrec2011-lastfm-2k/user_artists.dat --test-frac 0.2",
+}
 
 
 @dataclass
-class Split:
-    """One dataset's split as pairs: part TRAIN (fit), VALID (carved from training), TEST."""
+class Entry:
+    """One row of the tables: a contract model, the grid it is tuned over, and its fixed options."""
 
-    name: str
-    pairs: Any  # melody_map.split.Pairs
-    num_users: int
-    num_items: int
-    graph: Callable[[Any], Any]  # pairs -> the GCN's graph over their TRAIN part
-    source: str
+    factory: Callable[..., Any]
+    grid: dict[str, list] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # options beside the defaults, part of the command
 
 
-def load_split(name: str, seed: int = 0) -> Split:
-    from melody_map.graph import build_graph, interaction_graph
-    from melody_map.interactions import (
-        per_user_test_mask,
-        read_interactions,
-        read_train_test,
-        split_per_user,
-    )
-    from melody_map.split import TEST, TRAIN, VALID, Pairs, make_pairs
+def entries() -> dict[str, Entry]:
+    """Every benchmarked model by its row name (imports the models on demand)."""
+    from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, Popularity
+    from melody_map.filters import GF_CF_GRID, GFCF
+    from melody_map.gcn import GCN, GCNBlend
 
-    if name == "sample":
-        from melody_map.data import load_playlists
-
-        playlists, _ = load_playlists(ROOT / "spotify_dataset.csv")
-        pairs = make_pairs(playlists, 0.1, 0.1, 10, seed)
-        return Split(name, pairs, playlists.num_users, playlists.num_tracks,
-                     lambda p: build_graph(playlists, p), "spotify_dataset.csv (synthetic sample)")
-    if name == "lastfm":
-        folder = SHARED / "lastfm-lightgcn"
-        train, test = read_train_test(folder / "data1.txt", folder / "test1.txt")
-        source = "../shared/data/lastfm-lightgcn data1.txt + test1.txt"
-    elif name == "hetrec":
-        inter = read_interactions(SHARED / "hetrec2011-lastfm-2k" / "user_artists.dat")
-        train, test = split_per_user(inter, 0.2, seed)
-        source = f"../shared/data/hetrec2011-lastfm-2k/user_artists.dat, 80/20 per user, seed {seed}"
-    else:
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    valid = per_user_test_mask(train.user, 0.1, seed + 1)
-    part = np.concatenate([np.where(valid, VALID, TRAIN), np.full(len(test.user), TEST)]).astype(np.int8)
-    user = np.concatenate([train.user, test.user])
-    item = np.concatenate([train.item, test.item])
-    weight = np.concatenate([train.weight, test.weight]).astype(np.float32)
-    pairs = Pairs(user=user, track=item, weight=weight, part=part, row_pair=np.arange(len(user)))
-    u_n, i_n = train.num_users, train.num_items
-    return Split(name, pairs, u_n, i_n, lambda p: interaction_graph(p, u_n, i_n), source)
+    gcn_grid = {"dim": [64, 128], "combine": ["concat", "last"]}  # dropout stays at 0.1
+    return {
+        "popularity": Entry(Popularity),
+        "ItemKNN": Entry(ItemKNN, {"neighbors": [50, 100, 400], "shrink": [0.0, 10.0]}),
+        "EASE": Entry(EASE, {"lam": [50.0, 200.0, 500.0, 2000.0]}),
+        "iALS": Entry(IALS, {"factors": [64, 128], "regularization": [0.01, 1.0], "alpha": [1.0, 20.0]}),
+        "GF-CF": Entry(GFCF, GF_CF_GRID),
+        "LightGCN": Entry(partial(LightGCNBaseline, epochs=200, eval_every=5, patience=4)),
+        # issue 3's design card as first written: trainable random node vectors, scorer on the last layer
+        "GCN-trainable": Entry(GCN, fixed={"fixed_features": False, "init": "normal", "combine": "last"}),
+        "GCN-last": Entry(GCN, fixed={"combine": "last"}),  # the scorer reads the second layer only
+        "GCN": Entry(GCN),  # train_gnn.py's default
+        "GCN-tuned": Entry(GCN, gcn_grid),
+        "GCN+GF-CF": Entry(GCNBlend, gcn_grid),
+    }
 
 
-def refit_pairs(pairs):
-    """The same pairs with validation folded back into training (for the final refit)."""
-    from melody_map.split import TRAIN, VALID
-
-    return replace(pairs, part=np.where(pairs.part == VALID, TRAIN, pairs.part).astype(np.int8))
+MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
+          "GCN-tuned", "GCN+GF-CF")
 
 
-def matrices(split: Split):
-    """(fit matrix, valid items, full-train matrix, test items, full-train items) for the baselines."""
-    from melody_map.baselines import interaction_matrix, user_items_of
-    from melody_map.evaluate import UserItems
-    from melody_map.split import TEST, TRAIN, VALID
+def load(dataset: str):
+    """The dataset exactly as ``python train_gnn.py <its flags>`` loads and splits it."""
+    from melody_map.config import TrainConfig, parse_config
+    from melody_map.dataset import load_dataset
 
-    p = split.pairs
-
-    def matrix(mask):
-        return interaction_matrix(p.user[mask], p.track[mask], None, split.num_users, split.num_items)
-
-    fit = matrix(p.part == TRAIN)
-    full = matrix(p.part != TEST)
-    valid = UserItems.from_pairs(p.user[p.part == VALID], p.track[p.part == VALID], split.num_users)
-    test = UserItems.from_pairs(p.user[p.part == TEST], p.track[p.part == TEST], split.num_users)
-    return fit, valid, full, test, user_items_of(full)
+    return load_dataset(parse_config(TrainConfig, shlex.split(DATASETS[dataset]), ""))
 
 
-def run_model(split: Split, model: str, log: Callable[[str], None]) -> dict[str, Any]:
-    """Tune on validation, refit on all training, score on test; returns metrics and choices."""
-    from melody_map import baselines as B
-    from melody_map.evaluate import evaluate, evaluate_popularity
-    from melody_map.split import TEST
-
-    fit, valid, full, test, known = matrices(split)
-    out: dict[str, Any] = {}
-    if model == "popularity":
-        p = split.pairs
-        metrics = evaluate_popularity(p.track[p.part != TEST], test, known, split.num_items, K)
-        return {"test": metrics, "params": {}}
-    if model in ("ItemKNN", "EASE", "iALS", "GF-CF"):
-        from melody_map.filters import GF_CF_GRID, GFCF
-
-        tuners = {
-            "ItemKNN": (B.ItemKNN, {"neighbors": [50, 100, 400], "shrink": [0.0, 10.0]}),
-            "EASE": (B.EASE, {"lam": [50.0, 200.0, 500.0, 2000.0]}),
-            "iALS": (B.IALS, {"factors": [64, 128], "regularization": [0.01, 1.0], "alpha": [1.0, 20.0]}),
-            "GF-CF": (GFCF, GF_CF_GRID),
-        }
-        factory, grid = tuners[model]
-        best, table = B.tune(factory, grid, fit, valid, K, log=log)
-        final = factory(**best).fit(full)
-        out = {"params": best, "tuning": table.to_dict(orient="records")}
-        return {**out, "test": evaluate(final.score_fn(), test, known, split.num_items, K)}
-    if model == "LightGCN":
-        tuned = B.LightGCNBaseline(epochs=200, eval_every=5, patience=4, log=log).fit(fit, valid)
-        final = B.LightGCNBaseline(epochs=tuned.best_epoch).fit(full)
-        out = {"params": {**tuned._params(), "epochs": tuned.best_epoch}, "history": tuned.history}
-        return {**out, "test": evaluate(final.score_fn(), test, known, split.num_items, K)}
-    if model.startswith("GCN"):
-        return _run_gcn(split, model, fit, valid, full, test, known, log)
-    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-
-
-GCN_GRID = {"dim": [64, 128], "combine": ["concat", "last"]}  # dropout stays at 0.1
-
-
-def _tune_gcn(split: Split, grid: dict[str, list], variant: dict[str, Any], log) -> tuple[Any, list[dict]]:
-    """Train the GCN for every grid point on training minus validation (early stopping on
-    validation Recall@20, as train_gnn.py does); the best point's config with its best epoch."""
-    import itertools
-
-    import torch
-
+def command(dataset: str, row: str, params: dict[str, Any]) -> str:
+    """The command that reproduces a row: train_gnn.py for our models, this script for a baseline."""
     from melody_map.config import TrainConfig
-    from melody_map.pipeline import make_model
-    from melody_map.train import train
+    from melody_map.gcn import MODELS as PRODUCT
 
-    best, best_recall, table = None, -1.0, []
-    for values in itertools.product(*grid.values()):
-        point = dict(zip(grid, values))
-        cfg = TrainConfig(plot="", output="", **variant, **point)
-        graph = split.graph(split.pairs)
-        net = make_model(cfg, graph, split.pairs)
-        started = time.perf_counter()
-        result = train(net, graph, split.pairs, cfg, torch.device("cpu"), progress=False)
-        recall = result.best_valid.get(f"recall@{K}", 0.0)
-        table.append({**point, "best_epoch": result.best_epoch, f"valid_recall@{K}": recall,
-                      "fit_seconds": time.perf_counter() - started})
-        log(f"GCN {point}: best epoch {result.best_epoch}, validation recall@{K} {recall:.4f}")
-        if recall > best_recall:
-            best_recall, best = recall, replace(cfg, epochs=max(result.best_epoch, 1))
-    return best, table
+    entry = entries()[row]
+    name = getattr(entry.factory, "name", "")
+    if name not in PRODUCT:
+        return f"python bench/quality.py --datasets {dataset} --models {row}"
+    defaults = TrainConfig()
+    chosen = {**entry.fixed, **{k: params[k] for k in entry.grid}}
+    flags = [f"--model {name}"] if name != defaults.model else []
+    for key, value in chosen.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        elif value != getattr(defaults, key):
+            flags.append(f"{flag} {value}")
+    return " ".join(["python train_gnn.py", DATASETS[dataset], *flags, "--refit"])
 
 
-def _fit_gcn(split: Split, cfg, refit: bool = True):
-    """The chosen config trained for its chosen epochs on all of training (``refit``) or on
-    training minus validation; a ScoreFn over items."""
-    import torch
+def child(dataset: str, row: str) -> dict[str, Any]:
+    """Tune, refit and test one model on one dataset; the result as a JSON-able dict."""
+    from bench.baselines import tune
+    from melody_map.pipeline import test_metrics
 
-    from melody_map.pipeline import make_model
-    from melody_map.train import train, user_scores
+    def log(line: str) -> None:
+        print(f"  {line}", file=sys.stderr, flush=True)
 
-    cfg = replace(cfg, eval_every=cfg.epochs, patience=1)  # one check, at the end: nothing to select
-    pairs = refit_pairs(split.pairs) if refit else split.pairs
-    graph = split.graph(pairs)
-    net = make_model(cfg, graph, pairs)
-    train(net, graph, pairs, cfg, torch.device("cpu"), progress=False)
-    net.eval()
-    with torch.no_grad():
-        z = net(graph.adj)
-    return user_scores(net, z, graph)
-
-
-def _run_gcn(split: Split, model: str, fit, valid, full, test, known, log) -> dict[str, Any]:
-    """The design-card GCN through train_gnn.py's own stages (make_model, train)."""
-    from melody_map.evaluate import evaluate
-    from melody_map.filters import GFCF, blended, choose_blend
-
-    variant = GCN_VARIANTS.get(model, {})
-    grid = GCN_GRID if model == "GCN-tuned" else {"dim": [32]}
-    started = time.perf_counter()
-    cfg, table = _tune_gcn(split, grid, variant, log)
-    params = {"dim": cfg.dim, "dropout": cfg.dropout, "epochs": cfg.epochs, "combine": cfg.combine, **variant}
-    gcn_full = _fit_gcn(split, cfg)
-    result = {"params": params, "tuning": table, "test": evaluate(gcn_full, test, known, split.num_items, K),
-              "fit_seconds": time.perf_counter() - started}
-    if model != "GCN-tuned":
-        return result
-
-    # Also: the tuned GCN plus the tuned GF-CF filter, each standardised per user, the filter
-    # and the GCN's weight chosen on validation (filters.choose_blend, as train_gnn.py
-    # --model gcn+gf-cf does). Its time is this whole child's (it includes the GCN's).
-    from melody_map.baselines import user_items_of
-
-    gcn_fit = _fit_gcn(split, cfg, refit=False)  # the weight is chosen without validation in training
-    choice = choose_blend(user_items_of(fit), valid, gcn_fit, split.num_items, K, log=log)
-    gf_full = GFCF(k=choice["gf_k"], alpha=choice["gf_alpha"]).fit(full)
-    metrics = evaluate(blended(gf_full.scores, gcn_full, choice["weight"]), test, known, split.num_items, K)
-    blend = {"model": "GCN+GF-CF", "test": metrics, "params": {**params, **choice}}
-    return {**result, "also": [blend]}
-
-
-def child(dataset: str, model: str) -> dict[str, Any]:
     start = time.perf_counter()
-    split = load_split(dataset)
+    data = load(dataset)
     loaded = time.perf_counter()
-    result = run_model(split, model, log=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
-    total = time.perf_counter() - loaded
-    for extra in result.get("also", []):
-        extra.setdefault("fit_seconds", total)
-    return {"dataset": dataset, "model": model, "source": split.source,
-            "users": split.num_users, "items": split.num_items,
-            "pairs": {k: int(v) for k, v in zip(("train", "valid", "test"),
-                                                np.bincount(split.pairs.part, minlength=3))},
-            "load_seconds": loaded - start, "fit_seconds": total,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **result}
+    entry = entries()[row]
+    best, tuning = tune(partial(entry.factory, **entry.fixed), entry.grid, data, K, log=log)
+    final = best.refit(data.with_valid_in_train(), log=log)
+    fitted = time.perf_counter()
+    metrics = test_metrics(final, data, K)
+    params = final.params()
+    return {"dataset": dataset, "model": row, "flags": DATASETS[dataset], "command": command(dataset, row, params),
+            "users": data.num_users, "items": data.num_items, "pairs": data.pairs.counts(),
+            "split_digest": data.pairs.digest(),
+            "load_seconds": loaded - start, "fit_seconds": fitted - loaded,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "params": params, "tuning": tuning, "test": metrics[final.label]}
 
 
 def machine() -> dict[str, Any]:
+    import os
+
     import torch
 
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
     return {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "platform": platform.platform(),
-            "cpus": __import__("os").cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "git": git.stdout.strip()}
+
+
+def shown_params(row: str, params: dict[str, Any]) -> str:
+    """The choices worth a column: the grid's, the fixed options, and what fitting chose."""
+    entry = entries()[row]
+    keys = [*entry.grid, *entry.fixed, "epochs", "gf_k", "gf_alpha", "weight"]
+    return ", ".join(f"{k}={params[k]}" for k in dict.fromkeys(keys) if k in params) or "—"
 
 
 def report(doc: dict[str, Any]) -> str:
     """One Markdown table per dataset, models in run order, best Recall@20 in bold."""
-    lines = [f"Measured {doc['machine']['when']} on {doc['machine']['platform']}, {doc['machine']['cpus']} CPUs, "
-             f"torch {doc['machine']['torch']}, git {doc['machine']['git']}. Command: `{doc['command']}`.", ""]
+    m = doc["machine"]
+    lines = [f"Measured {m['when']} on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, git {m['git']}. "
+             f"Command: `{doc['command']}`. Each row: tuned on validation, refitted on training + validation, "
+             f"tested once; the last column reproduces it.", ""]
     for dataset in dict.fromkeys(r["dataset"] for r in doc["results"]):
         rows = [r for r in doc["results"] if r["dataset"] == dataset]
         ok = [r for r in rows if "test" in r]
         best = max((r["test"][f"recall@{K}"] for r in ok), default=None)
         head = ok[0] if ok else rows[0]
         pairs = head.get("pairs", {})
-        lines += [f"**{dataset}** — {head.get('source', '')}: {head.get('users', 0):,} users, "
-                  f"{head.get('items', 0):,} items; pairs: train {pairs.get('train', 0) + pairs.get('valid', 0):,} "
-                  f"(validation {pairs.get('valid', 0):,} of them, for tuning), test {pairs.get('test', 0):,}", "",
-                  f"| model | Recall@{K} | NDCG@{K} | fit time (tuning + refit) | peak RSS | chosen |",
-                  "|---|---:|---:|---:|---:|---|"]
+        lines += [f"**{dataset}** — `{head.get('flags', '')}`: {head.get('users', 0):,} users, "
+                  f"{head.get('items', 0):,} items; pairs: train {pairs.get('train', 0):,}, "
+                  f"validation {pairs.get('valid', 0):,}, test {pairs.get('test', 0):,}", "",
+                  f"| model | Recall@{K} | NDCG@{K} | fit (tuning + refit) | peak RSS | chosen | reproduce |",
+                  "|---|---:|---:|---:|---:|---|---|"]
         for r in rows:
             if "test" not in r:
-                lines.append(f"| {r['model']} | — | — | — | — | {r.get('error', 'failed')} |")
+                lines.append(f"| {r['model']} | — | — | — | — | {r.get('error', 'failed')} | |")
                 continue
             recall, ndcg = r["test"][f"recall@{K}"], r["test"][f"ndcg@{K}"]
             cell = f"**{recall:.4f}**" if recall == best else f"{recall:.4f}"
-            params = ", ".join(f"{k}={v}" for k, v in r.get("params", {}).items()) or "—"
             lines.append(f"| {r['model']} | {cell} | {ndcg:.4f} | {r['fit_seconds']:.1f} s | "
-                         f"{r['peak_rss_mb'] / 1024:.2f} GiB | {params} |")
+                         f"{r['peak_rss_mb'] / 1024:.2f} GiB | {shown_params(r['model'], r['params'])} | "
+                         f"`{r['command']}` |")
         lines.append("")
     return "\n".join(lines)
 
@@ -298,12 +195,16 @@ def report(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    ap.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS),
+                    help="the built-in datasets to run (default: all of them, or none with --dataset)")
+    ap.add_argument("--dataset", nargs=2, action="append", default=[], metavar=("NAME", "FLAGS"),
+                    help="also run a dataset of your own, given as train_gnn.py's data flags in one string")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
-    ap.add_argument("--report", action="store_true", help="re-print the table from --out and stop")
+    ap.add_argument("--report", action="store_true", help="re-print the tables from --out and stop")
     ap.add_argument("--child", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    DATASETS.update(dict(args.dataset))
     if args.child:
         print(json.dumps(child(*args.child)))
         return 0
@@ -311,24 +212,22 @@ def main(argv: list[str] | None = None) -> int:
         print(report(json.loads(args.out.read_text())))
         return 0
 
-    command = "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    doc = {"machine": machine(), "command": command.strip(), "results": []}
-    for dataset in args.datasets:
-        if dataset != "sample" and not SHARED.exists():
-            print(f"{dataset}: skipped, {SHARED} is absent", file=sys.stderr)
+    command_line = "python bench/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    doc = {"machine": machine(), "command": command_line.strip(), "results": []}
+    own = [name for name, _ in args.dataset]
+    for dataset in (args.datasets or ([] if own else list(DATASETS))) + own:
+        if SHARED in DATASETS[dataset] and not (ROOT / SHARED).exists():
+            print(f"{dataset}: skipped, {ROOT / SHARED} is absent", file=sys.stderr)
             continue
         for model in args.models:
             print(f"[{dataset}] {model} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--child", dataset, model], cwd=ROOT,
+            extra = ["--dataset", dataset, DATASETS[dataset]] if dataset in own else []
+            proc = subprocess.run([sys.executable, __file__, "--child", dataset, model, *extra], cwd=ROOT,
                                   stdout=subprocess.PIPE, text=True)
             if proc.returncode != 0:
-                doc["results"].append({"dataset": dataset, "model": model,
-                                       "error": f"exited {proc.returncode}"})
+                doc["results"].append({"dataset": dataset, "model": model, "error": f"exited {proc.returncode}"})
             else:
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
-                doc["results"].append(result)
-                for extra in result.pop("also", []):  # a child that measured a second model too
-                    doc["results"].append({**result, "tuning": [], **extra})
+                doc["results"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(doc, indent=2))
     print(report(doc))

@@ -114,7 +114,8 @@ def _rows_cell(r: Result) -> str:
     load = r.get("load") or {}
     if not load:
         return DASH
-    return f"{fmt_int(load.get('lines_read'))} / {fmt_int(load.get('rows_kept'))}"
+    read = load.get("rows_read", load.get("lines_read"))  # results before the one reader say lines_read
+    return f"{fmt_int(read)} / {fmt_int(load.get('rows_kept'))}"
 
 
 def _pairs_cell(r: Result) -> str:

@@ -1,31 +1,199 @@
-"""Stage 5: one self-contained checkpoint file, safe to load with ``weights_only=True``.
+"""The checkpoint's whole schema: what is written, what is required, how it is read, its version.
 
-It holds plain tensors, numbers and strings only (no pickled classes): the model's
-``state_dict``, the config, the final user and track embeddings, each user's known
-tracks (CSR) and the names behind every index. Name tables are stored as one UTF-8 byte
-tensor plus an offsets tensor per table: millions of names load as two tensors instead
-of millions of Python strings.
+One file holds everything ``recommend.py`` needs, as plain tensors, numbers and strings,
+so it loads with ``torch.load(weights_only=True)`` and no pickled code:
+
+    format, version   "melody-map", VERSION
+    config            the run's TrainConfig as a dict
+    model             name (``gcn.MODELS``), params and state: ``Recommender.params()/state()``
+    catalogue         user_ids, item_names; item_ids (plain tables); artist_names, item_artist (playlists)
+    known             indptr, items: every item each user has, left out of recommendations by default
+    trained           indptr, items: the items the model fitted and validated on, left out by
+                      ``recommend.py --all-users`` exactly as the test metrics leave them out
+    metrics           test metrics, best epoch, validation metrics
+    counts, versions  dataset sizes; torch and Python versions that wrote it
+
+Name tables are stored as one UTF-8 byte tensor plus an offsets tensor each: millions of
+names load as two tensors instead of millions of Python strings. Writing is atomic (a
+temporary file, then a rename). Reading this module never imports ``torch_geometric``.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 import tempfile
 import zipfile
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
-FORMAT = "melody-map/1"
-REQUIRED = ("format", "config", "state_dict", "user_embeddings", "track_embeddings", "track_artist",
-            "known_indptr", "known_tracks", "user_ids", "artist_names", "track_titles")
+from .config import TrainConfig
+from .evaluate import UserItems
+from .readers import Catalogue
+from .recommender import Recommender
+from .split import TEST
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+FORMAT = "melody-map"
+VERSION = 2
+# Required keys and what each must be; nested ones as "outer.inner".
+REQUIRED: dict[str, type] = {
+    "format": str, "version": int, "config": dict, "model": dict, "model.name": str, "model.params": dict,
+    "model.state": dict, "catalogue": dict, "catalogue.user_ids": dict, "catalogue.item_names": dict,
+    "known": dict, "known.indptr": torch.Tensor, "known.items": torch.Tensor, "trained": dict,
+    "trained.indptr": torch.Tensor, "trained.items": torch.Tensor, "metrics": dict, "counts": dict,
+}
+# Optional keys, present for one input format only.
+OPTIONAL: dict[str, type] = {"catalogue.item_ids": dict, "catalogue.artist_names": dict,
+                             "catalogue.item_artist": torch.Tensor}
+HINT = "train one with: python train_gnn.py"
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt or not ours; the message says what to do."""
+
+
+@dataclass
+class RecommenderData:
+    """Everything a checkpoint holds besides the model: the names, and which items each user has."""
+
+    config: dict[str, Any]
+    catalogue: Catalogue
+    known: UserItems  # every item each user has (a plain table with --test: its training table's)
+    trained: UserItems  # the items the model fitted and validated on, which the test metrics leave out
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_users(self) -> int:
+        return self.catalogue.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.catalogue.num_items
+
+    @property
+    def user_ids(self) -> pa.Array:
+        return self.catalogue.user_ids
+
+    def user_index(self, user_id: str) -> int:
+        """Index of a dataset user id; ValueError when the checkpoint does not know it."""
+        idx = pc.index(self.user_ids, str(user_id).strip()).as_py()
+        if idx < 0:
+            raise ValueError(f"unknown user id {user_id!r}: this checkpoint has {self.num_users:,} users "
+                             f"(e.g. {self.user_ids[0].as_py()!r}); use --user 0..{self.num_users - 1} or a listed id")
+        return idx
+
+
+def checkpoint_payload(cfg: TrainConfig, model: Recommender, data: Dataset, metrics: dict[str, Any]) -> dict:
+    """What ``save_checkpoint`` writes for a fitted model and its dataset."""
+    pairs, cat = data.pairs, data.catalogue
+    # Pairs with input rows behind them are the user's own; a fixed test table's pairs are not.
+    known = pairs.rows_per_pair() > 0
+    catalogue = {"user_ids": pack_strings(cat.user_ids), "item_names": pack_strings(cat.item_names)}
+    if cat.item_ids is not None:
+        catalogue["item_ids"] = pack_strings(cat.item_ids)
+    if cat.artist_names is not None:
+        catalogue["artist_names"] = pack_strings(cat.artist_names)
+        catalogue["item_artist"] = torch.from_numpy(np.asarray(cat.item_artist, np.int32))
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": cfg.to_dict(),
+        "model": {"name": model.name, "params": model.params(), "state": model.state()},
+        "catalogue": catalogue,
+        "known": _pack_items(UserItems.from_pairs(pairs.user[known], pairs.item[known], data.num_users)),
+        "trained": _pack_items(UserItems.from_pairs(*pairs.select(*(p for p in range(3) if p != TEST)),
+                                                    data.num_users)),
+        "metrics": metrics,
+        "counts": {"users": data.num_users, "items": data.num_items, "artists": cat.num_artists,
+                   "playlists": cat.num_playlists, "rows": len(data.rows)},
+        "versions": {"torch": str(torch.__version__), "python": sys.version.split()[0]},
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, then a rename over ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], RecommenderData]:
+    """Read and check a checkpoint; refuses pickled code.
+
+    Returns:
+        The model record ({"name", "params", "state"}) and the data beside it.
+
+    Raises:
+        CheckpointError: missing file, not a torch file, pickled objects inside, another
+            format or version, or a required field missing or of the wrong kind.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: checkpoint not found; {HINT}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a page long; keep the line that names the offending object.
+        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "unsafe content")
+        raise CheckpointError(f"{path}: refused, it holds pickled objects that weights_only loading "
+                              f"does not allow ({why[:160]}); {HINT}") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError):
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, truncated or not a torch file); "
+                              f"{HINT}") from None
+    if not isinstance(ckpt, dict) or not str(ckpt.get("format", "")).startswith(FORMAT):
+        raise CheckpointError(f"{path}: not a Melody Map checkpoint (expected format {FORMAT!r}); {HINT}")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path}: written by another Melody Map version (checkpoint format "
+                              f"{ckpt.get('version', ckpt.get('format'))!r}, this one reads {VERSION}); {HINT}")
+    _check(ckpt, path)
+    cat = ckpt["catalogue"]
+    catalogue = Catalogue(
+        user_ids=unpack_strings(cat["user_ids"]),
+        item_names=unpack_strings(cat["item_names"]),
+        item_ids=unpack_strings(cat["item_ids"]) if "item_ids" in cat else None,
+        artist_names=unpack_strings(cat["artist_names"]) if "artist_names" in cat else None,
+        item_artist=cat["item_artist"].numpy() if "item_artist" in cat else None,
+        noun="track" if "artist_names" in cat else "item",
+    )
+    data = RecommenderData(config=ckpt["config"], catalogue=catalogue, known=_unpack_items(ckpt["known"]),
+                           trained=_unpack_items(ckpt["trained"]), metrics=ckpt["metrics"])
+    return ckpt["model"], data
+
+
+def _check(ckpt: dict, path: str) -> None:
+    """Every required key present with its kind, every optional one of its kind where present."""
+    missing, wrong = [], []
+    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+        outer, _, inner = key.partition(".")
+        holder = ckpt if not inner else ckpt.get(outer)
+        name = inner or outer
+        if not isinstance(holder, dict) or name not in holder:
+            if key in REQUIRED:
+                missing.append(key)
+        elif not isinstance(holder[name], kind):
+            wrong.append(f"{key} ({type(holder[name]).__name__}, expected {kind.__name__})")
+    if missing or wrong:
+        problems = ([f"lacks {', '.join(missing)}"] if missing else []) + (
+            [f"has the wrong kind of {', '.join(wrong)}"] if wrong else [])
+        raise CheckpointError(f"{path}: checkpoint {'; '.join(problems)}; {HINT}")
+    if "artist_names" in ckpt["catalogue"] and "item_artist" not in ckpt["catalogue"]:
+        raise CheckpointError(f"{path}: checkpoint lacks catalogue.item_artist beside its artist names; {HINT}")
 
 
 def pack_strings(values: pa.Array) -> dict[str, torch.Tensor]:
@@ -45,44 +213,9 @@ def unpack_strings(packed: dict[str, torch.Tensor]) -> pa.Array:
                                  [None, pa.py_buffer(offsets), pa.py_buffer(packed["data"].numpy())])
 
 
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then a rename over ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def _pack_items(items: UserItems) -> dict[str, torch.Tensor]:
+    return {"indptr": torch.from_numpy(items.indptr), "items": torch.from_numpy(items.items)}
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint written by ``save_checkpoint``; refuses pickled code.
-
-    Raises:
-        CheckpointError: missing file, not a torch file, pickled objects inside, or a
-            file without Melody Map's fields.
-    """
-    path = os.fspath(path)
-    hint = "train one with: python train_gnn.py"
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: checkpoint not found; {hint}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as e:
-        # torch's message is a page long; keep the line that names the offending object.
-        why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "unsafe content")
-        raise CheckpointError(f"{path}: refused, it holds pickled objects that weights_only loading "
-                              f"does not allow ({why[:160]}); {hint}") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError):
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, truncated or not a torch file); "
-                              f"{hint}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a Melody Map checkpoint (expected format {FORMAT!r}); {hint}")
-    missing = [k for k in REQUIRED if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}; {hint}")
-    return ckpt
+def _unpack_items(packed: dict[str, torch.Tensor]) -> UserItems:
+    return UserItems(packed["indptr"].numpy(), packed["items"].numpy())

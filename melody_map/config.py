@@ -7,58 +7,62 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-MODELS = ("gcn", "gcn+gf-cf")
+MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
 COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNRecommender
+GROUPS = {"data": "data and split", "model": "model", "training": "training", "output": "output"}
+
+
+def _opt(default: Any, group: str, help: str) -> Any:
+    return field(default=default, metadata={"group": group, "help": help})
 
 
 @dataclass
 class TrainConfig:
-    # data and outputs
-    data: str = _opt("spotify_dataset.csv", "playlists CSV to train on (the shipped sample is synthetic; "
-                     "pass the real 1.2 GB spotify_dataset.csv here), or a plain interaction table: "
-                     "user, item[, weight] per line, CSV or TSV, header optional")
-    test: str = _opt("", "a fixed test table for a plain interaction table (--data user,item[,weight] CSV/TSV): "
-                     "its pairs are the test set, validation is carved from --data")
-    item_names: str = _opt("", "names of a plain table's items: id and name per line (e.g. HetRec artists.dat)")
-    output: str = _opt("gnn_model.pth", "where to write the self-contained checkpoint")
-    plot: str = _opt("training_curve.png", "where to write the training-curve PNG ('' for none)")
-    stats_only: bool = _opt(False, "load the data, build the graph and the split, print their statistics, stop")
-    summary_json: str = _opt("", "also write the run's statistics, stage timings and metrics here as JSON")
-    # split
-    seed: int = _opt(0, "seed for the split, initialisation and negative sampling")
-    valid_frac: float = _opt(0.1, "share of each user's (user, track) pairs held out for validation")
-    test_frac: float = _opt(0.1, "share of each user's pairs held out for the test")
-    min_user_pairs: int = _opt(10, "users with fewer distinct tracks keep them all in training")
+    # data and split
+    data: str = _opt("spotify_dataset.csv", "data", "the input: a playlists CSV (user_id, artistname, trackname, "
+                     "playlistname; the shipped sample, or the real 1.2 GB spotify_dataset.csv) or a plain "
+                     "interaction table (user, item[, weight] per line, CSV or TSV, header optional)")
+    test: str = _opt("", "data", "a fixed test table for a plain interaction table: its pairs are the test set, "
+                     "validation is carved from --data")
+    item_names: str = _opt("", "data", "names of a plain table's items: id and name per line "
+                           "(e.g. HetRec artists.dat)")
+    seed: int = _opt(0, "data", "seed for the split, the initialisation and negative sampling")
+    valid_frac: float = _opt(0.1, "data", "share of each user's (user, item) pairs held out for validation")
+    test_frac: float = _opt(0.1, "data", "share of each user's pairs held out for the test (without --test)")
+    min_user_pairs: int = _opt(10, "data", "users with fewer distinct items keep them all in training")
     # model (the design card: 2 x GCNConv + linear scorer)
-    model: str = _opt("gcn", "gcn: the design card (two GCNConv + linear scorer, MSE); gcn+gf-cf: that GCN "
-                      "blended with the GF-CF graph filter, filter and weight chosen on validation (plain "
-                      "tables or catalogues up to 30,000 items; the best model on the Last.fm benchmarks)")
-    dim: int = _opt(32, "size of node vectors and of both GCN layers")
-    dropout: float = _opt(0.1, "dropout after each GCN layer")
-    fixed_features: bool = _opt(True, "keep the starting node vectors frozen (fast: the first layer is computed "
-                                "once); --no-fixed-features trains them too, over the whole graph each step")
-    combine: str = _opt("concat", "what the linear scorer reads: 'concat' (the node vectors beside the second "
-                        "GCNConv's output, so the spectral start's own ranking is kept) or 'last' (the second "
-                        "GCNConv's output only)")
-    init: str = _opt("spectral", "starting node vectors: 'spectral' (leading singular vectors of the normalised "
-                     "user-track matrix) or 'normal' (random, std 0.1)")
+    model: str = _opt("gcn", "model", "gcn: two GCNConv layers and a linear scorer, trained with MSE; gcn+gf-cf: "
+                      "that GCN blended with the GF-CF graph filter, the filter and the blend weight chosen on "
+                      "validation (catalogues up to 30,000 items)")
+    dim: int = _opt(32, "model", "size of the node vectors and of both GCN layers")
+    dropout: float = _opt(0.1, "model", "dropout after each GCN layer")
+    fixed_features: bool = _opt(True, "model", "keep the starting node vectors frozen, so the first layer is "
+                                "computed once; --no-fixed-features trains them too, over the whole graph each step")
+    combine: str = _opt("concat", "model", "what the linear scorer reads: 'concat' (the node vectors beside the "
+                        "second GCNConv's output) or 'last' (the second GCNConv's output only)")
+    init: str = _opt("spectral", "model", "starting node vectors: 'spectral' (leading singular vectors of the "
+                     "normalised user-item matrix) or 'normal' (random, std 0.1)")
     # training
-    lr: float = _opt(0.01, "Adam learning rate")
-    epochs: int = _opt(300, "most epochs (passes over the training pairs); early stopping usually ends sooner")
-    steps_per_epoch: int = _opt(16, "Adam steps per epoch; each embeds the whole graph and scores 1/steps "
-                                "of the epoch's pairs")
-    negatives: int = _opt(4, "sampled non-edges (target 0) per observed pair")
-    pairs_per_epoch: int = _opt(1_000_000, "most training pairs scored per epoch (sampled when there are more)")
-    eval_every: int = _opt(2, "epochs between validation Recall@k evaluations")
-    valid_users: int = _opt(2000, "most users in each validation check (a fixed seeded sample; the test uses all)")
-    patience: int = _opt(5, "stop after this many evaluations without a better validation Recall@k")
-    k: int = _opt(20, "cut-off of Recall@k, NDCG@k and HitRate@k")
-    device: str = _opt("auto", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
+    lr: float = _opt(0.01, "training", "Adam learning rate")
+    epochs: int = _opt(300, "training", "most epochs; early stopping on validation usually ends sooner")
+    steps_per_epoch: int = _opt(16, "training", "Adam steps per epoch, each on a random group of users' pairs")
+    negatives: int = _opt(4, "training", "sampled non-edges (target 0) per observed pair")
+    pairs_per_epoch: int = _opt(1_000_000, "training", "most training pairs scored per epoch (sampled when "
+                                "there are more)")
+    eval_every: int = _opt(2, "training", "epochs between validation checks")
+    valid_users: int = _opt(2000, "training", "most users in each validation check (a fixed seeded sample; "
+                            "the test uses all)")
+    patience: int = _opt(5, "training", "stop after this many validation checks without a better Recall@k")
+    k: int = _opt(20, "training", "cut-off of Recall@k, NDCG@k, HitRate@k and Coverage@k")
+    refit: bool = _opt(False, "training", "after choosing epochs (and the blend) on validation, fit again on "
+                       "training + validation with those choices, then test (as bench/quality.py does)")
+    device: str = _opt("auto", "training", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
+    # output
+    output: str = _opt("gnn_model.pth", "output", "where to write the self-contained checkpoint ('' for none)")
+    plot: str = _opt("training_curve.png", "output", "where to write the training-curve PNG ('' for none)")
+    stats_only: bool = _opt(False, "output", "load the data, build the split and the graph, print their "
+                            "statistics and stop")
+    summary_json: str = _opt("", "output", "also write the run's statistics, stage timings and metrics here as JSON")
 
     def __post_init__(self) -> None:
         problems = [
@@ -73,8 +77,8 @@ class TrainConfig:
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
             *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),
             *(["--init must be spectral or normal"] if self.init not in ("spectral", "normal") else []),
-            *(["--combine must be concat or last"] if self.combine not in COMBINE else []),
-            *(["--model must be gcn or gcn+gf-cf"] if self.model not in MODELS else []),
+            *([f"--combine must be one of {', '.join(COMBINE)}"] if self.combine not in COMBINE else []),
+            *([f"--model must be one of {', '.join(MODELS)}"] if self.model not in MODELS else []),
         ]
         if problems:
             raise ValueError("; ".join(problems))
@@ -82,19 +86,25 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def group(self, *names: str) -> dict[str, Any]:
+        """The fields of the named groups ("data", "model", "training", "output") as a dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["group"] in names}
+
 
 def build_parser(cls: type, description: str) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per dataclass field, defaults and help taken from it."""
+    """An argparse parser with one flag per dataclass field, grouped, defaults and help taken from it."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
+        target = groups.get(f.metadata.get("group"), parser)
         kind = type(f.default)
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
                                 help=f.metadata.get("help"))
         else:
-            parser.add_argument(flag, type=kind, default=f.default, help=f.metadata.get("help"),
+            target.add_argument(flag, type=kind, default=f.default, help=f.metadata.get("help"),
                                 metavar=f.name.upper())
     return parser
 

@@ -14,8 +14,7 @@ is the same kind of low-pass filter, reached by gradient descent (Shen et al., S
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,21 +22,14 @@ import torch
 from torch import Tensor
 
 from .evaluate import ScoreFn, UserItems, evaluate
-
-
-def torch_csr(matrix: sp.csr_matrix) -> Tensor:
-    """A scipy CSR matrix as a float32 torch sparse CSR tensor."""
-    with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                       torch.from_numpy(matrix.indices.astype(np.int64)),
-                                       torch.from_numpy(matrix.data.astype(np.float32)), size=matrix.shape)
-
+from .recommender import Log, Recommender
+from .sparse import torch_csr
+from .split import TRAIN
 
 MAX_ITEMS = 30_000  # the dense items x items filter: 3.6 GB of float32 at this size
 
 
-class GFCF:
+class GFCF(Recommender):
     """GF-CF's linear plus ideal low-pass filter over the item-item graph.
 
     Args:
@@ -47,22 +39,26 @@ class GFCF:
         seed: seeds the randomised SVD.
     """
 
+    name = "gf-cf"
+    label = "GF-CF"
+
     def __init__(self, k: int = 256, alpha: float = 0.3, max_items: int = MAX_ITEMS, seed: int = 0):
         self.k, self.alpha, self.max_items, self.seed = k, alpha, max_items, seed
         self.matrix: sp.csr_matrix | None = None
         self.filter: Tensor | None = None
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"k": self.k, "alpha": self.alpha}
 
-    def fit(self, matrix: sp.csr_matrix) -> "GFCF":
-        """Args:
-            matrix: users x items interactions; treated as binary.
-        """
+    def fit(self, data, *, log: Log | None = None, progress: bool = False) -> GFCF:
+        return self.fit_matrix(data.matrix(TRAIN))
+
+    def fit_matrix(self, matrix: sp.csr_matrix) -> GFCF:
+        """Build the filter from a users x items interaction matrix (treated as binary)."""
         num_items = matrix.shape[1]
         if num_items > self.max_items:
-            raise ValueError(f"GF-CF needs a dense {num_items} x {num_items} filter: {num_items} items "
-                             f"exceed max_items={self.max_items}")
+            raise ValueError(f"GF-CF needs a dense {num_items:,} x {num_items:,} filter: {num_items:,} items are "
+                             f"more than {self.max_items:,}")
         binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         binary.data[:] = 1.0
         self.matrix = binary
@@ -86,11 +82,16 @@ class GFCF:
         # (B, I) sparse rows @ (I, I) dense filter -> (B, I)
         return torch.sparse.mm(torch_csr(self.matrix[users]), self.filter)
 
-    def score_fn(self) -> ScoreFn:
-        return self.scores
+    def state(self) -> dict[str, Any]:
+        """The fitted matrix; ``from_state`` rebuilds the (seeded, deterministic) filter from it."""
+        return {"indptr": torch.from_numpy(self.matrix.indptr.astype(np.int64)),
+                "items": torch.from_numpy(self.matrix.indices.astype(np.int64)),
+                "num_items": self.matrix.shape[1]}
 
-    def __repr__(self) -> str:
-        return f"GFCF(k={self.k}, alpha={self.alpha})"
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GFCF:
+        items = UserItems(state["indptr"].numpy(), state["items"].numpy())
+        return cls(**params).fit_matrix(items.matrix(int(state["num_items"])))
 
 
 def standardised(score_fn: ScoreFn) -> ScoreFn:
@@ -111,14 +112,8 @@ GF_CF_GRID = {"k": [64, 256], "alpha": [0.0, 0.3, 1.0]}  # searched on validatio
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)  # the GCN's weight in GCN+GF-CF, searched on validation
 
 
-def items_matrix(items: UserItems, num_items: int) -> sp.csr_matrix:
-    """The binary users x items matrix of each user's items."""
-    data = np.ones(len(items.items), np.float32)
-    return sp.csr_matrix((data, items.items, items.indptr), shape=(items.num_users, num_items))
-
-
 def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: int, k: int = 20,
-                 log: Callable[[str], None] | None = None) -> dict[str, float]:
+                 log: Log | None = None) -> dict[str, float]:
     """GF-CF's ``k`` and ``alpha``, then the GCN's weight beside it, by validation Recall@k.
 
     Args:
@@ -132,11 +127,11 @@ def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: i
     Returns:
         {"gf_k", "gf_alpha", "weight"}.
     """
-    matrix = items_matrix(fit, num_items)
+    matrix = fit.matrix(num_items)
     best, best_recall, best_fn = {}, -1.0, None
     for gk in GF_CF_GRID["k"]:
         for alpha in GF_CF_GRID["alpha"]:
-            model = GFCF(k=gk, alpha=alpha).fit(matrix)
+            model = GFCF(k=gk, alpha=alpha).fit_matrix(matrix)
             recall = evaluate(model.scores, valid, fit, num_items, k)[f"recall@{k}"]
             if log:
                 log(f"{model!r}: validation recall@{k} {recall:.4f}")

@@ -1,20 +1,21 @@
-"""Stage 3: one homogeneous graph of users, tracks, artists and playlists.
+"""One homogeneous graph of users, items, artists and playlists.
 
-Node ids share one space, in blocks (U users, T tracks, A artists, P playlists):
+Node ids share one space, in blocks (U users, I items, A artists, P playlists):
 
     [0, U)                 users
-    [U, U + T)             tracks
-    [U + T, U + T + A)     artists
-    [U + T + A, N)         playlists
+    [U, U + I)             items (a playlists CSV's tracks)
+    [U + I, U + I + A)     artists
+    [U + I + A, N)         playlists
 
 Undirected edges, stored in both directions:
-    user - track       weight = how many of the user's playlists hold the track (training pairs only)
-    track - artist     weight 1
-    track - playlist   weight 1 (rows of held-out pairs removed, see split.py)
+    user - item        weight = the rows behind the training pair (the user's playlists holding the track)
+    item - artist      weight 1 (playlists CSV only)
+    item - playlist    weight 1, rows of held-out pairs removed (playlists CSV only)
 
+A plain interaction table has no artists or playlists: its graph is users and items.
 The adjacency is normalised once, as GCN does (self-loops added,
 D^-1/2 (A + I) D^-1/2), and kept as a sparse CSR tensor: GCNConv over a plain
-edge_index materialises one message per edge and runs out of memory at full scale.
+edge_index materialises one message per edge, which does not fit at full scale.
 """
 
 from __future__ import annotations
@@ -28,30 +29,32 @@ import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
-from .data import Playlists
+from .readers import Interactions
+from .sparse import csr_tensor
 from .split import TRAIN, Pairs
 
 
 @dataclass
 class Graph:
     num_users: int
-    num_tracks: int
+    num_items: int
     num_artists: int
     num_playlists: int
     adj: torch.Tensor  # (N, N) sparse CSR, symmetric, GCN-normalised with self-loops
     edge_counts: dict[str, int] = field(default_factory=dict)  # undirected edges by type
+    noun: str = "track"  # what the items are called: "track" or "item"
 
     @property
-    def track_offset(self) -> int:
+    def item_offset(self) -> int:
         return self.num_users
 
     @property
     def artist_offset(self) -> int:
-        return self.num_users + self.num_tracks
+        return self.num_users + self.num_items
 
     @property
     def playlist_offset(self) -> int:
-        return self.num_users + self.num_tracks + self.num_artists
+        return self.num_users + self.num_items + self.num_artists
 
     @property
     def num_nodes(self) -> int:
@@ -79,45 +82,45 @@ class Graph:
         cols = np.flatnonzero(used)
         local = np.empty(self.num_nodes, dtype=np.int64)
         local[cols] = np.arange(len(cols))
-        with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
-            warnings.simplefilter("ignore", UserWarning)
-            values = self.adj.values()[torch.from_numpy(pos)]
-            block = torch.sparse_csr_tensor(torch.from_numpy(indptr), torch.from_numpy(local[col]), values,
-                                            (len(rows), len(cols)))
-            # scipy's CSR -> CSC conversion is a linear-time counting pass: CSC of the block is CSR of its transpose.
-            csc = sp.csr_matrix((np.arange(len(col)), local[col], indptr), shape=(len(rows), len(cols))).tocsc()
-            block.transposed = torch.sparse_csr_tensor(torch.from_numpy(csc.indptr.astype(np.int64)),
-                                                       torch.from_numpy(csc.indices.astype(np.int64)),
-                                                       values[torch.from_numpy(csc.data)], (len(cols), len(rows)))
+        values = self.adj.values()[torch.from_numpy(pos)]
+        block = csr_tensor(indptr, local[col], values, (len(rows), len(cols)))
+        # scipy's CSR -> CSC conversion is a linear-time counting pass: CSC of the block is CSR of its transpose.
+        csc = sp.csr_matrix((np.arange(len(col)), local[col], indptr), shape=(len(rows), len(cols))).tocsc()
+        block.transposed = csr_tensor(csc.indptr, csc.indices, values[torch.from_numpy(csc.data)],
+                                      (len(cols), len(rows)))
         return block, cols
 
     def summary(self) -> str:
+        nodes = [(self.num_users, "users"), (self.num_items, f"{self.noun}s"), (self.num_artists, "artists"),
+                 (self.num_playlists, "playlists")]
+        parts = ", ".join(f"{n:,} {what}" for n, what in nodes[:2] + [x for x in nodes[2:] if x[0]])
         edges = ", ".join(f"{k} {v:,}" for k, v in self.edge_counts.items())
-        return (
-            f"graph: {self.num_nodes:,} nodes ({self.num_users:,} users, {self.num_tracks:,} tracks, "
-            f"{self.num_artists:,} artists, {self.num_playlists:,} playlists); "
-            f"undirected edges: {edges}"
-        )
+        return f"graph: {self.num_nodes:,} nodes ({parts}); undirected edges: {edges}"
 
 
-def build_graph(playlists: Playlists, pairs: Pairs) -> Graph:
+def build_graph(rows: Interactions, pairs: Pairs) -> Graph:
     """Build the normalised adjacency from the training pairs and the rows behind them.
 
     Args:
-        playlists: the coded rows.
-        pairs: (user, track) pairs with their split; only TRAIN pairs and their rows enter.
+        rows: the coded input rows; their artists and playlists (where the format has them)
+            become nodes.
+        pairs: (user, item) pairs with their split; only TRAIN pairs and their rows enter.
     """
-    g = Graph(playlists.num_users, playlists.num_tracks, playlists.num_artists,
-              playlists.num_playlists, adj=torch.empty(0))
+    cat = rows.catalogue
+    g = Graph(cat.num_users, cat.num_items, cat.num_artists, cat.num_playlists, adj=torch.empty(0),
+              noun=cat.noun)
     train = pairs.part == TRAIN
-    train_rows = train[pairs.row_pair]
-    # Each block: (source ids, target ids, weights) of one undirected edge type.
-    t = np.arange(g.num_tracks, dtype=np.int64)
-    user_track_pl = pairs.user[train], g.track_offset + pairs.track[train], pairs.weight[train]
-    track_artist = g.track_offset + t, g.artist_offset + playlists.track_artist.astype(np.int64), None
-    track_playlist = (g.track_offset + playlists.track[train_rows].astype(np.int64),
-                      g.playlist_offset + playlists.playlist[train_rows].astype(np.int64), None)
-    blocks = {"user-track": user_track_pl, "track-artist": track_artist, "track-playlist": track_playlist}
+    # Each block: (source ids, target ids, weights) of one undirected edge type. A user-item
+    # edge weighs the rows behind its pair: the playlists that hold the track, 1 for a table's pair.
+    blocks = {f"user-{g.noun}": (pairs.user[train], g.item_offset + pairs.item[train],
+                                 pairs.rows_per_pair()[train].astype(np.float32))}
+    if cat.item_artist is not None:
+        blocks[f"{g.noun}-artist"] = (g.item_offset + np.arange(g.num_items, dtype=np.int64),
+                                      g.artist_offset + cat.item_artist.astype(np.int64), None)
+    if rows.playlist is not None:
+        train_rows = train[pairs.row_pair]
+        blocks[f"{g.noun}-playlist"] = (g.item_offset + rows.item[train_rows].astype(np.int64),
+                                        g.playlist_offset + rows.playlist[train_rows].astype(np.int64), None)
     g.edge_counts = {name: len(src) for name, (src, _, _) in blocks.items()}
     g.adj = normalized_adjacency(
         np.concatenate([b[0] for b in blocks.values()]),
@@ -125,21 +128,6 @@ def build_graph(playlists: Playlists, pairs: Pairs) -> Graph:
         np.concatenate([np.ones(len(b[0]), np.float32) if b[2] is None else b[2] for b in blocks.values()]),
         g.num_nodes,
     )
-    return g
-
-
-def interaction_graph(pairs: Pairs, num_users: int, num_items: int) -> Graph:
-    """The graph of a plain interaction table: users and items (in the tracks' place) only,
-    an edge of weight 1 per training pair.
-
-    Args:
-        pairs: (user, item) pairs with their split; only TRAIN pairs enter.
-        num_users, num_items: U and I.
-    """
-    train = pairs.part == TRAIN
-    g = Graph(num_users, num_items, 0, 0, adj=torch.empty(0), edge_counts={"user-item": int(train.sum())})
-    g.adj = normalized_adjacency(pairs.user[train], g.track_offset + pairs.track[train],
-                                 np.ones(int(train.sum()), np.float32), g.num_nodes)
     return g
 
 

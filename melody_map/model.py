@@ -1,4 +1,4 @@
-"""The design-card model: two GCNConv layers over the whole graph and a linear pair scorer."""
+"""The design-card network: two GCNConv layers over the whole graph and a linear pair scorer."""
 
 from __future__ import annotations
 
@@ -8,39 +8,7 @@ from torch_geometric.nn import GCNConv
 
 from .config import COMBINE
 from .scorer import PairScorer
-
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """``adj @ x`` for a symmetric sparse ``adj`` whose backward reuses ``adj`` itself.
-
-    The gradient of ``adj @ x`` is ``adj.T @ grad``; torch forms the transpose of a CSR
-    matrix on every backward pass, which at 44M non-zeros takes ~10 s against ~0.6 s for
-    the product. Our adjacency is symmetric (``adj.T == adj``), so the backward is one more
-    product with the same matrix.
-    """
-
-    @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
-        ctx.adj = adj
-        return torch.sparse.mm(adj, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:
-        return None, torch.sparse.mm(ctx.adj, grad)
-
-
-class _BlockSpMM(torch.autograd.Function):
-    """``block @ x`` for a block of adjacency rows that carries its own transpose
-    (``graph.row_block``): the backward is one product with it, without a sort."""
-
-    @staticmethod
-    def forward(ctx, block: Tensor, transposed: Tensor, x: Tensor) -> Tensor:
-        ctx.transposed = transposed
-        return torch.sparse.mm(block, x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:
-        return None, None, torch.sparse.mm(ctx.transposed, grad)
+from .sparse import BlockSpMM, SymmetricSpMM
 
 
 class SymmetricGCNConv(GCNConv):
@@ -51,10 +19,10 @@ class SymmetricGCNConv(GCNConv):
     def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
         transposed = getattr(adj_t, "transposed", None)  # a row block of a training step
         if transposed is not None and x.requires_grad:
-            return _BlockSpMM.apply(adj_t, transposed, x)
+            return BlockSpMM.apply(adj_t, transposed, x)
         square = adj_t.shape[0] == adj_t.shape[1]
         if square and adj_t.layout in (torch.sparse_csr, torch.sparse_coo) and x.requires_grad:
-            return _SymmetricSpMM.apply(adj_t, x)
+            return SymmetricSpMM.apply(adj_t, x)
         return super().message_and_aggregate(adj_t, x)
 
 
@@ -142,13 +110,9 @@ class GCNRecommender(nn.Module):
         h = self.dropout(torch.relu(self.conv1.lin(cached_cols) + self.conv1.bias))
         return self._combined(self.dropout(torch.relu(self.conv2(h, block))), rows)
 
-    def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
+    def score(self, z_user: Tensor, z_item: Tensor) -> Tensor:
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
-        return self.scorer.score(z_user, z_track)
-
-    def score_all(self, z_user: Tensor, z_tracks: Tensor, out: Tensor | None = None) -> Tensor:
-        """Scores of every track for a batch of users: (B, dim), (T, dim) -> (B, T)."""
-        return self.scorer.score_all(z_user, z_tracks, out=out)
+        return self.scorer.score(z_user, z_item)
 
     def __repr__(self) -> str:
         n, d = self.embedding.weight.shape

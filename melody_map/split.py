@@ -1,74 +1,107 @@
-"""Stage 2: (user, track) pairs and a per-user hold-out split that leaks nothing.
+"""(user, item) pairs and the one per-user hold-out split, for every input format.
 
-A user's interaction with a track is one *pair*, however many of the user's playlists
-hold the track; the pair's weight is that count. Validation and test hold out whole
-pairs, so every row behind a held-out pair (its user-track edge and the track-playlist
-edges in that user's playlists) later leaves the graph together.
+A user's interaction with an item is one *pair*, however many rows stand behind it (a
+track in several of the user's playlists); the pair's weight is the sum of its rows'
+weights. Validation and test hold out whole pairs, so every row behind a held-out pair
+(its user-item edge and the item-playlist edges in that user's playlists) leaves the
+graph together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from .data import Playlists
+from .readers import Interactions
 
 TRAIN, VALID, TEST = 0, 1, 2
+PART_NAMES = ("train", "valid", "test")
 
 
-@dataclass
+@dataclass(eq=False)
 class Pairs:
-    """Distinct (user, track) pairs, sorted by user then track, with their split part."""
+    """Distinct (user, item) pairs with their split part.
+
+    The pairs of the input rows come sorted by user then item; pairs of a fixed test
+    table follow them.
+    """
 
     user: np.ndarray  # (pairs,) int64
-    track: np.ndarray  # (pairs,) int64
-    weight: np.ndarray  # (pairs,) float32: how many of the user's playlists hold the track
+    item: np.ndarray  # (pairs,) int64
+    weight: np.ndarray  # (pairs,) float32: the summed weight of the pair's rows
     part: np.ndarray  # (pairs,) int8: TRAIN, VALID or TEST
-    row_pair: np.ndarray  # (rows,) int64: the pair behind each playlist row
+    row_pair: np.ndarray  # (rows,) int64: the pair behind each input row
 
     def __len__(self) -> int:
         return len(self.user)
 
-    def select(self, part: int) -> tuple[np.ndarray, np.ndarray]:
-        """(users, tracks) of one part."""
-        mask = self.part == part
-        return self.user[mask], self.track[mask]
+    def select(self, *parts: int) -> tuple[np.ndarray, np.ndarray]:
+        """(users, items) of the pairs in ``parts``."""
+        mask = np.isin(self.part, parts)
+        return self.user[mask], self.item[mask]
 
     def counts(self) -> dict[str, int]:
         n = np.bincount(self.part, minlength=3)
-        return {"train": int(n[TRAIN]), "valid": int(n[VALID]), "test": int(n[TEST])}
+        return {name: int(n[p]) for p, name in enumerate(PART_NAMES)}
+
+    def digest(self) -> str:
+        """A short fingerprint of the pairs and their parts: equal digests, the same split."""
+        h = hashlib.sha1()
+        for a in (self.user, self.item, self.part):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:16]
+
+    def rows_per_pair(self) -> np.ndarray:
+        """(pairs,) how many input rows stand behind each pair (0 for a fixed test table's pairs)."""
+        return np.bincount(self.row_pair, minlength=len(self))
+
+    def with_valid_in_train(self) -> Pairs:
+        """The same pairs with validation folded into training (for a refit)."""
+        return replace(self, part=np.where(self.part == VALID, TRAIN, self.part).astype(np.int8))
 
 
-def make_pairs(playlists: Playlists, valid_frac: float, test_frac: float, min_user_pairs: int,
-               seed: int) -> Pairs:
-    """Group rows into (user, track) pairs and hold out a seeded share of each user's pairs.
+def split_pairs(rows: Interactions, valid_frac: float, test_frac: float, min_user_pairs: int, seed: int,
+                test: Interactions | None = None) -> Pairs:
+    """Group rows into pairs and hold out a seeded share of each user's pairs.
 
     Args:
-        playlists: the coded rows.
+        rows: the coded input rows.
         valid_frac: share of each eligible user's pairs held out for validation.
-        test_frac: share held out for the test.
+        test_frac: share held out for the test; ignored when ``test`` is given.
         min_user_pairs: users with fewer pairs keep all of them in training.
         seed: the same seed gives the same split.
+        test: a fixed test table coded with ``rows``' vocabularies: its pairs are the test part.
 
     Returns:
-        The pairs with their part; held-out pairs of an eligible user number at least one each.
+        The pairs with their part.
     """
-    num_tracks = playlists.num_tracks
-    keys = playlists.user.astype(np.int64) * num_tracks + playlists.track
-    # Sorted keys: pairs ordered by user then track, and row_pair maps every row to its pair.
+    num_items = max(rows.catalogue.num_items, 1)
+    keys = rows.user.astype(np.int64) * num_items + rows.item
+    # Sorted keys: pairs ordered by user then item, and row_pair maps every row to its pair.
     row_pair, uniq = pd.factorize(keys, sort=True)
-    weight = np.bincount(row_pair, minlength=len(uniq)).astype(np.float32)
-    user, track = uniq // num_tracks, uniq % num_tracks
-
-    part = assign_parts(user, playlists.num_users, valid_frac, test_frac, min_user_pairs, seed)
-    return Pairs(user=user, track=track, weight=weight, part=part, row_pair=row_pair)
+    weight = np.bincount(row_pair, weights=rows.weight, minlength=len(uniq)).astype(np.float32)
+    user, item = uniq // num_items, uniq % num_items
+    part = assign_parts(user, rows.catalogue.num_users, valid_frac, 0.0 if test is not None else test_frac,
+                        min_user_pairs, seed)
+    if test is not None:
+        user, item = np.concatenate([user, test.user]), np.concatenate([item, test.item])
+        weight = np.concatenate([weight, test.weight]).astype(np.float32)
+        part = np.concatenate([part, np.full(len(test.user), TEST, np.int8)])
+    return Pairs(user=user.astype(np.int64), item=item.astype(np.int64), weight=weight, part=part,
+                 row_pair=row_pair.astype(np.int64))
 
 
 def assign_parts(user: np.ndarray, num_users: int, valid_frac: float, test_frac: float, min_user_pairs: int,
                  seed: int) -> np.ndarray:
     """Each pair's part: a seeded ``test_frac`` and ``valid_frac`` of every eligible user's pairs.
+
+    An eligible user (at least ``min_user_pairs`` pairs) holds out ``round(frac * n)`` pairs
+    for each part whose share is above 0, at least one, and always keeps at least one pair
+    in training (validation gives way first). ``round`` is numpy's: halves go to the even
+    neighbour.
 
     Args:
         user: (pairs,) user of each pair.
@@ -78,8 +111,7 @@ def assign_parts(user: np.ndarray, num_users: int, valid_frac: float, test_frac:
         seed: the same seed (and pair order) gives the same parts.
 
     Returns:
-        (pairs,) int8 TRAIN, VALID or TEST; an eligible user holds out at least one pair in
-        each part whose share is above 0.
+        (pairs,) int8 TRAIN, VALID or TEST.
     """
     rng = np.random.default_rng(seed)
     order = np.lexsort((rng.random(len(user)), user))  # each user's pairs in random order
@@ -88,33 +120,13 @@ def assign_parts(user: np.ndarray, num_users: int, valid_frac: float, test_frac:
     rank = np.empty(len(user), dtype=np.int64)
     rank[order] = np.arange(len(user)) - start[user[order]]
 
-    eligible = per_user >= min_user_pairs
-    n_test = np.where(eligible, np.maximum(1, np.round(per_user * test_frac)), 0).astype(np.int64)
-    n_valid = np.where(eligible, np.maximum(1, np.round(per_user * valid_frac)), 0).astype(np.int64)
-    if test_frac == 0:
-        n_test[:] = 0
-    if valid_frac == 0:
-        n_valid[:] = 0
+    def held(frac: float) -> np.ndarray:
+        n = np.maximum(1, np.round(per_user * frac)) if frac > 0 else np.zeros(num_users)
+        return np.where(per_user >= min_user_pairs, n, 0).astype(np.int64)
+
+    n_test = np.minimum(held(test_frac), np.maximum(per_user - 1, 0))
+    n_valid = np.minimum(held(valid_frac), np.maximum(per_user - 1 - n_test, 0))
     part = np.full(len(user), TRAIN, dtype=np.int8)
     part[rank < n_test[user]] = TEST
     part[(rank >= n_test[user]) & (rank < n_test[user] + n_valid[user])] = VALID
     return part
-
-
-def table_pairs(train_user: np.ndarray, train_item: np.ndarray, train_weight: np.ndarray, num_users: int,
-                valid_frac: float, test_frac: float, min_user_pairs: int, seed: int,
-                test: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Pairs:
-    """Pairs of a plain interaction table (one row per pair already), with their parts.
-
-    Without ``test``, validation and test are held out per user as ``make_pairs`` does; with a
-    fixed test table (user, item, weight), its pairs are the test part and validation is
-    carved from the training table.
-    """
-    part = assign_parts(train_user, num_users, valid_frac, 0.0 if test is not None else test_frac,
-                        min_user_pairs, seed)
-    user, item, weight = train_user, train_item, train_weight
-    if test is not None:
-        user, item, weight = (np.concatenate([a, b]) for a, b in zip((user, item, weight), test))
-        part = np.concatenate([part, np.full(len(test[0]), TEST, np.int8)])
-    return Pairs(user=np.asarray(user, np.int64), track=np.asarray(item, np.int64),
-                 weight=np.asarray(weight, np.float32), part=part, row_pair=np.arange(len(user)))

@@ -1,4 +1,4 @@
-"""Stage 4: train the GCN on observed pairs (their scaled weight) and sampled non-edges (0).
+"""Train the GCN on observed pairs (their scaled weight) and sampled non-edges (0).
 
 An epoch is ``steps_per_epoch`` Adam steps over ``pairs_per_epoch`` training pairs (or all):
 each step takes the pairs of a random group of users (see ``MIN_GROUP_USERS``), sub-sampled
@@ -8,13 +8,12 @@ first layer is computed once and a step runs the second layer at its batch's nod
 Counting steps rather than fixing a batch size keeps the number of steps the same from the
 120k-row sample to the 12.9M-row dataset. Validation Recall@k is checked every ``eval_every``
 epochs; the best weights are kept and training stops after ``patience`` checks without
-improvement.
+improvement. Without validation pairs (a refit), training runs all ``epochs`` and keeps the last.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,16 +24,11 @@ from .config import TrainConfig
 from .evaluate import UserItems, embedding_scores, evaluate
 from .graph import Graph
 from .model import GCNRecommender
+from .recommender import FitReport
+from .spectral import spectral_embedding
 from .split import TRAIN, VALID, Pairs
 
 MIN_GROUP_USERS = 1024  # users in a training step's batch, at least (or all of them)
-
-
-@dataclass
-class TrainResult:
-    history: list[dict] = field(default_factory=list)  # per epoch: loss, and the validation metrics where checked
-    best_epoch: int = 0
-    best_valid: dict = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,19 +40,30 @@ def resolve_device(name: str) -> torch.device:
 
 
 def pair_targets(weight: np.ndarray) -> np.ndarray:
-    """Observed pair weights (playlist counts >= 1) scaled into (0, 1]: log1p(w) / log1p(max w)."""
+    """Observed pair weights (>= 1, e.g. playlist counts) scaled into (0, 1]: log1p(w) / log1p(max w)."""
     return (np.log1p(weight) / np.log1p(weight.max())).astype(np.float32)
 
 
-def user_scores(model: GCNRecommender, z: Tensor, graph: Graph):
-    """A score function over all tracks for a batch of user indices, from node embeddings z."""
-    z_users = z[: graph.num_users]
-    z_tracks = z[graph.track_offset: graph.track_offset + graph.num_tracks]
-    return embedding_scores(model, z_users, z_tracks)
+def split_embeddings(z: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
+    """(users, dim) and (items, dim) rows of the node embeddings z."""
+    return z[: graph.num_users], z[graph.item_offset: graph.item_offset + graph.num_items]
+
+
+def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs) -> GCNRecommender:
+    """A fresh, seeded GCN over ``graph``, its node vectors started as ``cfg.init`` says."""
+    torch.manual_seed(cfg.seed)
+    net = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine)
+    if cfg.init == "spectral":
+        train = pairs.part == TRAIN
+        start = spectral_embedding(graph, pairs.user[train], pairs.item[train], pairs.weight[train],
+                                   cfg.dim, cfg.seed)
+        with torch.no_grad():
+            net.embedding.weight.copy_(start)
+    return net
 
 
 def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
-          device: torch.device, progress: bool = True) -> TrainResult:
+          device: torch.device, progress: bool = True) -> FitReport:
     """Fit ``model`` in place (deterministically: same seed, same weights); see ``_train``."""
     # Multi-threaded scatter-adds in the backward pass sum in varying order; the
     # deterministic kernels make the same seed give the same model bit for bit.
@@ -71,7 +76,7 @@ def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
 
 
 def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
-           device: torch.device, progress: bool) -> TrainResult:
+           device: torch.device, progress: bool) -> FitReport:
     """Fit ``model`` in place and leave it holding the best validation weights.
 
     Args:
@@ -87,11 +92,11 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     adj = graph.adj.to(device)
     model.to(device)
     train_mask = pairs.part == TRAIN
-    pos_user, pos_track = pairs.user[train_mask], pairs.track[train_mask]
+    pos_user, pos_item = pairs.user[train_mask], pairs.item[train_mask]
     pos_target = pair_targets(pairs.weight[train_mask])
-    known = UserItems.from_pairs(pos_user, pos_track, graph.num_users)
-    known_keys = known.keys(graph.num_tracks)
-    valid = _subsample_users(UserItems.from_pairs(*pairs.select(VALID), graph.num_users), cfg.valid_users,
+    known = UserItems.from_pairs(pos_user, pos_item, graph.num_users)
+    known_keys = known.keys(graph.num_items)
+    valid = subsample_users(UserItems.from_pairs(*pairs.select(VALID), graph.num_users), cfg.valid_users,
                              np.random.default_rng(cfg.seed + 2))
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     # Frozen node vectors: the first layer's sparse product never changes, and a step only
@@ -112,10 +117,11 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             batch = user_pairs.batch(np.sort(rng.choice(active_users, size=group, replace=False)))[1]
             if len(batch) > pairs_per_step:
                 batch = batch[rng.random(len(batch)) < pairs_per_step / len(batch)]
-            yield _with_negatives(rng, pos_user[batch], pos_track[batch], pos_target[batch], known_keys,
-                                  graph.num_tracks, cfg.negatives)
+            yield _with_negatives(rng, pos_user[batch], pos_item[batch], pos_target[batch], known_keys,
+                                  graph.num_items, cfg.negatives)
 
-    result = TrainResult()
+    has_valid = bool(valid.counts().sum())
+    result = FitReport()
     best_state, best_recall, stale = None, -1.0, 0
 
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
@@ -124,7 +130,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
         model.train()
         losses = []
         for u, t, y in batches():
-            z_u, z_t = _embed_pairs(model, graph, adj, cached, u, t + graph.track_offset, device)
+            z_u, z_t = _embed_pairs(model, graph, adj, cached, u, t + graph.item_offset, device)
             loss = torch.nn.functional.mse_loss(model.score(z_u, z_t), torch.from_numpy(y).to(device))
             optimizer.zero_grad()
             loss.backward()
@@ -132,7 +138,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             losses.append(loss.item())
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
 
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             metrics = evaluate_split(model, graph, adj, valid, known, cfg.k, cached)
             record.update({f"valid_{name}": value for name, value in metrics.items()})
             recall = metrics[f"recall@{cfg.k}"]
@@ -152,18 +158,19 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
+    else:  # no validation: the last epoch's weights
+        result.best_epoch = len(result.history)
     return result
 
 
 def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: UserItems,
                    exclude: UserItems, k: int, cached: Tensor | None = None) -> dict[str, float]:
-    """Metrics of the model's current weights on one held-out part (all tracks ranked)."""
-    if heldout.counts().sum() == 0:
-        return {f"recall@{k}": 0.0, f"ndcg@{k}": 0.0, f"hitrate@{k}": 0.0, f"coverage@{k}": 0.0, "users": 0.0}
+    """Metrics of the model's current weights on one held-out part (all items ranked)."""
     model.eval()
     with torch.no_grad():
         z = model(adj, cached)
-    return evaluate(user_scores(model, z, graph), heldout, exclude, graph.num_tracks, k)
+    return evaluate(embedding_scores(model.scorer, *split_embeddings(z, graph)), heldout, exclude,
+                    graph.num_items, k)
 
 
 def _embed_pairs(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None, u: np.ndarray,
@@ -186,27 +193,27 @@ def _embed_pairs(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tenso
             z.index_select(0, torch.from_numpy(t).to(device)))
 
 
-def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_track: np.ndarray,
-                    pos_target: np.ndarray, known_keys: np.ndarray, num_tracks: int,
+def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_item: np.ndarray,
+                    pos_target: np.ndarray, known_keys: np.ndarray, num_items: int,
                     negatives: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed pairs (target = scaled weight) plus random non-edges of the same users (target 0)."""
     neg_user = np.repeat(pos_user, negatives)
-    neg_track = rng.integers(0, num_tracks, size=len(neg_user))
+    neg_item = rng.integers(0, num_items, size=len(neg_user))
     # A "non-edge" that is a training pair would teach the model to forget it: drop those.
-    keys = neg_user * num_tracks + neg_track
+    keys = neg_user * num_items + neg_item
     pos = np.clip(np.searchsorted(known_keys, keys), 0, len(known_keys) - 1)
     fresh = known_keys[pos] != keys
-    neg_user, neg_track = neg_user[fresh], neg_track[fresh]
+    neg_user, neg_item = neg_user[fresh], neg_item[fresh]
     return (np.concatenate([pos_user, neg_user]),
-            np.concatenate([pos_track, neg_track]),
+            np.concatenate([pos_item, neg_item]),
             np.concatenate([pos_target, np.zeros(len(neg_user), np.float32)]))
 
 
-def _subsample_users(items: UserItems, max_users: int, rng: np.random.Generator) -> UserItems:
+def subsample_users(items: UserItems, max_users: int, rng: np.random.Generator) -> UserItems:
     """Keep the items of at most ``max_users`` users (a seeded sample); the others get none.
 
-    Validation checks rank every track for every sampled user; at 15k users and 2.8M tracks
-    a full check costs more than an epoch, and a 2,000-user sample tells epochs apart.
+    Validation checks rank every item for every sampled user; on a large catalogue a full
+    check costs more than an epoch, and a sample of users tells epochs apart.
     """
     users = np.flatnonzero(items.counts() > 0)
     if len(users) <= max_users:

@@ -56,3 +56,38 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present")
     return path
+
+
+def pairs_dataset(user, item, part=None, num_users: int | None = None, num_items: int | None = None):
+    """A plain-table ``Dataset`` of (user, item) pairs, each TRAIN unless ``part`` says otherwise.
+
+    Pairs are sorted by user then item, as readers deliver them; every pair is one input row.
+    """
+    import pyarrow as pa
+
+    from melody_map.dataset import Dataset
+    from melody_map.graph import build_graph
+    from melody_map.readers import Catalogue, Interactions, LoadReport
+    from melody_map.split import TRAIN, Pairs
+
+    user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
+    part = np.full(len(user), TRAIN, np.int8) if part is None else np.asarray(part, np.int8)
+    order = np.lexsort((item, user))
+    user, item, part = user[order], item[order], part[order]
+    num_users = int(user.max() + 1) if num_users is None else num_users
+    num_items = int(item.max() + 1) if num_items is None else num_items
+    ids = pa.array([f"i{i}" for i in range(num_items)], pa.large_string())
+    catalogue = Catalogue(user_ids=pa.array([f"u{u}" for u in range(num_users)], pa.large_string()),
+                          item_names=ids, item_ids=ids, noun="item")
+    weight = np.ones(len(user), np.float32)
+    rows = Interactions(user, item, weight, None, catalogue, LoadReport(path="planted", layout="planted"))
+    pairs = Pairs(user=user, item=item, weight=weight, part=part, row_pair=np.arange(len(user)))
+    return Dataset(rows=rows, pairs=pairs, graph=build_graph(rows, pairs), reports=[rows.report])
+
+
+def load(path: os.PathLike, **overrides):
+    """``load_dataset`` of a file, as train_gnn.py --data PATH [overrides] loads it."""
+    from melody_map.config import TrainConfig
+    from melody_map.dataset import load_dataset
+
+    return load_dataset(TrainConfig(data=str(path), **overrides))

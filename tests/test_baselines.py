@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import sys
 
-import conftest  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 import pytest
 import torch
+from conftest import pairs_dataset
 
-from melody_map.baselines import (
-    EASE,
-    IALS,
-    ItemKNN,
-    LightGCNBaseline,
-    Recommender,
-    interaction_matrix,
-    matrix_of,
-    tune,
-    user_items_of,
-)
+from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, tune
 from melody_map.evaluate import UserItems, evaluate, evaluate_popularity, top_k
+from melody_map.recommender import Recommender
+from melody_map.split import TRAIN, VALID
 
 torch.set_num_threads(1)
 K = 10
@@ -31,7 +23,7 @@ def planted(users_per_community=(20, 30, 60), items_per_community=30, train_shar
     (train) and likes the other 40% (held out). The largest community's items are the most
     popular, so popularity serves only that community; a personal model serves all.
 
-    Returns (train matrix, held-out UserItems, community of each user, community of each item).
+    Returns (Dataset with the held-out pairs as VALID, community of each user, of each item).
     """
     rng = np.random.default_rng(seed)
     n_train = int(round(train_share * items_per_community))
@@ -47,10 +39,15 @@ def planted(users_per_community=(20, 30, 60), items_per_community=30, train_shar
             user_comm.append(c)
             u += 1
     num_items = len(users_per_community) * items_per_community
-    train = interaction_matrix(np.array(tr_u), np.array(tr_i), None, u, num_items)
-    heldout = UserItems.from_pairs(np.array(ho_u), np.array(ho_i), u)
+    part = np.repeat([TRAIN, VALID], [len(tr_u), len(ho_u)])
+    data = pairs_dataset(tr_u + ho_u, tr_i + ho_i, part, u, num_items)
     item_comm = np.arange(num_items) // items_per_community
-    return train, heldout, np.array(user_comm), item_comm
+    return data, np.array(user_comm), item_comm
+
+
+def csr(users, items, num_users: int, num_items: int):
+    """The binary users x items matrix of some pairs."""
+    return UserItems.from_pairs(np.asarray(users), np.asarray(items), num_users).matrix(num_items)
 
 
 @pytest.fixture(scope="module")
@@ -58,39 +55,23 @@ def communities():
     return planted()
 
 
-def assert_finds_communities(model: Recommender, data) -> dict[str, float]:
-    train, heldout, user_comm, item_comm = data
-    num_items = train.shape[1]
-    exclude = user_items_of(train)
-    users = np.arange(train.shape[0])
-    items, _ = top_k(model.score_fn(), users, K, exclude)
+def assert_finds_communities(model: Recommender, planted) -> dict[str, float]:
+    data, user_comm, item_comm = planted
+    num_items, heldout, exclude = data.num_items, data.items(VALID), data.items(TRAIN)
+    users = np.arange(data.num_users)
+    items, _ = top_k(model.scores, users, K, exclude)
     precision = (item_comm[items] == user_comm[:, None]).mean(1)
     # The smallest community is where popularity fails: the model must serve it too.
     small = precision[user_comm == 0].mean()
     assert small >= 0.95, f"{model!r}: precision@{K} inside the smallest community {small:.3f}"
     assert precision.mean() >= 0.95, f"{model!r}: precision@{K} inside the community {precision.mean():.3f}"
-    metrics = evaluate(model.score_fn(), heldout, exclude, num_items, K)
-    pop = evaluate_popularity(train.indices, heldout, exclude, num_items, K)
+    metrics = evaluate(model.scores, heldout, exclude, num_items, K)
+    pop = evaluate_popularity(exclude.items, heldout, exclude, num_items, K)
     # Every user has 12 held-out items, all in-community: a perfect top 10 recalls 10/12.
     assert metrics[f"recall@{K}"] >= 0.8, f"{model!r}: recall@{K} {metrics[f'recall@{K}']:.3f}"
     assert pop[f"recall@{K}"] <= 0.6, "the fixture no longer separates personal models from popularity"
     assert metrics[f"recall@{K}"] > pop[f"recall@{K}"] + 0.25
     return metrics
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def test_interaction_matrix_and_user_items_round_trip():
-    m = interaction_matrix(np.array([1, 0, 1, 1]), np.array([2, 1, 0, 2]), None, 3, 4)
-    assert m.shape == (3, 4) and m.dtype == np.float32
-    np.testing.assert_array_equal(m.toarray(), [[0, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]])  # repeat -> 1
-    weighted = interaction_matrix(np.array([1, 1]), np.array([2, 2]), np.array([2.0, 3.0]), 2, 3)
-    assert weighted[1, 2] == 5.0  # weights of a repeated pair add up
-    ui = user_items_of(m)
-    np.testing.assert_array_equal(ui.indptr, [0, 1, 3, 3])
-    np.testing.assert_array_equal(ui.items, [1, 0, 2])
-    np.testing.assert_array_equal(matrix_of(ui, 4).toarray(), m.toarray())
 
 
 # ----------------------------------------------------------------------------- ItemKNN
@@ -103,13 +84,13 @@ TOY = np.array([[1, 1, 0],  # users x items
 
 def toy_matrix():
     u, i = np.nonzero(TOY)
-    return interaction_matrix(u, i, None, 3, 3)
+    return csr(u, i, 3, 3)
 
 
 def test_itemknn_cosine_by_hand():
     # Columns: item0 = (1,1,1), item1 = (1,1,0), item2 = (0,1,0); norms sqrt3, sqrt2, 1.
     c01, c02, c12 = 2 / np.sqrt(6), 1 / np.sqrt(3), 1 / np.sqrt(2)
-    model = ItemKNN(neighbors=2).fit(toy_matrix())
+    model = ItemKNN(neighbors=2).fit_matrix(toy_matrix())
     expected_sim = np.array([[0, c01, c02], [c01, 0, c12], [c02, c12, 0]])
     np.testing.assert_allclose(model.similarity.toarray(), expected_sim, rtol=1e-6)
     np.testing.assert_allclose(model.scores(np.arange(3)).numpy(), TOY @ expected_sim, rtol=1e-6)
@@ -119,17 +100,17 @@ def test_itemknn_keeps_each_items_nearest_neighbours_and_shrinks():
     c01, c12 = 2 / np.sqrt(6), 1 / np.sqrt(2)
     # neighbors=1: item0's nearest is item1, item1's is item0, item2's is item1, so user 0
     # (items 0, 1) scores item2 by sim(1, 2) alone.
-    scores = ItemKNN(neighbors=1).fit(toy_matrix()).scores(np.array([0, 2])).numpy()
+    scores = ItemKNN(neighbors=1).fit_matrix(toy_matrix()).scores(np.array([0, 2])).numpy()
     np.testing.assert_allclose(scores, [[c01, c01, c12], [0, c01, 0]], rtol=1e-6)
-    shrunk = ItemKNN(neighbors=2, shrink=1.0).fit(toy_matrix()).similarity.toarray()
+    shrunk = ItemKNN(neighbors=2, shrink=1.0).fit_matrix(toy_matrix()).similarity.toarray()
     assert shrunk[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1), rel=1e-6)
     assert shrunk[1, 2] == pytest.approx(1 / (np.sqrt(2) + 1), rel=1e-6)
 
 
 def test_itemknn_blocks_give_the_same_similarity():
-    train = planted()[0]
-    whole = ItemKNN(neighbors=7).fit(train).similarity.toarray()
-    blocked = ItemKNN(neighbors=7, max_block_floats=5 * train.shape[1]).fit(train).similarity.toarray()
+    data = planted()[0]
+    whole = ItemKNN(neighbors=7).fit(data).similarity.toarray()
+    blocked = ItemKNN(neighbors=7, max_block_floats=5 * data.num_items).fit(data).similarity.toarray()
     np.testing.assert_allclose(blocked, whole, rtol=1e-6)
     assert ((whole > 0).sum(0) <= 7).all()  # each item (column) keeps at most 7 neighbours
 
@@ -149,17 +130,17 @@ def test_ease_matches_the_closed_form():
     p = np.linalg.inv(x.T @ x + lam * np.eye(5))
     b = np.eye(5) - p / np.diag(p)  # column j divided by P_jj
     np.fill_diagonal(b, 0.0)
-    model = EASE(lam=lam).fit(interaction_matrix(u, i, None, 8, 5))
+    model = EASE(lam=lam).fit_matrix(csr(u, i, 8, 5))
     np.testing.assert_allclose(model.weights.numpy(), b, atol=1e-5)
     np.testing.assert_allclose(model.scores(np.arange(8)).numpy(), x @ b, atol=1e-5)
 
 
 def test_ease_refuses_too_many_items():
-    wide = interaction_matrix(np.array([0]), np.array([20_000]), None, 1, 20_001)
+    wide = csr([0], [20_000], 1, 20_001)
     with pytest.raises(ValueError, match="max_items=20000"):
-        EASE().fit(wide)
+        EASE().fit_matrix(wide)
     with pytest.raises(ValueError, match="max_items=4"):
-        EASE(max_items=4).fit(interaction_matrix(np.array([0]), np.array([4]), None, 2, 5))
+        EASE(max_items=4).fit_matrix(csr([0], [4], 2, 5))
 
 
 def test_ease_finds_communities(communities):
@@ -179,26 +160,27 @@ def test_ials_finds_communities(communities):
 def test_ials_without_implicit_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "implicit.cpu.als", None)  # makes the import fail
     with pytest.raises(ImportError, match=r"iALS needs the 'implicit' package: pip install implicit"):
-        IALS().fit(toy_matrix())
+        IALS().fit_matrix(toy_matrix())
 
 
 # ----------------------------------------------------------------------------- LightGCN
 
 
 def test_lightgcn_finds_communities_and_stops_early(communities):
-    train, heldout = communities[0], communities[1]
     model = LightGCNBaseline(dim=32, epochs=60, lr=0.02, batch_size=256, eval_every=5, patience=2)
-    model.fit(train, valid=heldout)
+    model.fit(communities[0])  # early stopping on the VALID pairs
     assert_finds_communities(model, communities)
-    checked = [r for r in model.history if f"recall@{model.k}" in r]
-    assert checked and model.best_epoch == max(checked, key=lambda r: r[f"recall@{model.k}"])["epoch"]
-    assert model.history[-1]["loss"] < model.history[0]["loss"]
+    history, best = model.report.history, model.report.best_epoch
+    checked = [r for r in history if f"recall@{model.k}" in r]
+    assert checked and best == max(checked, key=lambda r: r[f"recall@{model.k}"])["epoch"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert model.params()["epochs"] == best  # what a refit trains for
 
 
 def test_lightgcn_csr_adjacency_equals_pygs_edge_index_path_and_is_deterministic(communities):
-    train = communities[0]
+    train = communities[0].matrix(TRAIN)
     users = np.arange(0, train.shape[0], 7)
-    runs = [LightGCNBaseline(dim=16, epochs=2, batch_size=512, adjacency=a).fit(train).scores(users)
+    runs = [LightGCNBaseline(dim=16, epochs=2, batch_size=512, adjacency=a).fit_matrix(train).scores(users)
             for a in ("csr", "edge_index", "csr")]
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-4, atol=1e-5)  # same normalised propagation
     assert torch.equal(runs[0], runs[2])
@@ -209,15 +191,18 @@ def test_lightgcn_csr_adjacency_equals_pygs_edge_index_path_and_is_deterministic
 
 
 class Oracle(Recommender):
-    """Scores the held-out items 1 when ``good``, else noise: a model of known quality."""
+    """Scores the VALID items 1 when ``good``, else noise: a model of known quality."""
 
-    def __init__(self, heldout: UserItems, num_items: int, good: bool, seed: int = 0):
-        self.heldout, self.num_items, self.good, self.seed = heldout, num_items, good, seed
+    label = "oracle"
 
-    def _params(self):
+    def __init__(self, good: bool, seed: int = 0):
+        self.good, self.seed = good, seed
+
+    def params(self):
         return {"good": self.good, "seed": self.seed}
 
-    def fit(self, matrix):
+    def fit(self, data, *, log=None, progress=False):
+        self.heldout, self.num_items = data.items(VALID), data.num_items
         return self
 
     def scores(self, users):
@@ -230,18 +215,16 @@ class Oracle(Recommender):
 
 
 def test_tune_picks_the_best_validation_recall(communities):
-    train, heldout = communities[0], communities[1]
-    num_items = train.shape[1]
-    best, table = tune(lambda good, seed: Oracle(heldout, num_items, good, seed),
-                       {"good": [False, True], "seed": [0, 1]}, train, heldout, k=K)
-    assert best == {"good": True, "seed": 0}  # ties go to the first tried
-    assert len(table) == 4 and list(table["good"]) == [False, False, True, True]
-    assert (table.loc[table["good"], f"recall@{K}"] > 0.8).all()
-    assert (table.loc[~table["good"], f"recall@{K}"] < 0.5).all()
+    data = communities[0]
+    best, table = tune(Oracle, {"good": [False, True], "seed": [0, 1]}, data, k=K)
+    assert best.params() == {"good": True, "seed": 0}  # ties go to the first tried
+    assert [row["good"] for row in table] == [False, False, True, True]
+    assert all(row[f"recall@{K}"] > 0.8 for row in table if row["good"])
+    assert all(row[f"recall@{K}"] < 0.5 for row in table if not row["good"])
     # A real model: no neighbours at all is obviously worse than 20.
-    best, table = tune(ItemKNN, {"neighbors": [0, 20]}, train, heldout, k=K)
-    assert best == {"neighbors": 20}
-    assert table[f"recall@{K}"].iloc[1] > table[f"recall@{K}"].iloc[0] + 0.3
+    best, table = tune(ItemKNN, {"neighbors": [0, 20]}, data, k=K)
+    assert best.params()["neighbors"] == 20
+    assert table[1][f"recall@{K}"] > table[0][f"recall@{K}"] + 0.3
 
 
 def test_repr_shows_hyper_parameters():

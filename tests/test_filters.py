@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from melody_map.baselines import interaction_matrix
+from melody_map.evaluate import UserItems
 from melody_map.filters import GFCF
+
+
+def csr(users, items, num_users: int, num_items: int):
+    return UserItems.from_pairs(np.asarray(users), np.asarray(items), num_users).matrix(num_items)
 
 
 def test_gfcf_equals_the_closed_form_on_a_toy_matrix():
@@ -17,7 +21,7 @@ def test_gfcf_equals_the_closed_form_on_a_toy_matrix():
     prototypes[:, 0] = 1  # no empty column
     dense = prototypes[np.arange(12) % 4]
     users, items = np.nonzero(dense)
-    model = GFCF(k=4, alpha=0.5).fit(interaction_matrix(users, items, None, 12, 9))
+    model = GFCF(k=4, alpha=0.5).fit_matrix(csr(users, items, 12, 9))
     du, di = dense.sum(1), dense.sum(0)
     norm = dense / np.sqrt(du)[:, None] / np.sqrt(di)[None, :]
     _, _, vt = np.linalg.svd(norm)
@@ -35,7 +39,7 @@ def test_gfcf_ranks_inside_the_users_community():
         for i in rng.choice(20, 8, replace=False):
             users.append(u)
             items.append(c * 20 + i)
-    model = GFCF(k=4, alpha=0.3).fit(interaction_matrix(np.array(users), np.array(items), None, 60, 40))
+    model = GFCF(k=4, alpha=0.3).fit_matrix(csr(users, items, 60, 40))
     scores = model.scores(np.arange(60))
     seen = torch.zeros(60, 40, dtype=torch.bool)
     seen[torch.tensor(users), torch.tensor(items)] = True

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from conftest import community_rows, write_original
 
-from melody_map.data import load_playlists
 from melody_map.graph import build_graph, normalized_adjacency
-from melody_map.split import TEST, TRAIN, VALID, make_pairs
+from melody_map.playlists import read_playlists
+from melody_map.split import TEST, TRAIN, VALID, assign_parts, split_pairs
 
 
 def test_normalisation_matches_a_hand_computed_example():
@@ -32,16 +32,16 @@ def small_dataset(tmp_path):
         ("u1", "A", "T1", "Starred"), ("u1", "A", "T1", "Mix"), ("u1", "B", "T2", "Mix"),
         ("u2", "A", "T1", "Starred"),
     ])
-    return load_playlists(path)[0]
+    return read_playlists(path)
 
 
 def test_graph_layout_counts_weights_and_symmetry(tmp_path):
     playlists = small_dataset(tmp_path)
-    pairs = make_pairs(playlists, valid_frac=0, test_frac=0, min_user_pairs=1, seed=0)
+    pairs = split_pairs(playlists, valid_frac=0, test_frac=0, min_user_pairs=1, seed=0)
     assert pairs.weight.tolist() == [2.0, 1.0, 1.0]  # (u1,T1) (u1,T2) (u2,T1)
     g = build_graph(playlists, pairs)
-    assert (g.num_users, g.num_tracks, g.num_artists, g.num_playlists) == (2, 2, 2, 3)
-    assert (g.track_offset, g.artist_offset, g.playlist_offset, g.num_nodes) == (2, 4, 6, 9)
+    assert (g.num_users, g.num_items, g.num_artists, g.num_playlists) == (2, 2, 2, 3)
+    assert (g.item_offset, g.artist_offset, g.playlist_offset, g.num_nodes) == (2, 4, 6, 9)
     assert g.edge_counts == {"user-track": 3, "track-artist": 2, "track-playlist": 4}
     adj = g.adj.to_dense()
     torch.testing.assert_close(adj, adj.T)
@@ -57,10 +57,10 @@ def test_graph_layout_counts_weights_and_symmetry(tmp_path):
 
 
 def test_split_is_deterministic_and_holds_out_per_user(tmp_path):
-    playlists = load_playlists(write_original(tmp_path / "c.csv", community_rows()))[0]
-    a = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=7)
-    b = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=7)
-    c = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=8)
+    playlists = read_playlists(write_original(tmp_path / "c.csv", community_rows()))
+    a = split_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=7)
+    b = split_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=7)
+    c = split_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=8)
     assert np.array_equal(a.part, b.part)
     assert not np.array_equal(a.part, c.part)
     # Every user has 16 tracks: round(1.6) = 2 validation and 2 test pairs each.
@@ -71,7 +71,7 @@ def test_split_is_deterministic_and_holds_out_per_user(tmp_path):
 
 def test_users_with_few_pairs_stay_in_training(tmp_path):
     playlists = small_dataset(tmp_path)
-    pairs = make_pairs(playlists, 0.5, 0.5, min_user_pairs=3, seed=0)
+    pairs = split_pairs(playlists, 0.4, 0.4, min_user_pairs=3, seed=0)
     assert (pairs.part == TRAIN).all()
 
 
@@ -80,20 +80,44 @@ def test_no_held_out_pair_is_reachable_through_the_users_own_playlists(tmp_path)
     # a two-hop path that hands the answer to a GCN.
     rows = community_rows(seed=3)
     rows += [(u, a, t, "Starred copy") for (u, a, t, p) in rows[::3]]  # tracks in several playlists
-    playlists = load_playlists(write_original(tmp_path / "c.csv", rows))[0]
-    pairs = make_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=0)
+    playlists = read_playlists(write_original(tmp_path / "c.csv", rows))
+    pairs = split_pairs(playlists, 0.1, 0.1, min_user_pairs=10, seed=0)
     g = build_graph(playlists, pairs)
     adj = g.adj.to_sparse_coo().coalesce()
     src, dst = adj.indices().numpy()
     edges = set(zip(src.tolist(), dst.tolist()))
-    owner = playlists.playlist_user
+    owner = playlists.catalogue.playlist_user
     held = pairs.part != TRAIN
     assert held.sum() > 0
-    for u, t in zip(pairs.user[held], pairs.track[held]):
-        track_node = g.track_offset + t
+    for u, t in zip(pairs.user[held], pairs.item[held]):
+        track_node = g.item_offset + t
         assert (u, track_node) not in edges
         for p in np.flatnonzero(owner == u):
             assert (g.playlist_offset + p, track_node) not in edges
     # ...while the training pairs are all there, with both of their hops.
-    for u, t in zip(pairs.user[~held], pairs.track[~held]):
-        assert (u, g.track_offset + t) in edges and (g.track_offset + t, u) in edges
+    for u, t in zip(pairs.user[~held], pairs.item[~held]):
+        assert (u, g.item_offset + t) in edges and (g.item_offset + t, u) in edges
+
+
+def test_every_split_user_keeps_a_training_pair_and_rounds_half_to_even():
+    # 2 pairs with 40 % + 40 % held out: round(0.8) = 1 each would leave no training pair, so
+    # validation gives way. 25 pairs at 10 %: numpy rounds 2.5 to 2.
+    user = np.repeat([0, 1], [2, 25])
+    part = assign_parts(user, 2, 0.4, 0.4, min_user_pairs=2, seed=0)
+    assert np.bincount(part[user == 0], minlength=3).tolist() == [1, 0, 1]
+    part = assign_parts(user, 2, 0.1, 0.1, min_user_pairs=2, seed=0)
+    assert np.bincount(part[user == 1], minlength=3).tolist() == [21, 2, 2]
+
+
+def test_a_fixed_test_table_is_the_test_part_and_leaves_the_graph_alone(tmp_path):
+    from conftest import load
+
+    # Every user holds items 0-13 but user 0 lacks item 13, which is the test table's one pair.
+    (tmp_path / "train.tsv").write_text("".join(f"u{u}\ti{i}\t1\n" for u in range(3) for i in range(14)
+                                                if (u, i) != (0, 13)))
+    (tmp_path / "test.tsv").write_text("u0\ti13\t1\n")
+    data = load(tmp_path / "train.tsv", test=str(tmp_path / "test.tsv"))
+    assert data.pairs.counts()["test"] == 1 and data.pairs.part[-1] == TEST
+    assert (data.pairs.item[-1], data.pairs.user[-1]) == (13, 0)
+    assert data.graph.edge_counts == {"user-item": data.pairs.counts()["train"]}
+    assert data.pairs.rows_per_pair()[-1] == 0  # no input row stands behind a test-table pair

@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, community_rows, write_original
+from conftest import ROOT, community_rows, load, pairs_dataset, write_original
 
 from melody_map.config import TrainConfig
-from melody_map.data import load_playlists
 from melody_map.evaluate import popularity_scores, top_k
-from melody_map.graph import build_graph
 from melody_map.model import GCNRecommender
 from melody_map.pipeline import run
 from melody_map.recommend import get_recommendations, load_model
-from melody_map.split import TRAIN, make_pairs
+from melody_map.split import TRAIN
 
 
 def quiet_run(**overrides):
@@ -36,9 +34,9 @@ def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path,
         return np.mean([a.startswith("Artist 0-") for a in recs_artists])
 
     gcn = np.mean([precision(get_recommendations(model, data, u, top_k=10)["artist"].tolist()) for u in small])
-    pop_items, _ = top_k(popularity_scores(data.known.items, data.num_tracks), np.array(small), 10, data.known)
-    artists = data.artist_names.to_pylist()
-    pop = np.mean([precision([artists[data.track_artist[t]] for t in row]) for row in pop_items])
+    pop_items, _ = top_k(popularity_scores(data.known.items, data.num_items), np.array(small), 10, data.known)
+    artists = data.catalogue.artist_names.to_pylist()
+    pop = np.mean([precision([artists[data.catalogue.item_artist[t]] for t in row]) for row in pop_items])
     assert gcn >= 0.95, f"GCN precision inside the user's community {gcn:.3f}, expected >= 0.95"
     assert pop <= 0.05, f"popularity precision {pop:.3f}: the fixture no longer separates the models"
 
@@ -49,7 +47,7 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
     b = quiet_run(data=str(path), output=str(tmp_path / "b.pth"), plot="", epochs=15)
     assert a.test == b.test
     assert [r["loss"] for r in a.train.history] == [r["loss"] for r in b.train.history]
-    wa, wb = (torch.load(tmp_path / f, weights_only=True)["state_dict"] for f in ("a.pth", "b.pth"))
+    wa, wb = (torch.load(tmp_path / f, weights_only=True)["model"]["state"]["network"] for f in ("a.pth", "b.pth"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
@@ -70,16 +68,14 @@ def test_score_all_equals_pairwise_score():
     model = GCNRecommender(10, dim=8)  # concat: the scorer reads 16 numbers
     z = torch.randn(10, 16)
     users, tracks = z[:3], z[3:]
-    full = model.score_all(users, tracks)
+    full = model.scorer.score_all(users, tracks)
     pairwise = model.score(users[:, None, :].expand(3, 7, 16), tracks[None].expand(3, 7, 16))
     torch.testing.assert_close(full, pairwise)
 
 
 def test_fixed_features_stay_frozen(tmp_path):
-    path = write_original(tmp_path / "c.csv", community_rows())
-    playlists = load_playlists(path)[0]
-    pairs = make_pairs(playlists, 0.1, 0.1, 10, 0)
-    graph = build_graph(playlists, pairs)
+    data = load(write_original(tmp_path / "c.csv", community_rows()))
+    pairs, graph = data.pairs, data.graph
     model = GCNRecommender(graph.num_nodes, 16, fixed_features=True)
     before = model.embedding.weight.clone()
     from melody_map.train import train
@@ -114,10 +110,8 @@ def test_symmetric_gcnconv_matches_pyg_gcnconv_forward_and_gradients():
 
 
 def _community_graph(tmp_path):
-    path = write_original(tmp_path / "c.csv", community_rows())
-    playlists = load_playlists(path)[0]
-    pairs = make_pairs(playlists, 0.1, 0.1, 10, 0)
-    return pairs, build_graph(playlists, pairs)
+    data = load(write_original(tmp_path / "c.csv", community_rows()))
+    return data.pairs, data.graph
 
 
 @pytest.mark.parametrize("combine", ["concat", "last"])
@@ -151,16 +145,16 @@ def test_spectral_vectors_alone_rank_inside_the_community(tmp_path):
 
     pairs, graph = _community_graph(tmp_path)
     train = pairs.part == TRAIN
-    x = spectral_embedding(graph, pairs.user[train], pairs.track[train], pairs.weight[train], 4, seed=0)
+    x = spectral_embedding(graph, pairs.user[train], pairs.item[train], pairs.weight[train], 4, seed=0)
     assert x.shape == (graph.num_nodes, 4)
     assert abs(float(x.pow(2).mean().sqrt()) - 0.1) < 1e-4
-    users, tracks = x[: graph.num_users], x[graph.track_offset: graph.track_offset + graph.num_tracks]
+    users, tracks = x[: graph.num_users], x[graph.item_offset: graph.item_offset + graph.num_items]
     # Which community each user and track belongs to, from the tracks' planted artist names.
-    playlists = load_playlists(tmp_path / "c.csv")[0]
+    cat = load(tmp_path / "c.csv").catalogue
     track_community = np.array([a.startswith("Artist 1-") for a in
-                                np.asarray(playlists.artist_names)[playlists.track_artist]])
+                                np.asarray(cat.artist_names)[cat.item_artist]])
     user_community = np.zeros(graph.num_users, bool)
-    user_community[pairs.user] = track_community[pairs.track]
+    user_community[pairs.user] = track_community[pairs.item]
     top = torch.topk(users @ tracks.T, 10, dim=1).indices.numpy()
     assert (track_community[top] == user_community[:, None]).mean() == 1.0
 
@@ -171,19 +165,16 @@ def test_spectral_scores_give_popular_tracks_their_weight():
     # V ∝ D_t^1/2, so the leading score U S V^T of a track grows with sqrt(degree); with the
     # D_t^1/2 put back on the track side (GF-CF's ideal filter) it is proportional to degree,
     # like popularity, for every user.
-    from melody_map.graph import interaction_graph
     from melody_map.spectral import spectral_embedding
-    from melody_map.split import Pairs
 
     users, tracks = np.meshgrid(np.arange(40), np.arange(12), indexing="ij")
     users, tracks = users.ravel(), tracks.ravel()
     held = ((users + tracks) % 5 != 0) | (tracks < 4)
     users, tracks = users[held], tracks[held]
-    pairs = Pairs(user=users, track=tracks, weight=np.ones(len(users), np.float32),
-                  part=np.full(len(users), TRAIN, np.int8), row_pair=np.arange(len(users)))
-    graph = interaction_graph(pairs, 40, 12)
-    x = spectral_embedding(graph, users, tracks, pairs.weight, 1, seed=0)
-    scores = (x[:40] @ x[graph.track_offset: graph.track_offset + 12].T).numpy()
+    data = pairs_dataset(users, tracks)
+    graph = data.graph
+    x = spectral_embedding(graph, users, tracks, data.pairs.weight, 1, seed=0)
+    scores = (x[:40] @ x[graph.item_offset: graph.item_offset + 12].T).numpy()
     degree = np.bincount(tracks, minlength=12).astype(float)
     assert len(set(degree)) > 1
     ratio = scores / degree
@@ -201,6 +192,7 @@ def test_concat_scorer_holds_the_start_ranking_as_one_of_its_terms(tmp_path):
         model.scorer.weight[0, :8] = 1.0
         z = model(graph.adj)
     x = model.embedding.weight.detach()
-    users, tracks = slice(0, graph.num_users), slice(graph.track_offset, graph.track_offset + graph.num_tracks)
+    users, tracks = slice(0, graph.num_users), slice(graph.item_offset, graph.item_offset + graph.num_items)
     torch.testing.assert_close(z[:, :8], x)
-    torch.testing.assert_close(model.score_all(z[users], z[tracks]) - model.scorer.bias, x[users] @ x[tracks].T)
+    torch.testing.assert_close(model.scorer.score_all(z[users], z[tracks]) - model.scorer.bias,
+                               x[users] @ x[tracks].T)

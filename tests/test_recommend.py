@@ -50,8 +50,8 @@ def test_recommendations_are_sorted_named_and_exclude_known(checkpoint):
     assert recs["score"].is_monotonic_decreasing
     assert not set(recs["track_index"]) & set(data.known.of(0).tolist())
     assert recs["artist"].str.startswith("Artist ").all() and recs["track"].str.startswith("Song ").all()
-    with_known = get_recommendations(model, data, user_idx=0, top_k=data.num_tracks, include_known=True)
-    assert len(with_known) == data.num_tracks  # every track, known ones included
+    with_known = get_recommendations(model, data, user_idx=0, top_k=data.num_items, include_known=True)
+    assert len(with_known) == data.num_items  # every track, known ones included
     by_id = get_recommendations(model, data, user_id=data.user_ids[0].as_py(), top_k=10)
     pd.testing.assert_frame_equal(recs, by_id)
 
@@ -59,16 +59,19 @@ def test_recommendations_are_sorted_named_and_exclude_known(checkpoint):
 def test_top_k_beyond_the_catalogue_is_clipped(checkpoint):
     model, data = load_model(checkpoint)
     recs = get_recommendations(model, data, user_idx=0, top_k=10_000)
-    assert len(recs) == data.num_tracks - len(data.known.of(0))
+    assert len(recs) == data.num_items - len(data.known.of(0))
 
 
 def test_seed_style_load_state_dict_works(checkpoint):
     from melody_map.model import GCNRecommender
 
     ckpt = torch.load(checkpoint, weights_only=True)
-    cfg = ckpt["config"]
-    model = GCNRecommender(ckpt["state_dict"]["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"])
-    model.load_state_dict(ckpt["state_dict"])
+    cfg, state = ckpt["config"], ckpt["model"]["state"]["network"]
+    model = GCNRecommender(state["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"])
+    model.load_state_dict(state)
+    # ...and the loaded recommender rebuilds the same network itself.
+    rebuilt = load_model(checkpoint)[0].network()
+    assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in state.items())
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -138,14 +141,15 @@ def test_checkpoint_write_is_atomic(checkpoint, tmp_path):
     # No temp files are left beside the checkpoint, and the file loads whole.
     folder = os.path.dirname(checkpoint)
     assert not [f for f in os.listdir(folder) if f.startswith(".tmp-")]
-    assert torch.load(checkpoint, weights_only=True)["format"] == "melody-map/1"
+    ckpt = torch.load(checkpoint, weights_only=True)
+    assert (ckpt["format"], ckpt["version"]) == ("melody-map", 2)
 
 
 def test_pruned_single_user_ranking_equals_a_full_scan(checkpoint):
-    from melody_map.evaluate import embedding_scores, top_k
+    from melody_map.evaluate import top_k
 
     model, data = load_model(checkpoint)
-    full_scan = embedding_scores(model, data.user_embeddings, data.track_embeddings)
+    full_scan = model.scores  # every track scored
     for user in range(0, data.num_users, 7):
         for k in (1, 5, 40):
             fast = get_recommendations(model, data, user, top_k=k)
@@ -155,3 +159,36 @@ def test_pruned_single_user_ranking_equals_a_full_scan(checkpoint):
             # Tracks tied with the last score may be cut either way; all above it must agree.
             above = scores[0][keep] > scores[0][keep][-1] + 1e-6
             assert set(fast["track_index"][fast["score"] > scores[0][keep][-1] + 1e-6]) == set(items[0][keep][above])
+
+
+@pytest.mark.parametrize("drop, message", [
+    (("model", "state"), "lacks model.state"),
+    (("catalogue", "user_ids"), "lacks catalogue.user_ids"),
+    (("trained",), "lacks trained, trained.indptr, trained.items"),
+])
+def test_a_checkpoint_that_lacks_a_field_names_it(checkpoint, tmp_path, drop, message):
+    ckpt = torch.load(checkpoint, weights_only=True)
+    holder = ckpt
+    for key in drop[:-1]:
+        holder = holder[key]
+    del holder[drop[-1]]
+    torch.save(ckpt, tmp_path / "lacking.pth")
+    with pytest.raises(ValueError, match=message):
+        load_model(tmp_path / "lacking.pth")
+
+
+def test_a_checkpoint_of_another_format_version_says_so(checkpoint, tmp_path):
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["version"] = 1
+    torch.save(ckpt, tmp_path / "old.pth")
+    with pytest.raises(ValueError, match="written by another Melody Map version"):
+        load_model(tmp_path / "old.pth")
+
+
+def test_recommend_never_imports_the_graph_library(checkpoint):
+    code = ("import sys; from melody_map.recommend import get_recommendations, load_model; "
+            f"m, d = load_model({checkpoint!r}); get_recommendations(m, d, 0, 5); "
+            "print(sorted(n for n in sys.modules if n.startswith('torch_geometric')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

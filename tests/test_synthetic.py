@@ -1,4 +1,4 @@
-"""Tests for the synthetic Spotify Playlists generator (melody_map/synthetic.py).
+"""Tests for the synthetic Spotify Playlists generator (the `synthetic` package).
 
 The file is re-read here with a deliberately simple, independent parser (split each line
 on '","'), so the generator's own stats are checked against what is really on disk.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from melody_map.synthetic import (
+from synthetic import (
     HEADER,
     PLANTED_KINDS,
     generate,
@@ -55,7 +55,7 @@ def parse(path: Path) -> dict:
         else:
             seen.add(row)
             good.append(row)
-    return dict(header=header + b"\n", lines=lines[:-1], kinds=kinds, good=good)
+    return {"header": header + b"\n", "lines": lines[:-1], "kinds": kinds, "good": good}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def sample(tmp_path_factory):
     """The shipped preset (scale 1): its structure is what the product trains on."""
     path = tmp_path_factory.mktemp("sample") / "spotify_dataset.csv"
     stats = write_dataset(path, "sample", 1.0, seed=0)
-    return dict(path=path, stats=stats, parsed=parse(path), data=generate(get_preset("sample"), 0))
+    return {"path": path, "stats": stats, "parsed": parse(path), "data": generate(get_preset("sample"), 0)}
 
 
 # --------------------------------------------------------------------------- format
@@ -88,12 +88,12 @@ def test_bytes_do_not_depend_on_write_chunking(tmp_path):
 
 
 def test_cli_matches_library_across_hash_seeds(tmp_path):
-    """The CLI runs from the repo root, and set/dict hashing (PYTHONHASHSEED) never
-    leaks into the bytes."""
+    """`python -m synthetic` runs from the repo root, and set/dict hashing
+    (PYTHONHASHSEED) never leaks into the bytes."""
     lib, cli = tmp_path / "lib.csv", tmp_path / "cli.csv"
     write_dataset(lib, "sample", 0.1, seed=7)
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "scripts/make_dataset.py", "--preset", "sample",
+    out = subprocess.run([sys.executable, "-m", "synthetic", "--preset", "sample",
                           "--scale", "0.1", "--seed", "7", "--out", str(cli)],
                          cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
     assert cli.read_bytes() == lib.read_bytes()
@@ -261,28 +261,40 @@ def test_scale_multiplies_counts_and_rejects_nonsense():
         get_preset("sample", 0.001)  # too few artists for its genre/scene blocks
 
 
-# --------------------------------------------------------------------------- with the loader
+# --------------------------------------------------------------------------- with the reader
 
 
-def test_loader_reads_the_generated_file_with_the_planted_counts(sample):
-    from melody_map.data import BLANK_LINE, EMPTY_FIELD, WRONG_SHAPE, load_playlists
+def test_reader_reads_the_generated_file_with_the_planted_counts(sample):
+    """The product's reader on the generator's file: every planted line is accounted for,
+    and the catalogue it builds is the generator's own."""
+    from melody_map.playlists import read_playlists
+    from melody_map.readers import BLANK_LINE, EMPTY_FIELD, WRONG_SHAPE
 
-    stats = sample["stats"]
-    playlists, report = load_playlists(sample["path"])
-    assert report.layout == "original"
-    assert report.lines_read == stats.rows_written
+    stats, data = sample["stats"], sample["data"]
+    interactions = read_playlists(sample["path"])
+    report, cat = interactions.report, interactions.catalogue
+    assert report.rows_read == stats.rows_written
     assert report.dropped == {WRONG_SHAPE: stats.planted["wrong_shape"],
                               EMPTY_FIELD: stats.planted["empty_field"], BLANK_LINE: 0}
     assert report.duplicates_merged == stats.planted["duplicate"]
     # Rows with a bad byte are well shaped: kept, with the byte replaced and counted.
     assert report.rows_with_bad_utf8 == stats.planted["invalid_utf8"]
     assert report.rows_kept == stats.good_rows + stats.planted["invalid_utf8"]
-    assert playlists.num_users == stats.n_users
-    assert playlists.num_playlists >= stats.n_playlists and playlists.num_tracks >= stats.n_tracks
+    assert report.rows_read == report.rows_kept + sum(report.dropped.values()) + report.duplicates_merged
+    assert len(interactions.user) == len(interactions.item) == len(interactions.playlist) == report.rows_kept
+    users, artists = [str(u) for u in cat.user_ids], [str(a) for a in cat.artist_names]
+    assert sorted(users) == sorted(data.user_ids)
+    # a bad-UTF-8 row may add a (replaced) track, artist or playlist name: at most one each
+    bad = stats.planted["invalid_utf8"]
+    assert stats.n_tracks <= len(cat.item_names) <= stats.n_tracks + bad
+    assert stats.n_artists <= len(cat.artist_names) <= stats.n_artists + bad
+    assert stats.n_playlists <= len(cat.playlist_names) <= stats.n_playlists + bad
+    tracks = {(artists[a], str(t)) for a, t in zip(np.asarray(cat.item_artist).tolist(), cat.item_names)}
+    assert tracks >= {(data.artist_names[a], t) for a, t in zip(data.track_artist.tolist(), data.track_names)}
 
 
 def test_shipped_sample_is_the_generators_output(sample):
     shipped = REPO / "spotify_dataset.csv"
     assert shipped.read_bytes() == sample["path"].read_bytes(), (
         "spotify_dataset.csv differs from write_dataset('sample', seed=0): regenerate it with "
-        "python scripts/make_dataset.py --preset sample --out spotify_dataset.csv")
+        "python -m synthetic --preset sample --out spotify_dataset.csv")

@@ -81,7 +81,7 @@ def test_all_users_output_leaves_out_training_items(tmp_path):
 
     run(TrainConfig(data=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"),
                     output=str(tmp_path / "m.pth"), plot="", epochs=4), log=lambda line: None, progress=False)
-    model, data = load_model(tmp_path / "m.pth", layers=False)
+    model, data = load_model(tmp_path / "m.pth")
     users, tracks, scores = recommend_all(model, data, 20)
     write_recommendations(tmp_path / "r.tsv", data, users, tracks, scores)
     seen = {(u, i) for u, i, _ in train}
@@ -124,10 +124,10 @@ def test_blend_single_user_list_matches_the_all_users_ranking(tmp_path):
     summary = run(TrainConfig(data=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"),
                               output=str(tmp_path / "m.pth"), plot="", epochs=4, model="gcn+gf-cf"),
                   log=lambda line: None, progress=False)
-    assert set(summary.blend) == {"gf_k", "gf_alpha", "weight"}
-    model, data = load_model(tmp_path / "m.pth", layers=False)
+    assert {"gf_k", "gf_alpha", "weight"} <= set(summary.params)
+    model, data = load_model(tmp_path / "m.pth")
     _, tracks, _ = recommend_all(model, data, 10)
     # With a fixed test table, a user's known items are exactly the ones trained on.
     for user in (0, 57, 119):
         recs = get_recommendations(model, data, int(user), top_k=10)
-        assert recs["track_index"].tolist() == tracks[user].tolist()
+        assert recs["item_index"].tolist() == tracks[user].tolist()

@@ -1,31 +1,21 @@
-"""Classic top-k recommenders over an implicit-feedback matrix, to benchmark the GCN against.
-
-Every model takes a users x items ``scipy.sparse.csr_matrix`` (``interaction_matrix``) in
-``fit`` and then gives a ``ScoreFn`` (``score_fn()``: user indices (B,) -> float32 scores
-(B, items)), so ``melody_map.evaluate.evaluate`` ranks all of them with the same code as the
-GCN, training items masked.
+"""Baselines the GCN is compared with, each under the product's model contract
+(``melody_map.recommender.Recommender``: fit on a Dataset's training pairs, score every item,
+params, state/from_state, refit).
 
 Methods:
-    ItemKNN  Item-based neighbourhood model (Sarwar et al., "Item-based collaborative
-             filtering recommendation algorithms", WWW 2001; Deshpande & Karypis, "Item-based
-             top-N recommendation algorithms", TOIS 2004): cosine similarity between item
-             columns, optionally shrunk (dot / (|i| |j| + shrink)), only each item's
-             ``neighbors`` most similar items kept; score(u, j) = sum over the user's items i
-             among j's neighbours of x_ui * sim(i, j).
-    EASE     Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019: the
-             item-item weights B minimising |X - XB|^2 + lambda |B|^2 with diag(B) = 0 have the
-             closed form B = I - P / diag(P) (column j divided by P_jj), P = (X^T X + lambda I)^-1;
-             score = X_u B. Needs a dense items x items inverse, hence ``max_items``.
-    IALS     Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets",
-             ICDM 2008 (conjugate-gradient solver of Takacs et al., RecSys 2011), through the
-             ``implicit`` package (an optional benchmark extra, imported lazily).
-    LightGCN He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
-             Recommendation", SIGIR 2020: PyG's ``LightGCN`` on the user-item bipartite graph,
-             trained with BPR (Rendle et al., UAI 2009) on (user, positive, uniform negative)
-             triples.
+    Popularity  items ranked by their number of training users, the same list for everyone.
+    ItemKNN     item-based neighbourhood model (Sarwar et al., WWW 2001; Deshpande & Karypis,
+                TOIS 2004): cosine similarity between item columns, optionally shrunk
+                (dot / (|i| |j| + shrink)), each item's ``neighbors`` most similar items kept;
+                score(u, j) = sum over the user's items i among j's neighbours of x_ui sim(i, j).
+    EASE        Steck, WWW 2019: the item-item weights B minimising |X - XB|^2 + lambda |B|^2
+                with diag(B) = 0, B = I - P / diag(P), P = (X^T X + lambda I)^-1; score = X_u B.
+                Needs a dense items x items inverse, hence ``max_items``.
+    IALS        Hu, Koren & Volinsky, ICDM 2008, by the ``implicit`` package (a benchmark extra).
+    LightGCN    He et al., SIGIR 2020: PyG's ``LightGCN`` on the user-item graph, trained with
+                BPR (Rendle et al., UAI 2009), early-stopped on validation Recall@k.
 
-``tune`` grid-searches any of them by validation Recall@k (``tune_ials``, ``tune_itemknn``,
-``tune_ease`` and ``tune_lightgcn`` hold default grids).
+``tune`` grid-searches any contract model by validation Recall@k.
 """
 
 from __future__ import annotations
@@ -37,7 +27,6 @@ import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import Tensor
@@ -45,49 +34,13 @@ from torch_geometric.nn.conv import LGConv
 from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
-from .evaluate import ScoreFn, UserItems, evaluate
-from .filters import items_matrix
-from .filters import torch_csr as _torch_csr
-from .model import _SymmetricSpMM
+from melody_map.dataset import Dataset
+from melody_map.evaluate import UserItems, evaluate
+from melody_map.recommender import FitReport, Log, Recommender
+from melody_map.sparse import SymmetricSpMM, torch_csr
+from melody_map.split import TRAIN, VALID
 
-# --------------------------------------------------------------------------- data helpers
-
-
-def interaction_matrix(users: np.ndarray, items: np.ndarray, weights: np.ndarray | None = None,
-                       num_users: int | None = None, num_items: int | None = None) -> sp.csr_matrix:
-    """The users x items float32 CSR matrix of interactions.
-
-    Args:
-        users: (n,) user index of each interaction.
-        items: (n,) item index of each interaction.
-        weights: (n,) confidence of each interaction, summed over repeated pairs; None gives a
-            binary matrix (a pair seen twice is still 1).
-        num_users: rows; by default the largest user index + 1.
-        num_items: columns; by default the largest item index + 1.
-    """
-    users = np.asarray(users, dtype=np.int64)
-    items = np.asarray(items, dtype=np.int64)
-    shape = (int(num_users if num_users is not None else users.max(initial=-1) + 1),
-             int(num_items if num_items is not None else items.max(initial=-1) + 1))
-    data = np.ones(len(users), np.float32) if weights is None else np.asarray(weights, np.float32)
-    # csr_matrix rather than csr_array: implicit's fit checks isinstance(csr_matrix).
-    matrix = sp.csr_matrix((data, (users, items)), shape=shape, dtype=np.float32)  # sums repeats
-    matrix.sort_indices()
-    if weights is None:
-        matrix.data[:] = 1.0
-    return matrix
-
-
-def matrix_of(user_items: UserItems, num_items: int) -> sp.csr_matrix:
-    """The binary users x items CSR matrix of a ``UserItems``."""
-    return items_matrix(user_items, num_items)
-
-
-def user_items_of(matrix: sp.csr_matrix) -> UserItems:
-    """Each user's items in ``matrix`` (its non-zeros) as a ``UserItems``, e.g. to exclude them."""
-    matrix = sp.csr_matrix(matrix, copy=True)
-    matrix.sum_duplicates()  # one entry per pair, sorted within each user as UserItems keeps them
-    return UserItems(indptr=matrix.indptr.astype(np.int64), items=matrix.indices.astype(np.int64))
+# --------------------------------------------------------------------------- models
 
 
 def _gram_blocks(matrix: sp.csr_matrix, max_block_floats: int):
@@ -101,32 +54,57 @@ def _gram_blocks(matrix: sp.csr_matrix, max_block_floats: int):
         yield start, stop, (by_item[start:stop] @ matrix).toarray()
 
 
-# --------------------------------------------------------------------------- models
+class MatrixModel(Recommender):
+    """A model fitted on the binary users x items matrix of the training pairs, which it keeps
+    to score each user's row: ``fit_matrix`` and ``scores`` are its own, the rest is shared."""
 
+    matrix: sp.csr_matrix
 
-class Recommender:
-    """Common interface: ``fit(matrix)``, then ``scores(users)`` / ``score_fn()``."""
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> MatrixModel:
+        return self.fit_matrix(data.matrix(TRAIN))
 
-    def _params(self) -> dict[str, Any]:
+    def fit_matrix(self, matrix: sp.csr_matrix) -> MatrixModel:
         raise NotImplementedError
 
-    def fit(self, matrix: sp.csr_matrix) -> "Recommender":
-        raise NotImplementedError
+    def _matrix_state(self) -> dict[str, Any]:
+        return {"indptr": torch.from_numpy(self.matrix.indptr.astype(np.int64)),
+                "items": torch.from_numpy(self.matrix.indices.astype(np.int64)), "num_items": self.matrix.shape[1]}
+
+    @staticmethod
+    def _matrix_of(state: dict[str, Any]) -> sp.csr_matrix:
+        return UserItems(state["indptr"].numpy(), state["items"].numpy()).matrix(int(state["num_items"]))
+
+
+class Popularity(Recommender):
+    """Every user gets the items ranked by their number of training users."""
+
+    name, label = "popularity", "popularity"
+
+    def __init__(self):
+        self.counts: Tensor | None = None
+
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> Popularity:
+        counts = np.bincount(data.pairs.select(TRAIN)[1], minlength=data.num_items).astype(np.float32)
+        self.counts = torch.from_numpy(counts)
+        return self
 
     def scores(self, users: np.ndarray) -> Tensor:
-        """(B, items) float32 scores of every item for ``users``."""
-        raise NotImplementedError
+        return self.counts.expand(len(users), len(self.counts)).clone()
 
-    def score_fn(self) -> ScoreFn:
-        """The fitted model as a ``ScoreFn`` for ``melody_map.evaluate``."""
-        return self.scores
+    def params(self) -> dict[str, Any]:
+        return {}
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({args})"
+    def state(self) -> dict[str, Any]:
+        return {"counts": self.counts}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> Popularity:
+        model = cls(**params)
+        model.counts = state["counts"]
+        return model
 
 
-class ItemKNN(Recommender):
+class ItemKNN(MatrixModel):
     """Item-based k-nearest-neighbours with (shrunk) cosine similarity.
 
     Similarities are computed one block of items at a time (a dense block x items slice of
@@ -139,6 +117,8 @@ class ItemKNN(Recommender):
         max_block_floats: size of the dense similarity block computed at once.
     """
 
+    name, label = "itemknn", "ItemKNN"
+
     def __init__(self, neighbors: int = 100, shrink: float = 0.0, max_block_floats: int = 1 << 25):
         self.neighbors = neighbors
         self.shrink = shrink
@@ -146,13 +126,10 @@ class ItemKNN(Recommender):
         self.similarity: sp.csr_matrix | None = None
         self.matrix: sp.csr_matrix | None = None
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"neighbors": self.neighbors, "shrink": self.shrink}
 
-    def fit(self, matrix: sp.csr_matrix) -> "ItemKNN":
-        """Args:
-            matrix: users x items interactions (``interaction_matrix``).
-        """
+    def fit_matrix(self, matrix: sp.csr_matrix) -> ItemKNN:
         self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
         num_items = self.matrix.shape[1]
         norms = np.sqrt(np.asarray(self.matrix.multiply(self.matrix).sum(0)).ravel()).astype(np.float32)
@@ -181,8 +158,22 @@ class ItemKNN(Recommender):
         # Sparse x sparse: each user touches only its items' neighbour lists.
         return torch.from_numpy((self.matrix[users] @ self.similarity).toarray().astype(np.float32, copy=False))
 
+    def state(self) -> dict[str, Any]:
+        s = self.similarity
+        return {**self._matrix_state(), "sim_indptr": torch.from_numpy(s.indptr.astype(np.int64)),
+                "sim_indices": torch.from_numpy(s.indices.astype(np.int64)), "sim_values": torch.from_numpy(s.data)}
 
-class EASE(Recommender):
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> ItemKNN:
+        model = cls(**params)
+        model.matrix = cls._matrix_of(state)
+        n = model.matrix.shape[1]
+        model.similarity = sp.csr_matrix((state["sim_values"].numpy(), state["sim_indices"].numpy(),
+                                          state["sim_indptr"].numpy()), shape=(n, n))
+        return model
+
+
+class EASE(MatrixModel):
     """Steck's EASE: closed-form item-item weights, B = I - P / diag(P), P = (X^T X + lam I)^-1.
 
     Computed in float32 with a Cholesky inverse: peak memory about 3 dense items x items
@@ -193,19 +184,18 @@ class EASE(Recommender):
         max_items: refuse catalogues larger than this, whose dense inverse would not fit.
     """
 
+    name, label = "ease", "EASE"
+
     def __init__(self, lam: float = 500.0, max_items: int = 20_000):
         self.lam = lam
         self.max_items = max_items
         self.weights: Tensor | None = None
         self.matrix: sp.csr_matrix | None = None
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"lam": self.lam, "max_items": self.max_items}
 
-    def fit(self, matrix: sp.csr_matrix) -> "EASE":
-        """Args:
-            matrix: users x items interactions (``interaction_matrix``).
-        """
+    def fit_matrix(self, matrix: sp.csr_matrix) -> EASE:
         num_items = matrix.shape[1]
         if num_items > self.max_items:
             raise ValueError(f"EASE needs a dense {num_items} x {num_items} inverse: {num_items} items "
@@ -226,10 +216,19 @@ class EASE(Recommender):
         return self
 
     def scores(self, users: np.ndarray) -> Tensor:
-        return torch.sparse.mm(_torch_csr(self.matrix[users]), self.weights)
+        return torch.sparse.mm(torch_csr(self.matrix[users]), self.weights)
+
+    def state(self) -> dict[str, Any]:
+        return {**self._matrix_state(), "weights": self.weights}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> EASE:
+        model = cls(**params)
+        model.matrix, model.weights = cls._matrix_of(state), state["weights"]
+        return model
 
 
-class IALS(Recommender):
+class IALS(MatrixModel):
     """Implicit ALS (Hu et al. 2008) by the ``implicit`` package's CPU solver.
 
     ``implicit`` warns when BLAS runs its own thread pool (it slows the solver); fitting
@@ -245,6 +244,8 @@ class IALS(Recommender):
         num_threads: implicit's solver threads (0: all cores).
     """
 
+    name, label = "ials", "iALS"
+
     def __init__(self, factors: int = 64, regularization: float = 0.01, alpha: float = 1.0,
                  iterations: int = 15, random_state: int = 0, num_threads: int = 2):
         self.factors = factors
@@ -256,14 +257,13 @@ class IALS(Recommender):
         self.user_factors: Tensor | None = None
         self.item_factors: Tensor | None = None
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {"factors": self.factors, "regularization": self.regularization, "alpha": self.alpha,
                 "iterations": self.iterations, "random_state": self.random_state}
 
-    def fit(self, matrix: sp.csr_matrix) -> "IALS":
+    def fit_matrix(self, matrix: sp.csr_matrix) -> IALS:
         """Args:
-            matrix: users x items confidences (``interaction_matrix``); implicit >= 0.5 takes
-                users x items, older versions items x users (unsupported).
+            matrix: users x items confidences; implicit >= 0.5 takes users x items.
         """
         try:
             import threadpoolctl
@@ -283,6 +283,15 @@ class IALS(Recommender):
     def scores(self, users: np.ndarray) -> Tensor:
         return self.user_factors[torch.from_numpy(np.asarray(users, np.int64))] @ self.item_factors.T
 
+    def state(self) -> dict[str, Any]:
+        return {"user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> IALS:
+        model = cls(**params)
+        model.user_factors, model.item_factors = state["user_factors"], state["item_factors"]
+        return model
+
 
 def _as_tensor(factors) -> Tensor:
     # implicit's GPU models hold implicit.gpu.Matrix, which has to_numpy(); CPU ones numpy.
@@ -291,12 +300,12 @@ def _as_tensor(factors) -> Tensor:
 
 
 class _SymmetricLGConv(LGConv):
-    """PyG's ``LGConv`` with only its sparse product swapped for ``_SymmetricSpMM``: for a
+    """PyG's ``LGConv`` with only its sparse product swapped for ``SymmetricSpMM``: for a
     symmetric, pre-normalised CSR adjacency (build with ``normalize=False``)."""
 
     def message_and_aggregate(self, adj_t, x: Tensor) -> Tensor:
         if isinstance(adj_t, Tensor) and adj_t.layout == torch.sparse_csr:
-            return _SymmetricSpMM.apply(adj_t, x)
+            return SymmetricSpMM.apply(adj_t, x)
         return super().message_and_aggregate(adj_t, x)
 
 
@@ -328,29 +337,28 @@ class LightGCNBaseline(Recommender):
         patience: checks without improvement before stopping.
         k: cut-off of the validation Recall@k.
         adjacency: "csr" (pre-normalised sparse CSR) or "edge_index" (PyG's default path).
-        log: called with a line per validation check, or None.
     """
+
+    name, label = "lightgcn", "LightGCN"
 
     def __init__(self, dim: int = 64, layers: int = 3, epochs: int = 50, lr: float = 0.005,
                  batch_size: int = 8192, reg: float = 1e-4, seed: int = 0, eval_every: int = 5,
-                 patience: int = 3, k: int = 20, adjacency: str = "csr",
-                 log: Callable[[str], None] | None = None):
+                 patience: int = 3, k: int = 20, adjacency: str = "csr"):
         if adjacency not in ("csr", "edge_index"):
             raise ValueError(f"adjacency must be 'csr' or 'edge_index', not {adjacency!r}")
         self.dim, self.layers, self.epochs, self.lr = dim, layers, epochs, lr
         self.batch_size, self.reg, self.seed = batch_size, reg, seed
         self.eval_every, self.patience, self.k = eval_every, patience, k
         self.adjacency = adjacency
-        self.log = log
         self.model = None
-        self.history: list[dict[str, float]] = []
-        self.best_epoch = 0
+        self.report = FitReport()
         self.user_emb: Tensor | None = None
         self.item_emb: Tensor | None = None
 
-    def _params(self) -> dict[str, Any]:
-        return {"dim": self.dim, "layers": self.layers, "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "reg": self.reg, "seed": self.seed}
+    def params(self) -> dict[str, Any]:
+        return {"dim": self.dim, "layers": self.layers, "epochs": self.report.best_epoch or self.epochs,
+                "lr": self.lr, "batch_size": self.batch_size, "reg": self.reg, "seed": self.seed,
+                "eval_every": self.eval_every, "patience": self.patience, "k": self.k, "adjacency": self.adjacency}
 
     def _graph(self, matrix: sp.csr_matrix) -> tuple[Any, Tensor | None]:
         """The propagation graph: (adjacency or edge_index, edge weights or None)."""
@@ -369,11 +377,17 @@ class LightGCNBaseline(Recommender):
             warnings.simplefilter("ignore", UserWarning)
             return to_torch_csr_tensor(edge_index, weight, size=(n, n)), None
 
-    def fit(self, matrix: sp.csr_matrix, valid: UserItems | None = None) -> "LightGCNBaseline":
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> LightGCNBaseline:
+        valid = data.items(VALID) if (data.pairs.part == VALID).any() else None
+        return self.fit_matrix(data.matrix(TRAIN), valid, log)
+
+    def fit_matrix(self, matrix: sp.csr_matrix, valid: UserItems | None = None,
+                   log: Log | None = None) -> LightGCNBaseline:
         """Args:
             matrix: users x items training interactions (only which pairs exist is used).
             valid: held-out items per user for early stopping on Recall@k (training items
                 excluded from the ranking), or None to train all ``epochs``.
+            log: called with a line per validation check, or None.
         """
         matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         matrix.sum_duplicates()  # one edge per pair, items sorted within each user (for keys)
@@ -392,9 +406,9 @@ class LightGCNBaseline(Recommender):
         pos_users = torch.from_numpy(np.repeat(np.arange(num_users), np.diff(matrix.indptr)))
         pos_items = torch.from_numpy(matrix.indices.astype(np.int64))
         keys = pos_users * num_items + pos_items  # sorted: CSR order is user then item
-        exclude = user_items_of(matrix) if valid is not None else None
+        exclude = UserItems(matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64))
         best_recall, best_state, bad = -1.0, None, 0
-        self.history, self.best_epoch = [], 0
+        report = self.report = FitReport()
 
         for epoch in range(1, self.epochs + 1):
             model.train()
@@ -419,19 +433,19 @@ class LightGCNBaseline(Recommender):
                 recall = evaluate(self.scores, valid, exclude, num_items, self.k)[f"recall@{self.k}"]
                 record[f"recall@{self.k}"] = recall
                 if recall > best_recall:
-                    best_recall, bad, self.best_epoch = recall, 0, epoch
+                    best_recall, bad, report.best_epoch = recall, 0, epoch
                     best_state = copy.deepcopy(model.state_dict())
                 else:
                     bad += 1
-                if self.log:
-                    self.log(f"epoch {epoch} loss {record['loss']:.4f} recall@{self.k} {recall:.4f}")
-            self.history.append(record)
+                if log:
+                    log(f"epoch {epoch} loss {record['loss']:.4f} recall@{self.k} {recall:.4f}")
+            report.history.append(record)
             if bad >= self.patience:
                 break
         if best_state is not None:
             model.load_state_dict(best_state)
         else:
-            self.best_epoch = len(self.history)
+            report.best_epoch = len(report.history)
         self._freeze(graph, weight, num_users)
         return self
 
@@ -445,6 +459,15 @@ class LightGCNBaseline(Recommender):
     @torch.no_grad()
     def scores(self, users: np.ndarray) -> Tensor:
         return self.user_emb[torch.from_numpy(np.asarray(users, np.int64))] @ self.item_emb.T
+
+    def state(self) -> dict[str, Any]:
+        return {"user_embeddings": self.user_emb, "item_embeddings": self.item_emb}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> LightGCNBaseline:
+        model = cls(**params)
+        model.user_emb, model.item_emb = state["user_embeddings"], state["item_embeddings"]
+        return model
 
 
 def _sample_negatives(users: Tensor, keys: Tensor, num_items: int, gen: torch.Generator,
@@ -465,70 +488,34 @@ def _sample_negatives(users: Tensor, keys: Tensor, num_items: int, gen: torch.Ge
 # --------------------------------------------------------------------------- tuning
 
 
-def tune(factory: Callable[..., Recommender], grid: Mapping[str, Sequence[Any]], train: sp.csr_matrix,
-         valid: UserItems, k: int = 20, metric: str = "recall",
-         log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Fit ``factory(**point)`` on ``train`` for every point of ``grid`` and keep the best by
-    validation ``metric@k`` (training items excluded from the ranking).
+def tune(factory: Callable[..., Recommender], grid: Mapping[str, Sequence[Any]], data: Dataset, k: int = 20,
+         log: Log | None = None) -> tuple[Recommender, list[dict[str, Any]]]:
+    """Fit ``factory(**point)`` on ``data``'s training pairs for every point of ``grid`` and keep
+    the best by validation Recall@k (training items left out of the ranking).
 
     Args:
-        factory: builds an unfitted model from keyword hyper-parameters (e.g. ``EASE``, or
-            ``functools.partial(IALS, iterations=10)`` for fixed ones).
-        grid: hyper-parameter name -> values; every combination is tried.
-        train: users x items training interactions.
-        valid: held-out items per user.
+        factory: builds an unfitted model from keyword hyper-parameters.
+        grid: hyper-parameter name -> values; every combination is tried ({} tries the defaults).
+        data: the dataset; its VALID pairs judge, its TEST pairs are never read.
         k: cut-off.
-        metric: "recall", "ndcg" or "hitrate".
         log: called with one line per grid point, or None.
 
     Returns:
-        The best point's parameters (the first tried among ties) and a table with one row
-        per point: its parameters, the validation metrics and the fit seconds.
+        The best fitted model (the first among ties) and one row per point: its parameters,
+        the validation metrics and the fit seconds.
     """
     names = list(grid)
-    exclude = user_items_of(train)
+    valid, exclude = data.items(VALID), data.items(TRAIN)
     rows, best, best_value = [], None, -np.inf
     for values in itertools.product(*(grid[n] for n in names)):
-        params = dict(zip(names, values))
+        point = dict(zip(names, values))
         start = time.perf_counter()
-        model = factory(**params).fit(train)
+        model = factory(**point).fit(data, log=log)
         seconds = time.perf_counter() - start
-        metrics = evaluate(model.score_fn(), valid, exclude, train.shape[1], k)
-        rows.append({**params, **metrics, "fit_seconds": seconds})
-        value = metrics[f"{metric}@{k}"]
+        metrics = evaluate(model.scores, valid, exclude, data.num_items, k)
+        rows.append({**point, **metrics, "fit_seconds": seconds})
         if log:
-            log(f"{model!r}: {metric}@{k} {value:.4f} ({seconds:.1f} s)")
-        if value > best_value:
-            best, best_value = params, value
-    return best, pd.DataFrame(rows)
-
-
-def tune_ials(train: sp.csr_matrix, valid: UserItems, grid: Mapping[str, Sequence[Any]] | None = None,
-              k: int = 20, log: Callable[[str], None] | None = None, **fixed: Any):
-    """``tune`` for ``IALS``; ``fixed`` holds the parameters not searched (e.g. iterations).
-
-    The default grid (12 fits) spans the usual ranges for binary play data.
-    """
-    grid = grid or {"factors": [32, 64, 128], "regularization": [0.01, 0.1], "alpha": [1.0, 10.0]}
-    return tune(lambda **p: IALS(**fixed, **p), grid, train, valid, k, log=log)
-
-
-def tune_itemknn(train: sp.csr_matrix, valid: UserItems, grid: Mapping[str, Sequence[Any]] | None = None,
-                 k: int = 20, log: Callable[[str], None] | None = None, **fixed: Any):
-    """``tune`` for ``ItemKNN`` over neighbours (and shrink if the grid says)."""
-    grid = grid or {"neighbors": [20, 50, 100, 200, 500]}
-    return tune(lambda **p: ItemKNN(**fixed, **p), grid, train, valid, k, log=log)
-
-
-def tune_ease(train: sp.csr_matrix, valid: UserItems, grid: Mapping[str, Sequence[Any]] | None = None,
-              k: int = 20, log: Callable[[str], None] | None = None, **fixed: Any):
-    """``tune`` for ``EASE`` over lambda."""
-    grid = grid or {"lam": [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]}
-    return tune(lambda **p: EASE(**fixed, **p), grid, train, valid, k, log=log)
-
-
-def tune_lightgcn(train: sp.csr_matrix, valid: UserItems, grid: Mapping[str, Sequence[Any]] | None = None,
-                  k: int = 20, log: Callable[[str], None] | None = None, **fixed: Any):
-    """``tune`` for ``LightGCNBaseline`` (each point trains its full ``epochs``: no early stopping)."""
-    grid = grid or {"lr": [0.001, 0.005], "reg": [1e-5, 1e-4]}
-    return tune(lambda **p: LightGCNBaseline(**fixed, **p), grid, train, valid, k, log=log)
+            log(f"{model.label} {point}: validation recall@{k} {metrics[f'recall@{k}']:.4f} ({seconds:.1f} s)")
+        if metrics[f"recall@{k}"] > best_value:
+            best, best_value = model, metrics[f"recall@{k}"]
+    return best, rows

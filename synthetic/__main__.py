@@ -1,7 +1,7 @@
 """Write a synthetic Spotify Playlists CSV in the real file's exact format.
 
-    python scripts/make_dataset.py --preset sample --out spotify_dataset.csv
-    python scripts/make_dataset.py --preset full --scale 0.1 --out /tmp/spotify_10pct.csv
+    python -m synthetic --preset sample --out spotify_dataset.csv
+    python -m synthetic --preset full --scale 0.1 --out /tmp/spotify_10pct.csv
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-# run as `python scripts/make_dataset.py` from the repo root without installing the package
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from melody_map.synthetic import PRESETS, get_preset, write_dataset  # noqa: E402
+from .generate import PRESETS, get_preset, write_dataset
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,7 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     Args:
         argv: arguments without the program name; None reads sys.argv.
     """
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    ap = argparse.ArgumentParser(prog="python -m synthetic", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("spotify_dataset.csv"), help="output CSV path")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="sample", help="dataset shape")

@@ -1,0 +1,95 @@
+"""Either input format -> one ``Dataset``: the catalogue, the pairs with their split, the graph.
+
+``load_dataset`` is the only place that tells a playlists CSV from a plain table; from
+here on, training, evaluation and every model see the same object.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from .config import TrainConfig
+from .evaluate import UserItems
+from .graph import Graph, build_graph
+from .playlists import read_playlists
+from .readers import Catalogue, DataError, Interactions, LoadReport
+from .split import Pairs, split_pairs
+from .tables import is_table, read_item_names, read_table, read_train_test
+
+Stage = Callable[[str], AbstractContextManager]  # times a named stage of loading
+
+
+@dataclass(eq=False)
+class Dataset:
+    """The input rows, their (user, item) pairs with the split, and the training graph."""
+
+    rows: Interactions  # the coded input rows (a fixed test table's are not among them)
+    pairs: Pairs  # distinct pairs, each TRAIN, VALID or TEST
+    graph: Graph  # over the TRAIN pairs and the rows behind them
+    reports: list[LoadReport]  # one per file read
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.rows.catalogue
+
+    @property
+    def num_users(self) -> int:
+        return self.catalogue.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.catalogue.num_items
+
+    def items(self, *parts: int) -> UserItems:
+        """Each user's items in the given parts (TRAIN, VALID, TEST)."""
+        return UserItems.from_pairs(*self.pairs.select(*parts), self.num_users)
+
+    def matrix(self, *parts: int) -> sp.csr_matrix:
+        """The binary users x items matrix of the pairs in the given parts."""
+        return self.items(*parts).matrix(self.num_items)
+
+    def with_valid_in_train(self) -> Dataset:
+        """Validation folded into training, and the graph rebuilt over it (for a refit)."""
+        pairs = self.pairs.with_valid_in_train()
+        return replace(self, pairs=pairs, graph=build_graph(self.rows, pairs))
+
+
+def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) -> Dataset:
+    """Read ``cfg.data`` (and ``cfg.test``, ``cfg.item_names``), split it and build the graph.
+
+    Args:
+        cfg: the data and split fields are read.
+        stage: wraps each stage ("load", "split", "graph"), e.g. to time it.
+
+    Raises:
+        DataError: unusable input; the message is one line that says what to do.
+    """
+    table = is_table(cfg.data)
+    if not table and (cfg.test or cfg.item_names):
+        flag = "--test" if cfg.test else "--item-names"
+        raise DataError(f"{flag} is for plain interaction tables; {cfg.data} is a playlists CSV, whose test "
+                        f"split is held out per user (--test-frac) and whose tracks are named already")
+    with stage("load"):
+        if not table:
+            rows, test = read_playlists(cfg.data), None
+        elif cfg.test:
+            rows, test = read_train_test(cfg.data, cfg.test)
+        else:
+            rows, test = read_table(cfg.data), None
+        if cfg.item_names:
+            names = read_item_names(cfg.item_names, np.asarray(rows.catalogue.item_ids.to_pylist(), dtype=str))
+            ids = rows.catalogue.item_ids.to_numpy(zero_copy_only=False)
+            named = replace(rows.catalogue, item_names=pa.array(np.where(names == "", ids, names), pa.string()))
+            rows = replace(rows, catalogue=named)
+    with stage("split"):
+        pairs = split_pairs(rows, cfg.valid_frac, cfg.test_frac, cfg.min_user_pairs, cfg.seed, test)
+    with stage("graph"):
+        graph = build_graph(rows, pairs)
+    reports = [rows.report] + ([test.report] if test is not None else [])
+    return Dataset(rows=rows, pairs=pairs, graph=graph, reports=reports)

@@ -1,0 +1,221 @@
+"""The product's models under the one contract: the GCN, and the GCN blended with GF-CF.
+
+A fitted GCN scores from its final embeddings and its linear scorer alone, so loading one
+for recommendations needs neither the graph nor ``torch_geometric``: the training stack
+(``train.py``, ``model.py``) is imported only when ``fit`` runs or ``network()`` is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import TrainConfig
+from .evaluate import embedding_scores
+from .filters import GFCF, MAX_ITEMS, blended, choose_blend
+from .recommender import FitReport, Log, Recommender
+from .scorer import PairScorer
+from .split import TRAIN, VALID
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+    from .model import GCNRecommender
+
+# The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
+GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "combine", "init", "lr", "epochs", "steps_per_epoch",
+               "negatives", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
+
+
+class GCN(Recommender):
+    """Two GCNConv layers over the graph and a linear pair scorer, trained with MSE and Adam.
+
+    Args:
+        **options: any of ``GCN_OPTIONS``, as ``TrainConfig`` names and checks them.
+    """
+
+    name = "gcn"
+    label = "GCN"
+
+    def __init__(self, **options: Any):
+        unknown = set(options) - set(GCN_OPTIONS)
+        if unknown:
+            raise TypeError(f"GCN got unknown options {sorted(unknown)}; it takes {', '.join(GCN_OPTIONS)}")
+        self.cfg = TrainConfig(**options)
+        self.report = FitReport()
+        self.scorer: PairScorer | None = None
+        self.user_embeddings: Tensor | None = None  # (users, width)
+        self.item_embeddings: Tensor | None = None  # (items, width)
+        self._network_state: dict[str, Tensor] = {}
+        self._score_fn = None
+        self._norm_order: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, **extra: Any) -> GCN:
+        return cls(**{name: getattr(cfg, name) for name in GCN_OPTIONS}, **extra)
+
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCN:
+        from . import train  # the training stack imports torch_geometric
+
+        device = train.resolve_device(self.cfg.device)
+        net = train.build_network(self.cfg, data.graph, data.pairs)
+        if log:
+            log(f"model: {net!r} on {device}; {sum(p.numel() for p in net.parameters()):,} parameters")
+        self.report = train.train(net, data.graph, data.pairs, self.cfg, device, progress=progress)
+        if log and self.report.best_valid:
+            log(f"best validation epoch {self.report.best_epoch}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in self.report.best_valid.items() if k != "users"))
+        net.eval()
+        with torch.no_grad():
+            z = net(data.graph.adj.to(device)).cpu()
+        net.cpu()
+        users, items = train.split_embeddings(z, data.graph)
+        self._load({name: p.detach() for name, p in net.state_dict().items()}, users.contiguous(),
+                   items.contiguous())
+        return self
+
+    def _load(self, network_state: dict[str, Tensor], users: Tensor, items: Tensor) -> None:
+        self._network_state = network_state
+        weight, bias = network_state["scorer.weight"], network_state["scorer.bias"]
+        with torch.device("meta"):  # no throw-away random init: the weights are assigned below
+            self.scorer = PairScorer(weight.shape[1])
+        self.scorer.load_state_dict({"weight": weight, "bias": bias}, assign=True)
+        self.scorer.eval()
+        self.user_embeddings, self.item_embeddings = users, items
+        self._score_fn = embedding_scores(self.scorer, users, items)
+        self._norm_order = None
+
+    def scores(self, users: np.ndarray) -> Tensor:
+        return self._score_fn(users)
+
+    @torch.no_grad()
+    def recommend(self, user: int, k: int, exclude: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of one user, scanning items in decreasing embedding norm.
+
+        An item's score is ``q . t + b`` with ``q = z_u * w``, at most ``|q| |t| + b``: once
+        that bound for the next (smaller-norm) item falls below the k-th best score so far,
+        no item left can enter the list, so a large catalogue is mostly never scored. Equal
+        to a full scan up to the order of exactly tied scores.
+        """
+        if self._norm_order is None:
+            norms = self.item_embeddings.norm(dim=1)
+            order = torch.argsort(norms, descending=True)
+            self._norm_order = (order, norms[order])
+        order, norms = self._norm_order
+        q = self.user_embeddings[user] * self.scorer.weight[0]
+        bias = float(self.scorer.bias)
+        q_norm = float(q.norm())
+        excluded = torch.from_numpy(np.asarray(exclude, dtype=np.int64))
+        best_ids = torch.zeros(0, dtype=torch.int64)
+        best = torch.zeros(0, dtype=self.item_embeddings.dtype)
+        num_items = len(self.item_embeddings)
+        k = min(int(k), num_items)
+        for start in range(0, num_items, block):
+            if len(best) == k and q_norm * float(norms[start]) + bias < float(best[-1]):
+                break
+            ids = order[start:start + block]
+            scores = self.item_embeddings[ids] @ q + bias
+            scores[torch.isin(ids, excluded)] = float("-inf")
+            best, pick = torch.topk(torch.cat([best, scores]), min(k, len(best) + len(scores)))
+            best_ids = torch.cat([best_ids, ids])[pick]
+        keep = torch.isfinite(best)
+        return best_ids[keep].numpy(), best[keep].numpy()
+
+    def params(self) -> dict[str, Any]:
+        params = {name: getattr(self.cfg, name) for name in GCN_OPTIONS}
+        params["epochs"] = self.report.best_epoch or self.cfg.epochs  # what validation chose
+        return params
+
+    def state(self) -> dict[str, Any]:
+        return {"network": self._network_state, "user_embeddings": self.user_embeddings,
+                "item_embeddings": self.item_embeddings}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GCN:
+        model = cls(**params)
+        model._load(state["network"], state["user_embeddings"], state["item_embeddings"])
+        return model
+
+    def network(self) -> GCNRecommender:
+        """The fitted ``GCNRecommender`` (both GCNConv layers and the scorer), rebuilt from the state."""
+        from .model import GCNRecommender  # imports torch_geometric
+
+        with torch.device("meta"):
+            net = GCNRecommender(self._network_state["embedding.weight"].shape[0], self.cfg.dim, self.cfg.dropout,
+                                 self.cfg.fixed_features, self.cfg.combine)
+        net.load_state_dict(self._network_state, assign=True)
+        return net.eval()
+
+
+class GCNBlend(Recommender):
+    """The GCN plus the GF-CF graph filter, each standardised per user: ``z(GF-CF) + weight * z(GCN)``.
+
+    Fitting trains the GCN, then chooses GF-CF's ``k`` and ``alpha`` and the GCN's weight by
+    validation Recall@k (``filters.choose_blend``, the filter built from training pairs),
+    and builds the final filter from every pair it may know: training and validation.
+    Given all three choices, it chooses nothing.
+
+    Args:
+        gf_k, gf_alpha, weight: the choices, or None to make them on validation.
+        **gcn_options: the GCN's, see ``GCN``.
+    """
+
+    name = "gcn+gf-cf"
+    label = "GCN+GF-CF"
+
+    def __init__(self, gf_k: int | None = None, gf_alpha: float | None = None, weight: float | None = None,
+                 **gcn_options: Any):
+        self.gcn = GCN(**gcn_options)
+        self.choice = {"gf_k": gf_k, "gf_alpha": gf_alpha, "weight": weight}
+        self.filter: GFCF | None = None
+        self._score_fn = None
+
+    @property
+    def report(self) -> FitReport:
+        return self.gcn.report
+
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCNBlend:
+        if data.num_items > MAX_ITEMS:
+            raise ValueError(f"--model {self.name} builds a dense items x items filter: {data.num_items:,} items "
+                             f"are more than {MAX_ITEMS:,}; use --model gcn")
+        self.gcn.fit(data, log=log, progress=progress)
+        if None in self.choice.values():
+            self.choice = choose_blend(data.items(TRAIN), data.items(VALID), self.gcn.scores, data.num_items,
+                                       self.gcn.cfg.k)
+            if log:
+                log(f"{self.label}, chosen on validation: GF-CF k={self.choice['gf_k']}, "
+                    f"alpha={self.choice['gf_alpha']}, GCN weight {self.choice['weight']}")
+        self._set_filter(GFCF(k=int(self.choice["gf_k"]), alpha=float(self.choice["gf_alpha"]))
+                         .fit_matrix(data.matrix(TRAIN, VALID)))
+        return self
+
+    def _set_filter(self, gf: GFCF) -> None:
+        self.filter = gf
+        self._score_fn = blended(gf.scores, self.gcn.scores, float(self.choice["weight"]))
+
+    def scores(self, users: np.ndarray) -> Tensor:
+        return self._score_fn(users)
+
+    def params(self) -> dict[str, Any]:
+        return {**self.gcn.params(), **self.choice}
+
+    def state(self) -> dict[str, Any]:
+        return {"gcn": self.gcn.state(), "filter": self.filter.state()}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GCNBlend:
+        model = cls(**params)
+        model.gcn = GCN.from_state(model.gcn.params(), state["gcn"])
+        model._set_filter(GFCF.from_state({"k": int(params["gf_k"]), "alpha": float(params["gf_alpha"])},
+                                          state["filter"]))
+        return model
+
+
+MODELS: dict[str, type[Recommender]] = {GCN.name: GCN, GCNBlend.name: GCNBlend}
+
+
+def make_model(cfg: TrainConfig) -> Recommender:
+    """The unfitted model ``cfg.model`` names, with ``cfg``'s options."""
+    return MODELS[cfg.model](**{name: getattr(cfg, name) for name in GCN_OPTIONS})

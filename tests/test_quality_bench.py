@@ -1,0 +1,62 @@
+"""bench/quality.py splits each dataset exactly as train_gnn.py does, and its rows reproduce."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from test_tables import write_tables
+
+from bench import quality
+
+
+def stats_only(flags: str, tmp_path) -> dict:
+    """train_gnn.py --stats-only's summary for these flags, run as a user runs it."""
+    out = subprocess.run([sys.executable, "train_gnn.py", *shlex.split(flags), "--stats-only", "--summary-json",
+                          str(tmp_path / "s.json")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads((tmp_path / "s.json").read_text())
+
+
+@pytest.mark.parametrize("dataset", list(quality.DATASETS))
+def test_the_benchmarks_split_is_train_gnns_split(dataset, tmp_path):
+    if quality.SHARED in quality.DATASETS[dataset] and not (ROOT / quality.SHARED).exists():
+        pytest.skip(f"{ROOT / quality.SHARED} not present")
+    bench = quality.load(dataset)
+    ours = stats_only(quality.DATASETS[dataset], tmp_path)
+    assert bench.pairs.digest() == ours["split_digest"]
+    assert bench.pairs.counts() == ours["split"]
+
+
+def test_a_gcn_row_is_reproduced_by_its_train_gnn_command(tmp_path):
+    # Both sides run as fresh processes, as a user would run them.
+    write_tables(tmp_path)
+    flags = f"--data {tmp_path / 'train.tsv'} --test {tmp_path / 'test.tsv'}"
+    bench = subprocess.run([sys.executable, "bench/quality.py", "--dataset", "tiny", flags, "--models", "GCN-last",
+                            "--out", str(tmp_path / "q.json")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    row = json.loads((tmp_path / "q.json").read_text())["results"][0]
+    assert row["command"] == f"python train_gnn.py {flags} --combine last --refit"
+    argv = shlex.split(row["command"])[2:] + ["--output", "", "--plot", "", "--summary-json",
+                                             str(tmp_path / "s.json")]
+    out = subprocess.run([sys.executable, "train_gnn.py", *argv], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    printed = json.loads((tmp_path / "s.json").read_text())["test"]["GCN"]
+    assert printed["recall@20"] == pytest.approx(row["test"]["recall@20"], abs=1e-9)
+    assert printed["ndcg@20"] == pytest.approx(row["test"]["ndcg@20"], abs=1e-9)
+    assert f"`{row['command']}`" in quality.report(json.loads((tmp_path / "q.json").read_text()))
+
+
+def test_commands_name_the_chosen_flags_and_baselines_name_the_benchmark():
+    assert quality.command("lastfm", "GCN-tuned", {"dim": 128, "combine": "last", "epochs": 30}) == (
+        f"python train_gnn.py {quality.DATASETS['lastfm']} --dim 128 --combine last --refit")
+    assert quality.command("sample", "GCN-trainable", {}) == (
+        "python train_gnn.py --data spotify_dataset.csv --no-fixed-features --init normal --combine last --refit")
+    assert quality.command("hetrec", "GCN+GF-CF", {"dim": 64, "combine": "concat"}) == (
+        f"python train_gnn.py {quality.DATASETS['hetrec']} --model gcn+gf-cf --dim 64 --refit")
+    assert quality.command("hetrec", "iALS", {}) == "python bench/quality.py --datasets hetrec --models iALS"
