@@ -3,6 +3,7 @@
     python bench/quality.py                                  # every dataset and model
     python bench/quality.py --datasets lastfm --models EASE GCN
     python bench/quality.py --report                         # re-print the tables from the JSON
+    python bench/quality.py --update --models GCN            # re-measure some rows, keep the others
     python bench/quality.py --dataset mine "--data my_train.tsv --test my_test.tsv"   # your own data
 
 Datasets (the real ones are read from ../shared/data and skipped where it is absent), each
@@ -168,6 +169,9 @@ def report(doc: dict[str, Any]) -> str:
     lines = [f"Measured {m['when']} on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, git {m['git']}. "
              f"Command: `{doc['command']}`. Each row: tuned on validation, refitted on training + validation, "
              f"tested once; the last column reproduces it.", ""]
+    for n, update in enumerate(doc.get("updates", []), start=1):
+        u = update["machine"]
+        lines += [f"Rows marked ({n}) were re-measured {u['when']} at git {u['git']} by `{update['command']}`.", ""]
     for dataset in dict.fromkeys(r["dataset"] for r in doc["results"]):
         rows = [r for r in doc["results"] if r["dataset"] == dataset]
         ok = [r for r in rows if "test" in r]
@@ -185,7 +189,8 @@ def report(doc: dict[str, Any]) -> str:
                 continue
             recall, ndcg = r["test"][f"recall@{K}"], r["test"][f"ndcg@{K}"]
             cell = f"**{recall:.4f}**" if recall == best else f"{recall:.4f}"
-            lines.append(f"| {r['model']} | {cell} | {ndcg:.4f} | {r['fit_seconds']:.1f} s | "
+            name = f"{r['model']} ({r['update']})" if r.get("update") else r["model"]
+            lines.append(f"| {name} | {cell} | {ndcg:.4f} | {r['fit_seconds']:.1f} s | "
                          f"{r['peak_rss_mb'] / 1024:.2f} GiB | {shown_params(r['model'], r['params'])} | "
                          f"`{r['command']}` |")
         lines.append("")
@@ -202,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     ap.add_argument("--report", action="store_true", help="re-print the tables from --out and stop")
+    ap.add_argument("--update", action="store_true",
+                    help="re-measure only the rows asked for and replace them in --out, keeping the others")
     ap.add_argument("--child", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     DATASETS.update(dict(args.dataset))
@@ -212,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         print(report(json.loads(args.out.read_text())))
         return 0
 
-    command_line = "python bench/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    doc = {"machine": machine(), "command": command_line.strip(), "results": []}
+    command_line = ("python bench/quality.py " + shlex.join(sys.argv[1:] if argv is None else argv)).strip()
+    if args.update:
+        doc = json.loads(args.out.read_text())
+        doc.setdefault("updates", []).append({"machine": machine(), "command": command_line})
+    else:
+        doc = {"machine": machine(), "command": command_line, "results": []}
     own = [name for name, _ in args.dataset]
     for dataset in (args.datasets or ([] if own else list(DATASETS))) + own:
         if SHARED in DATASETS[dataset] and not (ROOT / SHARED).exists():
@@ -225,13 +236,25 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.run([sys.executable, __file__, "--child", dataset, model, *extra], cwd=ROOT,
                                   stdout=subprocess.PIPE, text=True)
             if proc.returncode != 0:
-                doc["results"].append({"dataset": dataset, "model": model, "error": f"exited {proc.returncode}"})
+                result = {"dataset": dataset, "model": model, "error": f"exited {proc.returncode}"}
             else:
-                doc["results"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                result = json.loads(proc.stdout.strip().splitlines()[-1])
+            _put(doc, result, len(doc.get("updates", [])))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(doc, indent=2))
     print(report(doc))
     return 0
+
+
+def _put(doc: dict[str, Any], result: dict[str, Any], update: int) -> None:
+    """Add a result, or (``update`` > 0) replace the row of the same dataset and model in place."""
+    if update:
+        result["update"] = update
+        for i, old in enumerate(doc["results"]):
+            if (old["dataset"], old["model"]) == (result["dataset"], result["model"]):
+                doc["results"][i] = result
+                return
+    doc["results"].append(result)
 
 
 if __name__ == "__main__":

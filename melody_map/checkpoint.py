@@ -35,7 +35,7 @@ import torch
 
 from .config import TrainConfig
 from .evaluate import UserItems
-from .readers import Catalogue
+from .readers import Catalogue, Sized
 from .recommender import Recommender
 from .split import TEST
 
@@ -62,7 +62,7 @@ class CheckpointError(ValueError):
 
 
 @dataclass
-class RecommenderData:
+class RecommenderData(Sized):
     """Everything a checkpoint holds besides the model: the names, and which items each user has."""
 
     config: dict[str, Any]
@@ -70,14 +70,6 @@ class RecommenderData:
     known: UserItems  # every item each user has (a plain table with --test: its training table's)
     trained: UserItems  # the items the model fitted and validated on, which the test metrics leave out
     metrics: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_users(self) -> int:
-        return self.catalogue.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.catalogue.num_items
 
     @property
     def user_ids(self) -> pa.Array:

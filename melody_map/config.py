@@ -86,10 +86,6 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def group(self, *names: str) -> dict[str, Any]:
-        """The fields of the named groups ("data", "model", "training", "output") as a dict."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["group"] in names}
-
 
 def build_parser(cls: type, description: str) -> argparse.ArgumentParser:
     """An argparse parser with one flag per dataclass field, grouped, defaults and help taken from it."""

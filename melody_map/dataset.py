@@ -18,7 +18,7 @@ from .config import TrainConfig
 from .evaluate import UserItems
 from .graph import Graph, build_graph
 from .playlists import read_playlists
-from .readers import Catalogue, DataError, Interactions, LoadReport
+from .readers import Catalogue, DataError, Interactions, LoadReport, Sized
 from .split import Pairs, split_pairs
 from .tables import is_table, read_item_names, read_table, read_train_test
 
@@ -26,7 +26,7 @@ Stage = Callable[[str], AbstractContextManager]  # times a named stage of loadin
 
 
 @dataclass(eq=False)
-class Dataset:
+class Dataset(Sized):
     """The input rows, their (user, item) pairs with the split, and the training graph."""
 
     rows: Interactions  # the coded input rows (a fixed test table's are not among them)
@@ -37,14 +37,6 @@ class Dataset:
     @property
     def catalogue(self) -> Catalogue:
         return self.rows.catalogue
-
-    @property
-    def num_users(self) -> int:
-        return self.catalogue.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.catalogue.num_items
 
     def items(self, *parts: int) -> UserItems:
         """Each user's items in the given parts (TRAIN, VALID, TEST)."""

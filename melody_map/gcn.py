@@ -52,10 +52,6 @@ class GCN(Recommender):
         self._score_fn = None
         self._norm_order: tuple[Tensor, Tensor] | None = None
 
-    @classmethod
-    def from_config(cls, cfg: TrainConfig, **extra: Any) -> GCN:
-        return cls(**{name: getattr(cfg, name) for name in GCN_OPTIONS}, **extra)
-
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCN:
         from . import train  # the training stack imports torch_geometric
 
@@ -153,9 +149,9 @@ class GCNBlend(Recommender):
     """The GCN plus the GF-CF graph filter, each standardised per user: ``z(GF-CF) + weight * z(GCN)``.
 
     Fitting trains the GCN, then chooses GF-CF's ``k`` and ``alpha`` and the GCN's weight by
-    validation Recall@k (``filters.choose_blend``, the filter built from training pairs),
-    and builds the final filter from every pair it may know: training and validation.
-    Given all three choices, it chooses nothing.
+    validation Recall@k (``filters.choose_blend``); the filter is built from the training
+    pairs, as the contract says (``refit`` builds it from training + validation). Given all
+    three choices, it chooses nothing.
 
     Args:
         gf_k, gf_alpha, weight: the choices, or None to make them on validation.
@@ -188,7 +184,7 @@ class GCNBlend(Recommender):
                 log(f"{self.label}, chosen on validation: GF-CF k={self.choice['gf_k']}, "
                     f"alpha={self.choice['gf_alpha']}, GCN weight {self.choice['weight']}")
         self._set_filter(GFCF(k=int(self.choice["gf_k"]), alpha=float(self.choice["gf_alpha"]))
-                         .fit_matrix(data.matrix(TRAIN, VALID)))
+                         .fit_matrix(data.matrix(TRAIN)))
         return self
 
     def _set_filter(self, gf: GFCF) -> None:

@@ -69,7 +69,7 @@ class Graph:
         Returns:
             block (R, C) sparse CSR and cols (C,) sorted node ids: ``block[i, j] == adj[rows[i], cols[j]]``.
             ``block.transposed`` holds its (C, R) transpose, also CSR, for the backward pass:
-            torch would otherwise sort the block to transpose it on every step (~2 us a non-zero).
+            torch would otherwise sort the block to transpose it on every step.
         """
         crow = self.adj.crow_indices().numpy()
         start, length = crow[rows], crow[rows + 1] - crow[rows]

@@ -113,8 +113,22 @@ class Catalogue:
         return 0 if self.playlist_names is None else len(self.playlist_names)
 
 
+class Sized:
+    """``num_users`` and ``num_items`` of whatever holds a ``catalogue``."""
+
+    catalogue: Catalogue
+
+    @property
+    def num_users(self) -> int:
+        return self.catalogue.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.catalogue.num_items
+
+
 @dataclass(eq=False)
-class Interactions:
+class Interactions(Sized):
     """Coded rows: one per (user, item[, playlist]) row kept, with the names behind the codes.
 
     ``num_users``/``num_items`` are the catalogue's sizes: a test table coded with the
@@ -130,14 +144,6 @@ class Interactions:
 
     def __len__(self) -> int:
         return len(self.user)
-
-    @property
-    def num_users(self) -> int:
-        return self.catalogue.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.catalogue.num_items
 
 
 # ----------------------------------------------------------------------------- bytes and lines

@@ -42,7 +42,7 @@ class Recommender:
 
     name: ClassVar[str] = ""  # what --model and the checkpoint call it
     label: ClassVar[str] = ""  # how tables and logs show it
-    report: FitReport
+    report: FitReport = FitReport()  # models that train by epochs give each fit its own
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> Recommender:
         """Fit on ``data``'s TRAIN pairs; VALID pairs may choose epochs or weights, TEST is never read.

@@ -17,15 +17,15 @@ class PairScorer(nn.Linear):
     def __init__(self, dim: int):
         super().__init__(dim, 1)
 
-    def score(self, z_user: Tensor, z_track: Tensor) -> Tensor:
+    def score(self, z_user: Tensor, z_item: Tensor) -> Tensor:
         """Scores of aligned pairs: (B, dim), (B, dim) -> (B,)."""
-        return self(z_user * z_track).squeeze(-1)
+        return self(z_user * z_item).squeeze(-1)
 
-    def score_all(self, z_user: Tensor, z_tracks: Tensor, out: Tensor | None = None) -> Tensor:
-        """Scores of every track for a batch of users, as one matrix product.
+    def score_all(self, z_user: Tensor, z_items: Tensor, out: Tensor | None = None) -> Tensor:
+        """Scores of every item for a batch of users, as one matrix product.
 
-        (B, dim) * w -> (B, dim) @ (dim, T) + b -> (B, T), equal to ``score`` on every pair.
-        ``out`` (B, T), when given, receives them: at 2.8M tracks a fresh output costs twice
-        the product itself in page faults.
+        (B, dim) * w -> (B, dim) @ (dim, I) + b -> (B, I), equal to ``score`` on every pair.
+        ``out`` (B, I), when given, receives them: a reused buffer spares a large catalogue
+        the page faults of a fresh output.
         """
-        return torch.addmm(self.bias, z_user * self.weight[0], z_tracks.T, out=out)
+        return torch.addmm(self.bias, z_user * self.weight[0], z_items.T, out=out)

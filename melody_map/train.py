@@ -104,8 +104,8 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     cached = None if model.embedding.weight.requires_grad else model.first_layer_input(adj)
     # Pair positions of each user (pairs come sorted by user): a step's batch is the pairs of
     # a random group of users, sub-sampled to its share of the epoch. Few users per step keep
-    # a frozen-vector step's block of the graph small at full scale (users hold ~470 tracks
-    # each); at least MIN_GROUP_USERS (or all) keep small graphs' batches varied.
+    # a frozen-vector step's block of the graph small at full scale (each user brings all of
+    # their items' rows); at least MIN_GROUP_USERS (or all) keep small graphs' batches varied.
     user_pairs = UserItems(indptr=known.indptr, items=np.arange(len(pos_user)))
     active_users = np.flatnonzero(known.counts() > 0)
     steps = min(cfg.steps_per_epoch, max(len(active_users), 1))
@@ -144,7 +144,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             recall = metrics[f"recall@{cfg.k}"]
             if recall > best_recall:
                 best_recall, stale = recall, 0
-                # The trained tensors only: frozen node vectors (427 MB at full scale) never change.
+                # The trained tensors only: frozen node vectors (large at full scale) never change.
                 best_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
                 result.best_epoch, result.best_valid = epoch, metrics
             else:
