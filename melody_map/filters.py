@@ -113,7 +113,7 @@ BLEND_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)  # the GCN's weight in GCN+GF-CF, sea
 
 
 def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: int, k: int = 20,
-                 log: Log | None = None) -> dict[str, float]:
+                 log: Log | None = None) -> tuple[dict[str, float], GFCF]:
     """GF-CF's ``k`` and ``alpha``, then the GCN's weight beside it, by validation Recall@k.
 
     Args:
@@ -125,10 +125,10 @@ def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: i
         log: called with a line per candidate, or None.
 
     Returns:
-        {"gf_k", "gf_alpha", "weight"}.
+        {"gf_k", "gf_alpha", "weight"}, and the chosen filter, built from ``fit``.
     """
     matrix = fit.matrix(num_items)
-    best, best_recall, best_fn = {}, -1.0, None
+    best, best_recall, best_model = {}, -1.0, None
     for gk in GF_CF_GRID["k"]:
         for alpha in GF_CF_GRID["alpha"]:
             model = GFCF(k=gk, alpha=alpha).fit_matrix(matrix)
@@ -136,12 +136,12 @@ def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: i
             if log:
                 log(f"{model!r}: validation recall@{k} {recall:.4f}")
             if recall > best_recall:
-                best, best_recall, best_fn = {"gf_k": gk, "gf_alpha": alpha}, recall, model.scores
+                best, best_recall, best_model = {"gf_k": gk, "gf_alpha": alpha}, recall, model
     best_recall = -1.0
     for weight in BLEND_WEIGHTS:
-        recall = evaluate(blended(best_fn, gcn_fn, weight), valid, fit, num_items, k)[f"recall@{k}"]
+        recall = evaluate(blended(best_model.scores, gcn_fn, weight), valid, fit, num_items, k)[f"recall@{k}"]
         if log:
             log(f"GF-CF + {weight} x GCN: validation recall@{k} {recall:.4f}")
         if recall > best_recall:
             best_recall, best["weight"] = recall, weight
-    return best
+    return best, best_model

@@ -178,13 +178,15 @@ class GCNBlend(Recommender):
                              f"are more than {MAX_ITEMS:,}; use --model gcn")
         self.gcn.fit(data, log=log, progress=progress)
         if None in self.choice.values():
-            self.choice = choose_blend(data.items(TRAIN), data.items(VALID), self.gcn.scores, data.num_items,
-                                       self.gcn.cfg.k)
+            self.choice, chosen = choose_blend(data.items(TRAIN), data.items(VALID), self.gcn.scores,
+                                               data.num_items, self.gcn.cfg.k)
             if log:
                 log(f"{self.label}, chosen on validation: GF-CF k={self.choice['gf_k']}, "
                     f"alpha={self.choice['gf_alpha']}, GCN weight {self.choice['weight']}")
-        self._set_filter(GFCF(k=int(self.choice["gf_k"]), alpha=float(self.choice["gf_alpha"]))
-                         .fit_matrix(data.matrix(TRAIN)))
+        else:
+            chosen = GFCF(k=int(self.choice["gf_k"]), alpha=float(self.choice["gf_alpha"]))
+            chosen.fit_matrix(data.matrix(TRAIN))
+        self._set_filter(chosen)
         return self
 
     def _set_filter(self, gf: GFCF) -> None:
