@@ -37,7 +37,7 @@ from torch_geometric.utils import to_torch_csr_tensor
 from melody_map.dataset import Dataset
 from melody_map.evaluate import UserItems, evaluate
 from melody_map.recommender import FitReport, Log, Recommender
-from melody_map.sparse import SymmetricSpMM, torch_csr
+from melody_map.sparse import SymmetricSpMM, csr_from_state, csr_state, torch_csr
 from melody_map.split import TRAIN, VALID
 
 # --------------------------------------------------------------------------- models
@@ -55,24 +55,14 @@ def _gram_blocks(matrix: sp.csr_matrix, max_block_floats: int):
 
 
 class MatrixModel(Recommender):
-    """A model fitted on the binary users x items matrix of the training pairs, which it keeps
-    to score each user's row: ``fit_matrix`` and ``scores`` are its own, the rest is shared."""
-
-    matrix: sp.csr_matrix
+    """A model fitted on the binary users x items matrix of the training pairs: ``fit`` hands
+    that matrix to the subclass's ``fit_matrix``."""
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> MatrixModel:
         return self.fit_matrix(data.matrix(TRAIN))
 
     def fit_matrix(self, matrix: sp.csr_matrix) -> MatrixModel:
         raise NotImplementedError
-
-    def _matrix_state(self) -> dict[str, Any]:
-        return {"indptr": torch.from_numpy(self.matrix.indptr.astype(np.int64)),
-                "items": torch.from_numpy(self.matrix.indices.astype(np.int64)), "num_items": self.matrix.shape[1]}
-
-    @staticmethod
-    def _matrix_of(state: dict[str, Any]) -> sp.csr_matrix:
-        return UserItems(state["indptr"].numpy(), state["items"].numpy()).matrix(int(state["num_items"]))
 
 
 class Popularity(Recommender):
@@ -160,13 +150,13 @@ class ItemKNN(MatrixModel):
 
     def state(self) -> dict[str, Any]:
         s = self.similarity
-        return {**self._matrix_state(), "sim_indptr": torch.from_numpy(s.indptr.astype(np.int64)),
+        return {**csr_state(self.matrix), "sim_indptr": torch.from_numpy(s.indptr.astype(np.int64)),
                 "sim_indices": torch.from_numpy(s.indices.astype(np.int64)), "sim_values": torch.from_numpy(s.data)}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> ItemKNN:
         model = cls(**params)
-        model.matrix = cls._matrix_of(state)
+        model.matrix = csr_from_state(state)
         n = model.matrix.shape[1]
         model.similarity = sp.csr_matrix((state["sim_values"].numpy(), state["sim_indices"].numpy(),
                                           state["sim_indptr"].numpy()), shape=(n, n))
@@ -219,12 +209,12 @@ class EASE(MatrixModel):
         return torch.sparse.mm(torch_csr(self.matrix[users]), self.weights)
 
     def state(self) -> dict[str, Any]:
-        return {**self._matrix_state(), "weights": self.weights}
+        return {**csr_state(self.matrix), "weights": self.weights}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> EASE:
         model = cls(**params)
-        model.matrix, model.weights = cls._matrix_of(state), state["weights"]
+        model.matrix, model.weights = csr_from_state(state), state["weights"]
         return model
 
 

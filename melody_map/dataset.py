@@ -75,8 +75,8 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
         else:
             rows, test = read_table(cfg.data), None
         if cfg.item_names:
-            names = read_item_names(cfg.item_names, np.asarray(rows.catalogue.item_ids.to_pylist(), dtype=str))
-            ids = rows.catalogue.item_ids.to_numpy(zero_copy_only=False)
+            ids = np.asarray(rows.catalogue.item_ids.to_pylist(), dtype=str)
+            names = read_item_names(cfg.item_names, ids)
             named = replace(rows.catalogue, item_names=pa.array(np.where(names == "", ids, names), pa.string()))
             rows = replace(rows, catalogue=named)
     with stage("split"):

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .evaluate import ScoreFn, UserItems, evaluate
 from .recommender import Log, Recommender
-from .sparse import torch_csr
+from .sparse import csr_from_state, csr_state, torch_csr
 from .split import TRAIN
 
 MAX_ITEMS = 30_000  # the dense items x items filter: 3.6 GB of float32 at this size
@@ -84,14 +84,11 @@ class GFCF(Recommender):
 
     def state(self) -> dict[str, Any]:
         """The fitted matrix; ``from_state`` rebuilds the (seeded, deterministic) filter from it."""
-        return {"indptr": torch.from_numpy(self.matrix.indptr.astype(np.int64)),
-                "items": torch.from_numpy(self.matrix.indices.astype(np.int64)),
-                "num_items": self.matrix.shape[1]}
+        return csr_state(self.matrix)
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GFCF:
-        items = UserItems(state["indptr"].numpy(), state["items"].numpy())
-        return cls(**params).fit_matrix(items.matrix(int(state["num_items"])))
+        return cls(**params).fit_matrix(csr_from_state(state))
 
 
 def standardised(score_fn: ScoreFn) -> ScoreFn:

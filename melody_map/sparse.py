@@ -53,6 +53,19 @@ def csr_tensor(indptr: np.ndarray, indices: np.ndarray, values: Tensor | np.ndar
                                        torch.from_numpy(np.asarray(indices, np.int64)), values, shape)
 
 
+def csr_state(matrix: sp.csr_matrix) -> dict[str, Tensor | int]:
+    """A binary users x items matrix as tensors for a checkpoint (its values are all 1)."""
+    return {"indptr": torch.from_numpy(matrix.indptr.astype(np.int64)),
+            "items": torch.from_numpy(matrix.indices.astype(np.int64)), "num_items": matrix.shape[1]}
+
+
+def csr_from_state(state: dict) -> sp.csr_matrix:
+    """Inverse of ``csr_state``: the binary float32 matrix."""
+    indptr, items = state["indptr"].numpy(), state["items"].numpy()
+    return sp.csr_matrix((np.ones(len(items), np.float32), items, indptr),
+                         shape=(len(indptr) - 1, int(state["num_items"])))
+
+
 def torch_csr(matrix: sp.csr_matrix) -> Tensor:
     """A scipy CSR matrix as a float32 torch sparse CSR tensor."""
     return csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
