@@ -1,6 +1,6 @@
 """Quality benchmark: our models beside tuned baselines, on train_gnn.py's own split and metric code.
 
-    python bench/quality.py                                  # every dataset and model
+    python bench/quality.py                                  # every model on sample, lastfm, hetrec
     python bench/quality.py --datasets lastfm --models EASE GCN
     python bench/quality.py --report                         # re-print the tables from the JSON
     python bench/quality.py --update --models GCN            # re-measure some rows, keep the others
@@ -12,6 +12,10 @@ loaded exactly as the train_gnn.py flags in DATASETS load it:
     lastfm   the Last.fm split of the reference LightGCN code: data1.txt (train) / test1.txt (test),
              validation carved from training
     hetrec   HetRec 2011 Last.fm 2K user_artists.dat, 70/10/20 per user
+    spotify10, spotify100
+             the generated Spotify-shaped files of bench/full_scale.py at 10 % (1.29M rows,
+             280k tracks) and 100 % (12.9M rows, 2.8M tracks), generated on first use;
+             80/10/10 per user. Run by name only: not every model fits them (see bench/README.md)
 
 Protocol, the same for every model, through the one model contract (melody_map.recommender):
     1. every grid point is fitted on the training pairs and judged by validation Recall@20
@@ -23,7 +27,8 @@ Protocol, the same for every model, through the one model contract (melody_map.r
 
 Each (dataset, model) runs in a fresh process, so its peak resident memory is its own; the
 time is the whole fit: tuning plus the refit. Every row carries the command that reproduces
-it: a train_gnn.py command for our models, this script for a baseline.
+it: a train_gnn.py command for our models, this script for a baseline. A GCN row also
+scores its untrained start, the same command with ``--epochs 0``: what training adds.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,7 +58,11 @@ DATASETS = {
     "sample": "--data spotify_dataset.csv",
     "lastfm": f"--data {SHARED}/lastfm-lightgcn/data1.txt --test {SHARED}/lastfm-lightgcn/test1.txt",
     "hetrec": f"--data {SHARED}/hetrec2011-lastfm-2k/user_artists.dat --test-frac 0.2",
+    "spotify10": "--data bench/data/spotify_full_x0.1_seed0.csv",
+    "spotify100": "--data bench/data/spotify_full_x1_seed0.csv",
 }
+GENERATED = {"spotify10": 0.1, "spotify100": 1.0}  # bench/full_scale.py's files: scale of each
+DEFAULT_DATASETS = ("sample", "lastfm", "hetrec")  # without --datasets
 
 
 @dataclass
@@ -133,16 +143,32 @@ def child(dataset: str, row: str) -> dict[str, Any]:
     loaded = time.perf_counter()
     entry = entries()[row]
     best, tuning = tune(partial(entry.factory, **entry.fixed), entry.grid, data, K, log=log)
-    final = best.refit(data.with_valid_in_train(), log=log)
+    merged = data.with_valid_in_train()
+    final = best.refit(merged, log=log)
     fitted = time.perf_counter()
     metrics = test_metrics(final, data, K)
     params = final.params()
-    return {"dataset": dataset, "model": row, "flags": DATASETS[dataset], "command": command(dataset, row, params),
-            "users": data.num_users, "items": data.num_items, "pairs": data.pairs.counts(),
-            "split_digest": data.pairs.digest(),
-            "load_seconds": loaded - start, "fit_seconds": fitted - loaded,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "params": params, "tuning": tuning, "test": metrics[final.label]}
+    result = {"dataset": dataset, "model": row, "flags": DATASETS[dataset], "command": command(dataset, row, params),
+              "users": data.num_users, "items": data.num_items, "pairs": data.pairs.counts(),
+              "split_digest": data.pairs.digest(),
+              "load_seconds": loaded - start, "fit_seconds": fitted - loaded,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "params": params, "tuning": tuning, "test": metrics[final.label]}
+    if trains_by_epochs(row):
+        # The untrained start: the same choices with --epochs 0, fitted (and refitted) as the command does.
+        log("the untrained start (--epochs 0):")
+        untrained = entry.factory(**entry.fixed, **{k: params[k] for k in entry.grid}, epochs=0)
+        untrained = untrained.fit(data, log=log).refit(merged, log=log)
+        result["start"] = test_metrics(untrained, data, K)[untrained.label]
+        result["start_command"] = result["command"] + " --epochs 0"
+    return result
+
+
+def trains_by_epochs(row: str) -> bool:
+    """Whether a row is one of our GCN models, whose untrained start is a row of its own."""
+    from melody_map.gcn import MODELS as PRODUCT
+
+    return getattr(entries()[row].factory, "name", "") in PRODUCT
 
 
 def machine() -> dict[str, Any]:
@@ -193,6 +219,11 @@ def report(doc: dict[str, Any]) -> str:
             lines.append(f"| {name} | {cell} | {ndcg:.4f} | {r['fit_seconds']:.1f} s | "
                          f"{r['peak_rss_mb'] / 1024:.2f} GiB | {shown_params(r['model'], r['params'])} | "
                          f"`{r['command']}` |")
+            if "start" in r:
+                s_recall, s_ndcg = r["start"][f"recall@{K}"], r["start"][f"ndcg@{K}"]
+                gain = f"training adds {100 * (recall / s_recall - 1):+.1f} % Recall" if s_recall else ""
+                lines.append(f"| ↳ its untrained start | {s_recall:.4f} | {s_ndcg:.4f} | | | {gain} | "
+                             f"`{r['start_command']}` |")
         lines.append("")
     return "\n".join(lines)
 
@@ -201,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS),
-                    help="the built-in datasets to run (default: all of them, or none with --dataset)")
+                    help="the built-in datasets to run (default: sample, lastfm and hetrec, or none with --dataset)")
     ap.add_argument("--dataset", nargs=2, action="append", default=[], metavar=("NAME", "FLAGS"),
                     help="also run a dataset of your own, given as train_gnn.py's data flags in one string")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -226,24 +257,40 @@ def main(argv: list[str] | None = None) -> int:
     else:
         doc = {"machine": machine(), "command": command_line, "results": []}
     own = [name for name, _ in args.dataset]
-    for dataset in (args.datasets or ([] if own else list(DATASETS))) + own:
+    for dataset in (args.datasets or ([] if own else list(DEFAULT_DATASETS))) + own:
         if SHARED in DATASETS[dataset] and not (ROOT / SHARED).exists():
             print(f"{dataset}: skipped, {ROOT / SHARED} is absent", file=sys.stderr)
             continue
+        if dataset in GENERATED:
+            from bench.full_scale import dataset as generated
+
+            generated(GENERATED[dataset], 0, ROOT / "bench" / "data")
         for model in args.models:
             print(f"[{dataset}] {model} ...", file=sys.stderr, flush=True)
             extra = ["--dataset", dataset, DATASETS[dataset]] if dataset in own else []
-            proc = subprocess.run([sys.executable, __file__, "--child", dataset, model, *extra], cwd=ROOT,
-                                  stdout=subprocess.PIPE, text=True)
-            if proc.returncode != 0:
-                result = {"dataset": dataset, "model": model, "error": f"exited {proc.returncode}"}
-            else:
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
+            result = _run_child([sys.executable, __file__, "--child", dataset, model, *extra])
+            result = {"dataset": dataset, "model": model, **result}
             _put(doc, result, len(doc.get("updates", [])))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(doc, indent=2))
     print(report(doc))
     return 0
+
+
+def _run_child(argv: list[str]) -> dict[str, Any]:
+    """Run one (dataset, model) child, its log passed through; its result, or why it failed."""
+    with tempfile.TemporaryFile("w+") as stdout:  # a file, not a pipe: a large result cannot block the child
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        last = ""
+        for line in proc.stderr:  # passed through as it comes; the last line says why a child failed
+            print(line, end="", file=sys.stderr, flush=True)
+            last = line.strip() or last
+        proc.wait()
+        stdout.seek(0)
+        out = stdout.read()
+    if proc.returncode != 0:
+        return {"error": f"exited {proc.returncode}: {last[-300:]}"}
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def _put(doc: dict[str, Any], result: dict[str, Any], update: int) -> None:

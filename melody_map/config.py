@@ -33,7 +33,7 @@ class TrainConfig:
     # model (the design card: 2 x GCNConv + linear scorer)
     model: str = _opt("gcn", "model", "gcn: two GCNConv layers and a linear scorer, trained with MSE; gcn+gf-cf: "
                       "that GCN blended with the GF-CF graph filter, the filter and the blend weight chosen on "
-                      "validation (catalogues up to 30,000 items)")
+                      "validation")
     dim: int = _opt(32, "model", "size of the node vectors and of both GCN layers")
     dropout: float = _opt(0.1, "model", "dropout after each GCN layer")
     fixed_features: bool = _opt(True, "model", "keep the starting node vectors frozen, so the first layer is "
@@ -44,9 +44,14 @@ class TrainConfig:
                      "normalised user-item matrix) or 'normal' (random, std 0.1)")
     # training
     lr: float = _opt(0.01, "training", "Adam learning rate")
-    epochs: int = _opt(300, "training", "most epochs; early stopping on validation usually ends sooner")
+    epochs: int = _opt(300, "training", "most epochs; early stopping on validation usually ends sooner. "
+                       "Validation also checks the untrained start (epoch 0), which it may keep; --epochs 0 "
+                       "trains nothing: the start's ranking alone")
     steps_per_epoch: int = _opt(16, "training", "Adam steps per epoch, each on a random group of users' pairs")
     negatives: int = _opt(4, "training", "sampled non-edges (target 0) per observed pair")
+    disjoint: bool = _opt(False, "training", "keep each step's scored pairs out of the graph its second layer "
+                          "passes messages over, so a pair's score cannot read its own edge (frozen node "
+                          "vectors only)")
     pairs_per_epoch: int = _opt(1_000_000, "training", "most training pairs scored per epoch (sampled when "
                                 "there are more)")
     eval_every: int = _opt(2, "training", "epochs between validation checks")
@@ -68,17 +73,18 @@ class TrainConfig:
         problems = [
             *(f"--{n.replace('_', '-')} must be between 0 and 1" for n in ("valid_frac", "test_frac", "dropout")
               if not 0 <= getattr(self, n) < 1),
-            *(f"--{n.replace('_', '-')} must be >= 1" for n in ("dim", "epochs", "steps_per_epoch", "pairs_per_epoch",
+            *(f"--{n.replace('_', '-')} must be >= 1" for n in ("dim", "steps_per_epoch", "pairs_per_epoch",
                                                                 "eval_every", "patience", "k", "min_user_pairs",
                                                                 "valid_users")
               if getattr(self, n) < 1),
-            *(["--negatives must be >= 0"] if self.negatives < 0 else []),
+            *(f"--{n} must be >= 0" for n in ("negatives", "epochs") if getattr(self, n) < 0),
             *(["--lr must be > 0"] if not self.lr > 0 else []),
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
             *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),
             *(["--init must be spectral or normal"] if self.init not in ("spectral", "normal") else []),
             *([f"--combine must be one of {', '.join(COMBINE)}"] if self.combine not in COMBINE else []),
             *([f"--model must be one of {', '.join(MODELS)}"] if self.model not in MODELS else []),
+            *(["--disjoint needs --fixed-features"] if self.disjoint and not self.fixed_features else []),
         ]
         if problems:
             raise ValueError("; ".join(problems))

@@ -6,6 +6,7 @@ here on, training, evaluation and every model see the same object.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -19,7 +20,7 @@ from .evaluate import UserItems
 from .graph import Graph, build_graph
 from .playlists import read_playlists
 from .readers import Catalogue, DataError, Interactions, LoadReport, Sized
-from .split import Pairs, split_pairs
+from .split import TEST, Pairs, split_pairs
 from .tables import is_table, read_item_names, read_table, read_train_test
 
 Stage = Callable[[str], AbstractContextManager]  # times a named stage of loading
@@ -41,6 +42,10 @@ class Dataset(Sized):
     def items(self, *parts: int) -> UserItems:
         """Each user's items in the given parts (TRAIN, VALID, TEST)."""
         return UserItems.from_pairs(*self.pairs.select(*parts), self.num_users)
+
+    def test_items(self) -> UserItems:
+        """Each user's test items, with the test pairs whose item never appears in training as misses."""
+        return dataclasses.replace(self.items(TEST), misses=self.pairs.unseen)
 
     def matrix(self, *parts: int) -> sp.csr_matrix:
         """The binary users x items matrix of the pairs in the given parts."""

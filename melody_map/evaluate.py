@@ -1,6 +1,7 @@
 """Exact top-k ranking over every item, known items masked, and the metrics users quote.
 
-Definitions (means over the users who have held-out items):
+Definitions (means over the users who have held-out items; a held-out pair whose item
+never appears in training is one of them, and always a miss):
     Recall@k   = hits in the top k / number of the user's held-out items
     NDCG@k     = DCG@k / IDCG@k, DCG = sum of 1 / log2(rank + 1) over hits (rank from 1),
                  IDCG over min(|held-out|, k) hits at the top
@@ -25,6 +26,9 @@ class UserItems:
 
     indptr: np.ndarray  # (users + 1,) int64
     items: np.ndarray  # (nnz,) int64, sorted within each user
+    # (users,) int64 or None: held-out pairs of each user that no model can hit (their item
+    # never appears in training); metrics count them as misses, as the usual protocol does.
+    misses: np.ndarray | None = None
 
     @classmethod
     def from_pairs(cls, users: np.ndarray, items: np.ndarray, num_users: int) -> "UserItems":
@@ -39,6 +43,10 @@ class UserItems:
 
     def counts(self) -> np.ndarray:
         return np.diff(self.indptr)
+
+    def heldout_counts(self) -> np.ndarray:
+        """(users,) held-out pairs per user as metrics count them: the items plus the misses."""
+        return self.counts() if self.misses is None else self.counts() + self.misses
 
     def of(self, user: int) -> np.ndarray:
         return self.items[self.indptr[user]:self.indptr[user + 1]]
@@ -186,7 +194,7 @@ def ranking_metrics(users: np.ndarray, top_items: np.ndarray, top_scores: np.nda
     heldout_keys = heldout.keys(num_items)
     pos = np.clip(np.searchsorted(heldout_keys, keys), 0, max(len(heldout_keys) - 1, 0))
     hits = (heldout_keys[pos] == keys) & valid if len(heldout_keys) else np.zeros_like(valid)
-    n_held = heldout.counts()[users]
+    n_held = heldout.heldout_counts()[users]
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits * discount[: hits.shape[1]]).sum(1)
     idcg = np.cumsum(discount)[np.minimum(n_held, k) - 1]
@@ -201,7 +209,7 @@ def ranking_metrics(users: np.ndarray, top_items: np.ndarray, top_scores: np.nda
 def evaluate(score_fn: ScoreFn, heldout: UserItems, exclude: UserItems, num_items: int, k: int = 20,
              batch_size: int | None = None) -> dict[str, float]:
     """Rank every item for each user with held-out items, excluded items masked, and score it."""
-    users = np.flatnonzero(heldout.counts() > 0)
+    users = np.flatnonzero(heldout.heldout_counts() > 0)
     items, scores = top_k(score_fn, users, k, exclude, batch_size)
     metrics = ranking_metrics(users, items, scores, heldout, num_items, k)
     metrics["users"] = float(len(users))
@@ -238,8 +246,24 @@ def popularity_top_k(train_items: np.ndarray, users: np.ndarray, k: int, exclude
 def evaluate_popularity(train_items: np.ndarray, heldout: UserItems, exclude: UserItems, num_items: int,
                         k: int = 20) -> dict[str, float]:
     """``evaluate`` for the popularity baseline, by ``popularity_top_k``."""
-    users = np.flatnonzero(heldout.counts() > 0)
+    users = np.flatnonzero(heldout.heldout_counts() > 0)
     items, scores = popularity_top_k(train_items, users, k, exclude, num_items)
     metrics = ranking_metrics(users, items, scores, heldout, num_items, k)
     metrics["users"] = float(len(users))
     return metrics
+
+
+def subsample_users(items: UserItems, max_users: int, rng: np.random.Generator) -> UserItems:
+    """Keep the items of at most ``max_users`` users (a seeded sample); the others get none.
+
+    Validation checks rank every item for every sampled user; on a large catalogue a full
+    check costs more than an epoch, and a sample of users tells epochs apart.
+    """
+    users = np.flatnonzero(items.counts() > 0)
+    if len(users) <= max_users:
+        return items
+    chosen = np.zeros(items.num_users, dtype=bool)
+    chosen[rng.choice(users, size=max_users, replace=False)] = True
+    owner = np.repeat(np.arange(items.num_users), items.counts())
+    keep = chosen[owner]
+    return UserItems.from_pairs(owner[keep], items.items[keep], items.num_users)

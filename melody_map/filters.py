@@ -26,26 +26,36 @@ from .recommender import Log, Recommender
 from .sparse import csr_from_state, csr_state, torch_csr
 from .split import TRAIN
 
-MAX_ITEMS = 30_000  # the dense items x items filter: 3.6 GB of float32 at this size
+MAX_FACTOR_FLOATS = 1 << 28  # k is clipped so that each (items, k) factor stays within 1 GiB
 
 
 class GFCF(Recommender):
-    """GF-CF's linear plus ideal low-pass filter over the item-item graph.
+    """GF-CF's linear plus ideal low-pass filter over the item-item graph, never built as a matrix.
+
+    Both filters are applied to a batch of users' rows through sparse products and the
+    truncated SVD, so memory grows with the interactions and ``k`` x items, not items^2:
+
+        linear  r_u P~        = (r_u R~^T) R~                 two sparse products through the users
+        ideal   r_u D^-1/2 V V^T D^1/2 = ((r_u D^-1/2) V) (V^T D^1/2)   (B, k) @ (k, I)
 
     Args:
-        k: singular vectors in the ideal low-pass filter (clipped to the item count).
+        k: singular vectors in the ideal low-pass filter, clipped to the matrix's rank bound and
+            to ``MAX_FACTOR_FLOATS`` / items (``params()`` reports the k used).
         alpha: weight of the ideal low-pass filter against the linear one.
-        max_items: refuse larger catalogues, whose dense items x items filter would not fit.
         seed: seeds the randomised SVD.
     """
 
     name = "gf-cf"
     label = "GF-CF"
 
-    def __init__(self, k: int = 256, alpha: float = 0.3, max_items: int = MAX_ITEMS, seed: int = 0):
-        self.k, self.alpha, self.max_items, self.seed = k, alpha, max_items, seed
-        self.matrix: sp.csr_matrix | None = None
-        self.filter: Tensor | None = None
+    def __init__(self, k: int = 256, alpha: float = 0.3, seed: int = 0):
+        self.k, self.alpha, self.seed = k, alpha, seed
+        self.matrix: sp.csr_matrix | None = None  # (U, I) binary training matrix
+        self._norm: Tensor | None = None  # (U, I) CSR R~
+        self._norm_t: Tensor | None = None  # (I, U) CSR R~^T
+        self._norm_t_sp: sp.csr_matrix | None = None  # the same, for scipy's sparse @ sparse
+        self._down: Tensor | None = None  # (I, k) D_I^-1/2 V
+        self._up: Tensor | None = None  # (k, I) V^T D_I^1/2
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "alpha": self.alpha}
@@ -54,33 +64,46 @@ class GFCF(Recommender):
         return self.fit_matrix(data.matrix(TRAIN))
 
     def fit_matrix(self, matrix: sp.csr_matrix) -> GFCF:
-        """Build the filter from a users x items interaction matrix (treated as binary)."""
-        num_items = matrix.shape[1]
-        if num_items > self.max_items:
-            raise ValueError(f"GF-CF needs a dense {num_items:,} x {num_items:,} filter: {num_items:,} items are "
-                             f"more than {self.max_items:,}")
+        """Normalise a users x items interaction matrix (treated as binary) and take its truncated SVD."""
         binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
         binary.data[:] = 1.0
         self.matrix = binary
+        self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(binary.shape[1], 1)))
         du = np.asarray(binary.sum(1)).ravel()
         di = np.asarray(binary.sum(0)).ravel()
-        inv_u = np.where(du > 0, du, 1) ** -0.5
-        inv_i = np.where(di > 0, di, 1) ** -0.5
-        norm = sp.diags(inv_u.astype(np.float32)) @ binary @ sp.diags(inv_i.astype(np.float32))
-        linear = torch.from_numpy((norm.T @ norm).toarray().astype(np.float32))  # (I, I)
-        k = min(self.k, min(norm.shape) - 1)
+        inv_u = (np.where(du > 0, du, 1) ** -0.5).astype(np.float32)
+        inv_i = (np.where(di > 0, di, 1) ** -0.5).astype(np.float32)
+        norm = sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i))
+        self._norm_t_sp = sp.csr_matrix(norm.T)
+        self._norm, self._norm_t = torch_csr(norm), torch_csr(self._norm_t_sp)
+        k = max(1, min(self.k, min(norm.shape) - 1))
         with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
             torch.manual_seed(self.seed)
-            _, _, v = torch.svd_lowrank(torch_csr(sp.csr_matrix(norm)), q=k, niter=4)
-        # (I, k) -> D_I^-1/2 V V^T D_I^1/2, (I, I)
-        ideal = (torch.from_numpy(inv_i.astype(np.float32))[:, None] * v) @ (v.T / torch.from_numpy(
-            inv_i.astype(np.float32))[None, :])
-        self.filter = linear + self.alpha * ideal
+            _, _, v = torch.svd_lowrank(self._norm, q=k, niter=4)
+        scale = torch.from_numpy(inv_i)[:, None]
+        self._down, self._up = (v * scale).contiguous(), (v / scale).T.contiguous()
         return self
 
+    def with_choice(self, k: int, alpha: float) -> GFCF:
+        """The same fitted filter with fewer singular vectors (the leading ``k``) or another ``alpha``,
+        sharing this one's matrices: a grid over k and alpha costs one SVD."""
+        other = GFCF(k=k, alpha=alpha, seed=self.seed)
+        other.matrix, other._norm, other._norm_t, other._norm_t_sp = (self.matrix, self._norm, self._norm_t,
+                                                                      self._norm_t_sp)
+        kk = min(k, self._down.shape[1])
+        other._down, other._up = self._down[:, :kk], self._up[:kk]
+        return other
+
     def scores(self, users: np.ndarray) -> Tensor:
-        # (B, I) sparse rows @ (I, I) dense filter -> (B, I)
-        return torch.sparse.mm(torch_csr(self.matrix[users]), self.filter)
+        rows = self.matrix[users]  # (B, I) sparse
+        # Ideal low-pass: (B, I) sparse @ (I, k) -> (B, k), then @ (k, I) -> (B, I).
+        out = torch.sparse.mm(torch_csr(rows), self._down) @ self._up
+        if self.alpha != 1.0:
+            out.mul_(self.alpha)
+        # Linear: (B, I) @ (I, U) sparse -> (B, U) dense, then through R~ as (I, U) @ (U, B) -> (B, I).
+        through_users = torch.from_numpy((rows @ self._norm_t_sp).toarray())
+        out += torch.sparse.mm(self._norm_t, through_users.T.contiguous()).T
+        return out
 
     def state(self) -> dict[str, Any]:
         """The fitted matrix; ``from_state`` rebuilds the (seeded, deterministic) filter from it."""
@@ -124,11 +147,11 @@ def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: i
     Returns:
         {"gf_k", "gf_alpha", "weight"}, and the chosen filter, built from ``fit``.
     """
-    matrix = fit.matrix(num_items)
+    full = GFCF(k=max(GF_CF_GRID["k"])).fit_matrix(fit.matrix(num_items))  # one SVD serves the grid
     best, best_recall, best_model = {}, -1.0, None
     for gk in GF_CF_GRID["k"]:
         for alpha in GF_CF_GRID["alpha"]:
-            model = GFCF(k=gk, alpha=alpha).fit_matrix(matrix)
+            model = full.with_choice(gk, alpha)
             recall = evaluate(model.scores, valid, fit, num_items, k)[f"recall@{k}"]
             if log:
                 log(f"{model!r}: validation recall@{k} {recall:.4f}")

@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from .config import TrainConfig
-from .evaluate import embedding_scores
-from .filters import GFCF, MAX_ITEMS, blended, choose_blend
+from .evaluate import embedding_scores, subsample_users
+from .filters import GFCF, blended, choose_blend
 from .recommender import FitReport, Log, Recommender
 from .scorer import PairScorer
 from .split import TRAIN, VALID
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
 GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "combine", "init", "lr", "epochs", "steps_per_epoch",
-               "negatives", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
+               "negatives", "disjoint", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
 
 
 class GCN(Recommender):
@@ -121,7 +121,8 @@ class GCN(Recommender):
 
     def params(self) -> dict[str, Any]:
         params = {name: getattr(self.cfg, name) for name in GCN_OPTIONS}
-        params["epochs"] = self.report.best_epoch or self.cfg.epochs  # what validation chose
+        fitted = bool(self.report.history or self.report.best_valid)
+        params["epochs"] = self.report.best_epoch if fitted else self.cfg.epochs  # what validation chose
         return params
 
     def state(self) -> dict[str, Any]:
@@ -173,13 +174,11 @@ class GCNBlend(Recommender):
         return self.gcn.report
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCNBlend:
-        if data.num_items > MAX_ITEMS:
-            raise ValueError(f"--model {self.name} builds a dense items x items filter: {data.num_items:,} items "
-                             f"are more than {MAX_ITEMS:,}; use --model gcn")
         self.gcn.fit(data, log=log, progress=progress)
         if None in self.choice.values():
-            self.choice, chosen = choose_blend(data.items(TRAIN), data.items(VALID), self.gcn.scores,
-                                               data.num_items, self.gcn.cfg.k)
+            cfg = self.gcn.cfg
+            valid = subsample_users(data.items(VALID), cfg.valid_users, np.random.default_rng(cfg.seed + 2))
+            self.choice, chosen = choose_blend(data.items(TRAIN), valid, self.gcn.scores, data.num_items, cfg.k)
             if log:
                 log(f"{self.label}, chosen on validation: GF-CF k={self.choice['gf_k']}, "
                     f"alpha={self.choice['gf_alpha']}, GCN weight {self.choice['weight']}")

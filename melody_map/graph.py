@@ -60,11 +60,13 @@ class Graph:
     def num_nodes(self) -> int:
         return self.playlist_offset + self.num_playlists
 
-    def row_block(self, rows: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def row_block(self, rows: np.ndarray, drop: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The adjacency's rows at ``rows``, with only the columns they touch.
 
         Args:
             rows: (R,) node ids.
+            drop: sorted ``row * num_nodes + col`` keys of edges to leave out of the block
+                (their weights set to 0), e.g. the pairs a training step is scored on.
 
         Returns:
             block (R, C) sparse CSR and cols (C,) sorted node ids: ``block[i, j] == adj[rows[i], cols[j]]``.
@@ -83,6 +85,9 @@ class Graph:
         local = np.empty(self.num_nodes, dtype=np.int64)
         local[cols] = np.arange(len(cols))
         values = self.adj.values()[torch.from_numpy(pos)]
+        if drop is not None and len(drop):
+            keys = np.repeat(rows.astype(np.int64), length) * self.num_nodes + col
+            values[torch.from_numpy(np.isin(keys, drop, assume_unique=False))] = 0.0
         block = csr_tensor(indptr, local[col], values, (len(rows), len(cols)))
         # scipy's CSR -> CSC conversion is a linear-time counting pass: CSC of the block is CSR of its transpose.
         csc = sp.csr_matrix((np.arange(len(col)), local[col], indptr), shape=(len(rows), len(cols))).tocsc()

@@ -33,8 +33,9 @@ class GCNRecommender(nn.Module):
     user's and the track's embeddings: the second layer's output (``combine="last"``, the
     card as first written) or the node vectors beside it (``"concat"``, a layer combination
     as in NGCF/LightGCN). With ``"concat"`` the scorer holds the start's own dot product
-    ``x_u . x_t`` as one of its terms, so training adds to a spectral start's ranking
-    instead of having to rebuild it through two ReLUs.
+    ``x_u . x_t`` as one of its terms, and its weights on the GCN's half start at zero: the
+    untrained network ranks exactly as its start, and training adds to that ranking instead
+    of having to rebuild it through two ReLUs.
 
     Args:
         num_nodes: N, all users, tracks, artists and playlists.
@@ -59,9 +60,10 @@ class GCNRecommender(nn.Module):
         self.conv2 = SymmetricGCNConv(dim, dim, normalize=False)
         self.dropout = nn.Dropout(dropout)
         self.scorer = PairScorer(dim * (2 if combine == "concat" else 1))
-        if combine == "concat":  # start as the node vectors' own dot product (plus the random GCN part)
-            with torch.no_grad():
+        if combine == "concat":  # start as the node vectors' own dot product, the GCN's half at zero:
+            with torch.no_grad():  # an untrained network ranks exactly as its start does
                 self.scorer.weight[0, :dim] = 1.0
+                self.scorer.weight[0, dim:] = 0.0
 
     def forward(self, adj: Tensor, cached: Tensor | None = None) -> Tensor:
         """Embed every node.

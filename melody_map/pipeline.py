@@ -11,8 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-import numpy as np
-
 from .checkpoint import checkpoint_payload, save_checkpoint
 from .config import TrainConfig
 from .dataset import Dataset, load_dataset
@@ -20,7 +18,7 @@ from .evaluate import evaluate, evaluate_popularity
 from .gcn import make_model
 from .readers import LoadReport
 from .recommender import FitReport, Recommender
-from .split import TEST, TRAIN, VALID
+from .split import TRAIN, VALID
 
 
 @dataclass
@@ -100,7 +98,7 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
 def test_metrics(model: Recommender, data: Dataset, k: int) -> dict[str, dict[str, float]]:
     """The model's and popularity's test metrics: every item ranked, training and validation items left out."""
     known = data.items(TRAIN, VALID)
-    heldout = data.items(TEST)
+    heldout = data.test_items()
     train_items = data.pairs.select(TRAIN)[1]
     return {model.label: evaluate(model.scores, heldout, known, data.num_items, k),
             "popularity": evaluate_popularity(train_items, heldout, known, data.num_items, k)}
@@ -108,9 +106,11 @@ def test_metrics(model: Recommender, data: Dataset, k: int) -> dict[str, dict[st
 
 def describe_split(data: Dataset) -> str:
     counts, pairs = data.pairs.counts(), data.pairs
-    held_users = len(np.unique(pairs.user[pairs.part == TEST]))
+    held_users = int((data.test_items().heldout_counts() > 0).sum())
+    unseen = (f" + {counts['test_unseen']:,} whose {data.catalogue.noun} never appears in training, counted "
+              f"as misses" if "test_unseen" in counts else "")
     return (f"pairs: {len(pairs):,} distinct (user, {data.catalogue.noun}) pairs -> train {counts['train']:,}, "
-            f"valid {counts['valid']:,}, test {counts['test']:,} "
+            f"valid {counts['valid']:,}, test {counts['test']:,}{unseen} "
             f"({held_users:,} of {data.num_users:,} users have held-out pairs)")
 
 
@@ -149,7 +149,9 @@ def _write_summary(cfg: TrainConfig, summary: RunSummary) -> None:
             "epochs_run": len(train.history),
             "best_epoch": train.best_epoch,
             "best_valid": train.best_valid,
-            "epoch_seconds": [r["seconds"] for r in train.history],
+            "epoch_seconds": [r["seconds"] for r in train.history if r["epoch"] > 0],
+            "valid_curve": [{"epoch": r["epoch"], **{n: r[f"valid_{n}"] for n in (f"recall@{cfg.k}", f"ndcg@{cfg.k}")}}
+                            for r in train.history if f"valid_recall@{cfg.k}" in r],
         },
         "checkpoint_bytes": os.path.getsize(cfg.output) if cfg.output and os.path.exists(cfg.output)
         and not cfg.stats_only else None,

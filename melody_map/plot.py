@@ -9,17 +9,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_training(history: list[dict], path: str, k: int, best_epoch: int) -> None:
-    """Write a two-panel PNG: training MSE per epoch, validation Recall@k per check."""
-    epochs = [r["epoch"] for r in history]
+    """Write a two-panel PNG: training MSE per epoch, validation Recall@k per check (from epoch 0, the start)."""
+    trained = [r for r in history if r.get("loss") is not None]  # epoch 0, the start, has no loss
     checked = [r for r in history if f"valid_recall@{k}" in r]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_loss.plot(epochs, [r["loss"] for r in history], color="tab:blue")
+    ax_loss.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], color="tab:blue")
     ax_loss.set(xlabel="epoch", ylabel="MSE loss", title="training loss")
     ax_val.plot([r["epoch"] for r in checked], [r[f"valid_recall@{k}"] for r in checked],
                 marker="o", color="tab:green", label=f"Recall@{k}")
     ax_val.plot([r["epoch"] for r in checked], [r[f"valid_ndcg@{k}"] for r in checked],
                 marker="s", color="tab:orange", label=f"NDCG@{k}")
-    if best_epoch:
+    if checked:
         ax_val.axvline(best_epoch, color="gray", linestyle="--", label=f"best (epoch {best_epoch})")
     ax_val.set(xlabel="epoch", ylabel="metric", title="validation (all tracks ranked)")
     ax_val.legend()

@@ -141,6 +141,10 @@ class Interactions(Sized):
     playlist: np.ndarray | None  # (rows,) int64 playlist code; None for tables
     catalogue: Catalogue
     report: LoadReport
+    # (users,) int64, a test table's only: each user's distinct pairs whose item is not in
+    # the catalogue (never seen in training). No model can rank such an item, but the
+    # usual protocol still counts the pair as a miss, so evaluation does too.
+    unseen: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user)

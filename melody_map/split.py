@@ -34,6 +34,9 @@ class Pairs:
     weight: np.ndarray  # (pairs,) float32: the summed weight of the pair's rows
     part: np.ndarray  # (pairs,) int8: TRAIN, VALID or TEST
     row_pair: np.ndarray  # (rows,) int64: the pair behind each input row
+    # (users,) int64 or None: each user's test pairs left out because their item never
+    # appears in training (a fixed test table's); evaluation counts them as misses.
+    unseen: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user)
@@ -44,14 +47,20 @@ class Pairs:
         return self.user[mask], self.item[mask]
 
     def counts(self) -> dict[str, int]:
+        """Pairs per part, and ``unseen`` test pairs (counted as misses, not among the pairs) where any."""
         n = np.bincount(self.part, minlength=3)
-        return {name: int(n[p]) for p, name in enumerate(PART_NAMES)}
+        counts = {name: int(n[p]) for p, name in enumerate(PART_NAMES)}
+        if self.unseen is not None and self.unseen.any():
+            counts["test_unseen"] = int(self.unseen.sum())
+        return counts
 
     def digest(self) -> str:
         """A short fingerprint of the pairs and their parts: equal digests, the same split."""
         h = hashlib.sha1()
         for a in (self.user, self.item, self.part):
             h.update(np.ascontiguousarray(a).tobytes())
+        if self.unseen is not None and self.unseen.any():
+            h.update(np.ascontiguousarray(self.unseen, dtype=np.int64).tobytes())
         return h.hexdigest()[:16]
 
     def rows_per_pair(self) -> np.ndarray:
@@ -91,7 +100,7 @@ def split_pairs(rows: Interactions, valid_frac: float, test_frac: float, min_use
         weight = np.concatenate([weight, test.weight]).astype(np.float32)
         part = np.concatenate([part, np.full(len(test.user), TEST, np.int8)])
     return Pairs(user=user.astype(np.int64), item=item.astype(np.int64), weight=weight, part=part,
-                 row_pair=row_pair.astype(np.int64))
+                 row_pair=row_pair.astype(np.int64), unseen=None if test is None else test.unseen)
 
 
 def assign_parts(user: np.ndarray, num_users: int, valid_frac: float, test_frac: float, min_user_pairs: int,

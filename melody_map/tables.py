@@ -266,6 +266,12 @@ def _code(cols: list[Column], report: LoadReport, sniffed: _Sniffed, user_ids: S
         item_vocab, index = _vocabulary(item_ids, "item")
         i = index.get_indexer(item.values.to_numpy(zero_copy_only=False))[item.codes]
         fates.append((UNKNOWN_ITEM, i < 0))
+    unseen = None
+    if user_ids is not None and item_ids is not None:
+        # Rows of a known user whose item is unknown: their distinct pairs, per user.
+        cold = live & (u >= 0) & (i < 0)
+        cold_keys = np.unique(u[cold] * np.int64(max(len(item.values), 1)) + item.codes[cold])
+        unseen = np.bincount(cold_keys // max(len(item.values), 1), minlength=len(user_vocab)).astype(np.int64)
     live = count_fates(report, cols, fates, live=live, sep=sep)
     if user_ids is not None:
         u = u[live]
@@ -293,7 +299,8 @@ def _code(cols: list[Column], report: LoadReport, sniffed: _Sniffed, user_ids: S
         raise DataError(_no_rows_message(report))
     catalogue = Catalogue(user_ids=user_vocab, item_names=item_vocab, item_ids=item_vocab, noun="item")
     return Interactions(user=(pair_keys // num_items).astype(np.int64), item=(pair_keys % num_items).astype(np.int64),
-                        weight=summed.astype(np.float32), playlist=None, catalogue=catalogue, report=report)
+                        weight=summed.astype(np.float32), playlist=None, catalogue=catalogue, report=report,
+                        unseen=unseen)
 
 
 def _weights(values: pa.Array) -> np.ndarray:
@@ -357,7 +364,9 @@ def read_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike)
     """Read a fixed train/test split into one code space.
 
     The test table is coded with the training vocabularies: its rows with a user or item
-    never seen in training are dropped and counted ("unknown user"/"unknown item"), and
+    never seen in training are dropped and counted ("unknown user"/"unknown item"; the
+    distinct pairs of a known user with an unknown item are kept per user in ``unseen``,
+    for evaluation to count as misses), and
     its pairs that are also training pairs are dropped and counted ("in train"), since a
     model never recommends a user's training items, so such a test pair can never be hit.
 

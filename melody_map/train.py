@@ -6,8 +6,8 @@ to its share, plus ``negatives`` random non-edges per pair, and steps on their M
 trainable node vectors a step embeds the whole graph; with frozen ones (the default) the
 first layer is computed once and a step runs the second layer at its batch's nodes only.
 Counting steps rather than fixing a batch size keeps the number of steps the same from the
-120k-row sample to the 12.9M-row dataset. Validation Recall@k is checked every ``eval_every``
-epochs; the best weights are kept and training stops after ``patience`` checks without
+120k-row sample to the 12.9M-row dataset. Validation Recall@k is checked before the first
+step (epoch 0, the untrained start) and every ``eval_every`` epochs; the best weights are kept and training stops after ``patience`` checks without
 improvement. Without validation pairs (a refit), training runs all ``epochs`` and keeps the last.
 """
 
@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .evaluate import UserItems, embedding_scores, evaluate
+from .evaluate import UserItems, embedding_scores, evaluate, subsample_users
 from .graph import Graph
 from .model import GCNRecommender
 from .recommender import FitReport
@@ -124,31 +124,41 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     result = FitReport()
     best_state, best_recall, stale = None, -1.0, 0
 
+    def check(record: dict) -> float:
+        """Validate the current weights into ``record``; keep them if they are the best so far."""
+        nonlocal best_state, best_recall, stale
+        metrics = evaluate_split(model, graph, adj, valid, known, cfg.k, cached)
+        record.update({f"valid_{name}": value for name, value in metrics.items()})
+        recall = metrics[f"recall@{cfg.k}"]
+        if recall > best_recall:
+            best_recall, stale = recall, 0
+            # The trained tensors only: frozen node vectors (large at full scale) never change.
+            best_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+            result.best_epoch, result.best_valid = record["epoch"], metrics
+        else:
+            stale += 1
+        return recall
+
+    if has_valid:  # epoch 0: the untrained start, which training must beat to be kept
+        start = {"epoch": 0, "loss": None, "seconds": 0.0}
+        check(start)
+        result.history.append(start)
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         started = time.perf_counter()
         model.train()
         losses = []
         for u, t, y in batches():
-            z_u, z_t = _embed_pairs(model, graph, adj, cached, u, t + graph.item_offset, device)
+            z_u, z_t = _embed_pairs(model, graph, adj, cached, u, t + graph.item_offset, device,
+                                    disjoint=cfg.disjoint, positive=y > 0)
             loss = torch.nn.functional.mse_loss(model.score(z_u, z_t), torch.from_numpy(y).to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
-
         if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            metrics = evaluate_split(model, graph, adj, valid, known, cfg.k, cached)
-            record.update({f"valid_{name}": value for name, value in metrics.items()})
-            recall = metrics[f"recall@{cfg.k}"]
-            if recall > best_recall:
-                best_recall, stale = recall, 0
-                # The trained tensors only: frozen node vectors (large at full scale) never change.
-                best_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-                result.best_epoch, result.best_valid = epoch, metrics
-            else:
-                stale += 1
+            recall = check(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", **{f"val_recall@{cfg.k}": f"{recall:.4f}"})
         else:
             bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -159,7 +169,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     else:  # no validation: the last epoch's weights
-        result.best_epoch = len(result.history)
+        result.best_epoch = cfg.epochs if not result.history else result.history[-1]["epoch"]
     return result
 
 
@@ -174,17 +184,24 @@ def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: Us
 
 
 def _embed_pairs(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None, u: np.ndarray,
-                 t: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor]:
+                 t: np.ndarray, device: torch.device, disjoint: bool = False,
+                 positive: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
     """Embeddings of the pairs' users and tracks (node ids): (B, dim), (B, dim).
 
     With ``cached`` (frozen node vectors) only the pairs' nodes are embedded, from the
-    adjacency's rows at them; otherwise the whole graph is.
+    adjacency's rows at them; otherwise the whole graph is. With ``disjoint``, the second
+    layer does not pass messages over the step's ``positive`` pairs' own edges, so the
+    score of a pair cannot come from the edge it is asked to predict.
     """
     if cached is None:
         z = model(adj)  # (N, dim): the whole graph, every step
     else:
         rows = np.unique(np.concatenate([u, t]))
-        block, cols = graph.row_block(rows)
+        drop = None
+        if disjoint:
+            pu, pt = u[positive], t[positive]
+            drop = np.unique(np.concatenate([pu * graph.num_nodes + pt, pt * graph.num_nodes + pu]))
+        block, cols = graph.row_block(rows, drop)
         z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block.to(device),
                                torch.from_numpy(rows).to(device))
         u, t = np.searchsorted(rows, u), np.searchsorted(rows, t)
@@ -207,19 +224,3 @@ def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_item: np
     return (np.concatenate([pos_user, neg_user]),
             np.concatenate([pos_item, neg_item]),
             np.concatenate([pos_target, np.zeros(len(neg_user), np.float32)]))
-
-
-def subsample_users(items: UserItems, max_users: int, rng: np.random.Generator) -> UserItems:
-    """Keep the items of at most ``max_users`` users (a seeded sample); the others get none.
-
-    Validation checks rank every item for every sampled user; on a large catalogue a full
-    check costs more than an epoch, and a sample of users tells epochs apart.
-    """
-    users = np.flatnonzero(items.counts() > 0)
-    if len(users) <= max_users:
-        return items
-    chosen = np.zeros(items.num_users, dtype=bool)
-    chosen[rng.choice(users, size=max_users, replace=False)] = True
-    owner = np.repeat(np.arange(items.num_users), items.counts())
-    keep = chosen[owner]
-    return UserItems.from_pairs(owner[keep], items.items[keep], items.num_users)

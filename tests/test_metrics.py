@@ -97,3 +97,17 @@ def test_topk_rows_equals_torch_topk_on_wide_rows_with_masked_entries():
     ref_values, ref_indices = torch.topk(scores, 20, dim=1)
     torch.testing.assert_close(values, ref_values)
     assert torch.equal(indices, ref_indices)  # no ties in continuous random scores
+
+
+def test_unseen_heldout_items_count_as_misses():
+    """A held-out pair whose item never appears in training is in the denominators (the
+    LightGCN/BARS protocol): user 0 hits its one rankable item of two, user 1 has only an
+    unseen one and still counts, with Recall 0."""
+    scores = torch.tensor([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]])
+    heldout = UserItems.from_pairs(np.array([0]), np.array([0]), num_users=2)
+    heldout.misses = np.array([1, 1])
+    m = evaluate(lambda users: scores[torch.from_numpy(users)].clone(), heldout, None, 3, k=2)
+    assert m["users"] == 2
+    assert m["recall@2"] == pytest.approx((1 / 2 + 0) / 2)
+    assert m["ndcg@2"] == pytest.approx((1.0 / (1 + 1 / np.log2(3)) + 0) / 2)
+    assert m["hitrate@2"] == pytest.approx(0.5)

@@ -128,7 +128,7 @@ def test_recommend_cli_errors_are_one_line_exit_2(checkpoint, tmp_path, args, me
     (["--data", "no/such/file.csv"], "file not found"),
     (["--data", "tests"], "is a directory"),
     (["--no-such-flag"], "unrecognized arguments"),
-    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--epochs", "-1"], "--epochs must be >= 0"),
     (["--valid-frac", "0.6", "--test-frac", "0.5"], "--valid-frac + --test-frac must be below 1"),
 ])
 def test_train_cli_errors_exit_2_without_traceback(args, message):

@@ -269,6 +269,8 @@ def test_lastfm_lightgcn_split():
     # 10,533 test rows: 3 of users and 41 of items never seen in training; no overlap.
     assert (r.rows_read, r.dropped[UNKNOWN_USER], r.dropped[UNKNOWN_ITEM], r.dropped[IN_TRAIN]) == (10_533, 3, 41, 0)
     assert len(test) == 10_489 and r.balanced()
+    # The 41 rows of unknown items are 41 distinct pairs of known users: counted as misses.
+    assert test.unseen.sum() == 41 and len(test.unseen) == train.num_users
     assert min(int(i) for i in ids(train)[1]) == 1 and min(int(u) for u in ids(train)[0]) == 1
     # All ids together: 1,880 users with interactions and 4,489 items, as the README says.
     alone = read_table(test_path)

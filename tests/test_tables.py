@@ -24,9 +24,9 @@ def write_tables(tmp_path, seed: int = 0):
             rows = [(f"u{c}_{u:03d}", f"i{c}_{i:02d}", int(rng.integers(1, 50))) for i in items]
             train += rows[:12]
             test += rows[12:]
-    # Every test item must also be a training item (read_train_test drops unknown ones).
-    known = {item for _, item, _ in train}
-    test = [r for r in test if r[1] in known]
+    # Every 8th user also has a test item never seen in training: no model can rank it, and
+    # the protocol counts it as a miss (read_train_test keeps a count of such pairs per user).
+    test += [(u, f"new_{u}", 1) for u, _, _ in train[::12 * 8]]
     (tmp_path / "train.tsv").write_text("".join(f"{u}\t{i}\t{w}\r\n" for u, i, w in train))
     (tmp_path / "test.tsv").write_text("".join(f"{u}\t{i}\t{w}\r\n" for u, i, w in test))
     return train, test
@@ -71,6 +71,7 @@ def test_all_users_output_scores_to_the_printed_metrics(tmp_path, model, row):
     assert abs(ours["recall@20"] - printed["recall@20"]) < 1e-9, (ours, printed)
     assert abs(ours["ndcg@20"] - printed["ndcg@20"]) < 1e-9, (ours, printed)
     assert printed["recall@20"] > 0.5  # two communities of 30 items: a working model finds them
+    assert "+ 15 whose item never appears in training, counted as misses" in run.stdout
 
 
 def test_all_users_output_leaves_out_training_items(tmp_path):
