@@ -206,7 +206,9 @@ def report(doc: dict[str, Any]) -> str:
         pairs = head.get("pairs", {})
         lines += [f"**{dataset}** — `{head.get('flags', '')}`: {head.get('users', 0):,} users, "
                   f"{head.get('items', 0):,} items; pairs: train {pairs.get('train', 0):,}, "
-                  f"validation {pairs.get('valid', 0):,}, test {pairs.get('test', 0):,}", "",
+                  f"validation {pairs.get('valid', 0):,}, test {pairs.get('test', 0):,}"
+                  + (f" + {pairs['test_unseen']:,} whose item never appears in training (misses)"
+                     if pairs.get("test_unseen") else ""), "",
                   f"| model | Recall@{K} | NDCG@{K} | fit (tuning + refit) | peak RSS | chosen | reproduce |",
                   "|---|---:|---:|---:|---:|---|---|"]
         for r in rows:

@@ -49,6 +49,10 @@ class TrainConfig:
                        "trains nothing: the start's ranking alone")
     steps_per_epoch: int = _opt(16, "training", "Adam steps per epoch, each on a random group of users' pairs")
     negatives: int = _opt(4, "training", "sampled non-edges (target 0) per observed pair")
+    all_items: float = _opt(0.0, "training", "weight of iALS's term: the squared score of every (user, item) "
+                            "pair, target 0, beside the sampled non-edges (0: off)")
+    item_sample: int = _opt(16384, "training", "items the --all-items term is computed over per step (a random "
+                            "sample; all items when the catalogue is smaller)")
     disjoint: bool = _opt(False, "training", "keep each step's scored pairs out of the graph its second layer "
                           "passes messages over, so a pair's score cannot read its own edge (frozen node "
                           "vectors only)")
@@ -75,9 +79,10 @@ class TrainConfig:
               if not 0 <= getattr(self, n) < 1),
             *(f"--{n.replace('_', '-')} must be >= 1" for n in ("dim", "steps_per_epoch", "pairs_per_epoch",
                                                                 "eval_every", "patience", "k", "min_user_pairs",
-                                                                "valid_users")
+                                                                "valid_users", "item_sample")
               if getattr(self, n) < 1),
-            *(f"--{n} must be >= 0" for n in ("negatives", "epochs") if getattr(self, n) < 0),
+            *(f"--{n.replace('_', '-')} must be >= 0" for n in ("negatives", "epochs", "all_items")
+              if getattr(self, n) < 0),
             *(["--lr must be > 0"] if not self.lr > 0 else []),
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
             *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),

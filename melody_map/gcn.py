@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
 GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "combine", "init", "lr", "epochs", "steps_per_epoch",
-               "negatives", "disjoint", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
+               "negatives", "all_items", "item_sample", "disjoint", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
 
 
 class GCN(Recommender):

@@ -112,13 +112,21 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     group = min(len(active_users), max(-(-len(active_users) // steps), MIN_GROUP_USERS))
     pairs_per_step = min(cfg.pairs_per_epoch, len(pos_user)) / steps
 
+    item_sample = min(cfg.item_sample, graph.num_items)
+
     def batches():
         for _ in range(steps):
-            batch = user_pairs.batch(np.sort(rng.choice(active_users, size=group, replace=False)))[1]
+            users = np.sort(rng.choice(active_users, size=group, replace=False))
+            batch = user_pairs.batch(users)[1]
+            share = 1.0  # the share of the group's pairs in the step, which the all-items term matches
             if len(batch) > pairs_per_step:
-                batch = batch[rng.random(len(batch)) < pairs_per_step / len(batch)]
-            yield _with_negatives(rng, pos_user[batch], pos_item[batch], pos_target[batch], known_keys,
-                                  graph.num_items, cfg.negatives)
+                share = pairs_per_step / len(batch)
+                batch = batch[rng.random(len(batch)) < share]
+            items = None
+            if cfg.all_items > 0:  # items for the all-items term: a random sample, or all of them
+                items = np.sort(rng.choice(graph.num_items, size=item_sample, replace=False))
+            yield users, share, items, _with_negatives(rng, pos_user[batch], pos_item[batch], pos_target[batch],
+                                                       known_keys, graph.num_items, cfg.negatives)
 
     has_valid = bool(valid.counts().sum())
     result = FitReport()
@@ -148,10 +156,17 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
         started = time.perf_counter()
         model.train()
         losses = []
-        for u, t, y in batches():
-            z_u, z_t = _embed_pairs(model, graph, adj, cached, u, t + graph.item_offset, device,
-                                    disjoint=cfg.disjoint, positive=y > 0)
-            loss = torch.nn.functional.mse_loss(model.score(z_u, z_t), torch.from_numpy(y).to(device))
+        for users, share, items, (u, t, y) in batches():
+            t = t + graph.item_offset
+            drop = _own_edges(u[y > 0], t[y > 0], graph.num_nodes) if cfg.disjoint else None
+            wanted = [u, t] if items is None else [u, t, users, items + graph.item_offset]
+            z = _embed_nodes(model, graph, adj, cached, wanted, device, drop)
+            loss = torch.nn.functional.mse_loss(model.score(z[0], z[1]), torch.from_numpy(y).to(device))
+            if items is not None:
+                # iALS's term: the squared score of every (user, item) pair of the group, target 0,
+                # estimated from the sampled items and matched to the share of pairs scored.
+                every = model.scorer.score_all(z[2], z[3]).pow(2).sum() * (graph.num_items / len(items))
+                loss = loss + cfg.all_items * share * every / len(y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -183,31 +198,30 @@ def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: Us
                     graph.num_items, k)
 
 
-def _embed_pairs(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None, u: np.ndarray,
-                 t: np.ndarray, device: torch.device, disjoint: bool = False,
-                 positive: np.ndarray | None = None) -> tuple[Tensor, Tensor]:
-    """Embeddings of the pairs' users and tracks (node ids): (B, dim), (B, dim).
+def _own_edges(u: np.ndarray, t: np.ndarray, num_nodes: int) -> np.ndarray:
+    """Sorted adjacency keys (row * num_nodes + col) of the edges between the pairs' nodes, both ways."""
+    return np.unique(np.concatenate([u * num_nodes + t, t * num_nodes + u]))
 
-    With ``cached`` (frozen node vectors) only the pairs' nodes are embedded, from the
-    adjacency's rows at them; otherwise the whole graph is. With ``disjoint``, the second
-    layer does not pass messages over the step's ``positive`` pairs' own edges, so the
-    score of a pair cannot come from the edge it is asked to predict.
+
+def _embed_nodes(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None,
+                 wanted: list[np.ndarray], device: torch.device, drop: np.ndarray | None = None) -> list[Tensor]:
+    """Embeddings at each array of node ids in ``wanted``: a (len(w), width) tensor for each.
+
+    With ``cached`` (frozen node vectors) only the wanted nodes are embedded, from the
+    adjacency's rows at them, leaving out the edges keyed in ``drop`` (``--disjoint``: a
+    pair's score then cannot read its own edge); otherwise the whole graph is.
     """
     if cached is None:
-        z = model(adj)  # (N, dim): the whole graph, every step
+        z = model(adj)  # (N, width): the whole graph, every step
+        index = wanted
     else:
-        rows = np.unique(np.concatenate([u, t]))
-        drop = None
-        if disjoint:
-            pu, pt = u[positive], t[positive]
-            drop = np.unique(np.concatenate([pu * graph.num_nodes + pt, pt * graph.num_nodes + pu]))
+        rows = np.unique(np.concatenate(wanted))
         block, cols = graph.row_block(rows, drop)
         z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block.to(device),
                                torch.from_numpy(rows).to(device))
-        u, t = np.searchsorted(rows, u), np.searchsorted(rows, t)
+        index = [np.searchsorted(rows, w) for w in wanted]
     # index_select: its backward is one index_add, where z[idx]'s is a (deterministic, sorting) index_put.
-    return (z.index_select(0, torch.from_numpy(u).to(device)),
-            z.index_select(0, torch.from_numpy(t).to(device)))
+    return [z.index_select(0, torch.from_numpy(i).to(device)) for i in index]
 
 
 def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_item: np.ndarray,

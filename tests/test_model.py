@@ -47,6 +47,43 @@ def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path,
         assert untrained <= 0.8, f"the untrained random network already scores {untrained:.3f}"
 
 
+@pytest.mark.parametrize("item_sample", [30, 16384], ids=["sampled items", "every item"])
+def test_all_items_term_is_a_negative_signal_the_network_learns_from(tmp_path, item_sample):
+    # From a random start and with no sampled non-edges, MSE on the observed pairs alone never
+    # tells the communities apart (precision 0 here); iALS's all-items term (--all-items),
+    # over 30 sampled items of 80 per step or over all of them, is what teaches it.
+    path = write_original(tmp_path / "c.csv", community_rows())
+
+    def precision(**options) -> float:
+        quiet_run(data=str(path), output=str(tmp_path / "m.pth"), plot="", epochs=60, init="normal", negatives=0,
+                  **options)
+        model, data = load_model(tmp_path / "m.pth")
+        small = [u for u in range(data.num_users) if data.user_ids[u].as_py().startswith("00")]
+        return np.mean([np.mean([a.startswith("Artist 0-") for a in get_recommendations(model, data, u, top_k=10)
+                                 ["artist"]]) for u in small])
+
+    assert precision() <= 0.5
+    assert precision(all_items=0.1, item_sample=item_sample) >= 0.95
+
+
+def test_disjoint_row_block_leaves_out_exactly_the_dropped_edges(tmp_path):
+    pairs, graph = _community_graph(tmp_path)
+    dense = graph.adj.to_dense()
+    train = np.flatnonzero(pairs.part == TRAIN)[[0, 40]]  # two training pairs: edges of the graph
+    users, items = pairs.user[train], pairs.item[train] + graph.item_offset
+    rows = np.unique(np.concatenate([users, items, [graph.item_offset + 7]]))
+    keys = np.unique(np.concatenate([users * graph.num_nodes + items, items * graph.num_nodes + users]))
+    block, cols = graph.row_block(rows, keys)
+    expected = dense[torch.from_numpy(rows)][:, torch.from_numpy(cols)].clone()
+    for u, t in zip(users, items):
+        for a, b in ((u, t), (t, u)):
+            if b in cols:
+                expected[int(np.flatnonzero(rows == a)[0]), int(np.flatnonzero(cols == b)[0])] = 0.0
+    torch.testing.assert_close(block.to_dense(), expected)
+    assert not torch.equal(expected, dense[torch.from_numpy(rows)][:, torch.from_numpy(cols)])  # something was dropped
+    torch.testing.assert_close(block.transposed.to_dense(), expected.T)
+
+
 def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
     path = write_original(tmp_path / "c.csv", community_rows())
     a = quiet_run(data=str(path), output=str(tmp_path / "a.pth"), plot="", epochs=15)
