@@ -94,11 +94,16 @@ def entries() -> dict[str, Entry]:
         "GCN": Entry(GCN),  # train_gnn.py's default
         "GCN-tuned": Entry(GCN, gcn_grid),
         "GCN+GF-CF": Entry(GCNBlend, gcn_grid),
+        # issue 11's options, each beside the default it changes
+        "GCN-all-items": Entry(GCN, {"all_items": [0.01, 0.1, 1.0]}),  # iALS's all-pairs term
+        "GCN-disjoint": Entry(GCN, {"negatives": [4, 16]}, fixed={"disjoint": True}),
+        "GCN-degree": Entry(GCN, fixed={"init": "spectral+degree"}),
+        "GAT": Entry(GCN, fixed={"conv": "gat"}),
     }
 
 
 MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
-          "GCN-tuned", "GCN+GF-CF")
+          "GCN-tuned", "GCN+GF-CF", "GCN-all-items", "GCN-disjoint", "GCN-degree", "GAT")
 
 
 def load(dataset: str):

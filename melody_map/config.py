@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
 COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNRecommender
+INITS = ("spectral", "spectral+degree", "normal")  # the GCN's starting node vectors, see train.build_network
+CONVS = ("gcn", "gat")  # the GCN's two layers: PyG GCNConv (the design card) or GATConv
 GROUPS = {"data": "data and split", "model": "model", "training": "training", "output": "output"}
 
 
@@ -38,10 +40,14 @@ class TrainConfig:
     dropout: float = _opt(0.1, "model", "dropout after each GCN layer")
     fixed_features: bool = _opt(True, "model", "keep the starting node vectors frozen, so the first layer is "
                                 "computed once; --no-fixed-features trains them too, over the whole graph each step")
+    conv: str = _opt("gcn", "model", "the two message-passing layers: 'gcn' (PyG GCNConv, the design card) or "
+                     "'gat' (PyG GATConv, one attention head; each training step then embeds the whole graph)")
     combine: str = _opt("concat", "model", "what the linear scorer reads: 'concat' (the node vectors beside the "
                         "second GCNConv's output) or 'last' (the second GCNConv's output only)")
     init: str = _opt("spectral", "model", "starting node vectors: 'spectral' (leading singular vectors of the "
-                     "normalised user-item matrix) or 'normal' (random, std 0.1)")
+                     "normalised user-item matrix), 'spectral+degree' (the same, its last column replaced by each "
+                     "node's standardised log-degree: user activity, track popularity) or 'normal' (random, "
+                     "std 0.1)")
     # training
     lr: float = _opt(0.01, "training", "Adam learning rate")
     epochs: int = _opt(300, "training", "most epochs; early stopping on validation usually ends sooner. "
@@ -86,10 +92,12 @@ class TrainConfig:
             *(["--lr must be > 0"] if not self.lr > 0 else []),
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
             *(["--device must be auto, cpu or cuda"] if self.device not in ("auto", "cpu", "cuda") else []),
-            *(["--init must be spectral or normal"] if self.init not in ("spectral", "normal") else []),
+            *([f"--init must be one of {', '.join(INITS)}"] if self.init not in INITS else []),
             *([f"--combine must be one of {', '.join(COMBINE)}"] if self.combine not in COMBINE else []),
+            *([f"--conv must be one of {', '.join(CONVS)}"] if self.conv not in CONVS else []),
             *([f"--model must be one of {', '.join(MODELS)}"] if self.model not in MODELS else []),
-            *(["--disjoint needs --fixed-features"] if self.disjoint and not self.fixed_features else []),
+            *(["--disjoint needs --fixed-features and --conv gcn"]
+              if self.disjoint and not (self.fixed_features and self.conv == "gcn") else []),
         ]
         if problems:
             raise ValueError("; ".join(problems))

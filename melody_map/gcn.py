@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .model import GCNRecommender
 
 # The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
-GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "combine", "init", "lr", "epochs", "steps_per_epoch",
+GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "conv", "combine", "init", "lr", "epochs", "steps_per_epoch",
                "negatives", "all_items", "item_sample", "disjoint", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
 
 
@@ -141,7 +141,7 @@ class GCN(Recommender):
 
         with torch.device("meta"):
             net = GCNRecommender(self._network_state["embedding.weight"].shape[0], self.cfg.dim, self.cfg.dropout,
-                                 self.cfg.fixed_features, self.cfg.combine)
+                                 self.cfg.fixed_features, self.cfg.combine, self.cfg.conv)
         net.load_state_dict(self._network_state, assign=True)
         return net.eval()
 

@@ -95,6 +95,10 @@ class Graph:
                                       (len(cols), len(rows)))
         return block, cols
 
+    def degrees(self) -> np.ndarray:
+        """(N,) each node's number of neighbours in the graph, itself not counted."""
+        return np.diff(self.adj.crow_indices().numpy()) - 1
+
     def summary(self) -> str:
         nodes = [(self.num_users, "users"), (self.num_items, f"{self.noun}s"), (self.num_artists, "artists"),
                  (self.num_playlists, "playlists")]

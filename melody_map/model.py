@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import GCNConv
+from torch_geometric.nn import GATConv, GCNConv
 
-from .config import COMBINE
+from .config import COMBINE, CONVS
 from .scorer import PairScorer
 from .sparse import BlockSpMM, SymmetricSpMM
 
@@ -44,20 +44,28 @@ class GCNRecommender(nn.Module):
         fixed_features: keep the node vectors frozen (then training caches the first
             layer's sparse product and steps over row blocks, see train.py).
         combine: "last" or "concat", what the scorer reads (its width: dim or 2 * dim).
+        conv: "gcn" (``GCNConv``, the design card) or "gat" (PyG's ``GATConv``, one head, over
+            the same edges; a training step then embeds the whole graph).
     """
 
     def __init__(self, num_nodes: int, dim: int = 32, dropout: float = 0.1, fixed_features: bool = False,
-                 combine: str = "concat"):
+                 combine: str = "concat", conv: str = "gcn"):
         super().__init__()
         if combine not in COMBINE:
             raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
-        self.combine = combine
+        if conv not in CONVS:
+            raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
+        self.combine, self.conv = combine, conv
+        self._edges: tuple[Tensor, Tensor] | None = None  # (adj, its edge_index), for GATConv
         self.embedding = nn.Embedding(num_nodes, dim)
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.embedding.weight.requires_grad_(not fixed_features)
-        # The adjacency arrives normalised once (graph.py), so the layers must not redo it.
-        self.conv1 = SymmetricGCNConv(dim, dim, normalize=False)
-        self.conv2 = SymmetricGCNConv(dim, dim, normalize=False)
+        if conv == "gat":  # attention over the same edges (their self-loops included), one head
+            self.conv1 = GATConv(dim, dim, heads=1, add_self_loops=False)
+            self.conv2 = GATConv(dim, dim, heads=1, add_self_loops=False)
+        else:  # the adjacency arrives normalised once (graph.py), so the layers must not redo it
+            self.conv1 = SymmetricGCNConv(dim, dim, normalize=False)
+            self.conv2 = SymmetricGCNConv(dim, dim, normalize=False)
         self.dropout = nn.Dropout(dropout)
         self.scorer = PairScorer(dim * (2 if combine == "concat" else 1))
         if combine == "concat":  # start as the node vectors' own dot product, the GCN's half at zero:
@@ -75,12 +83,30 @@ class GCNRecommender(nn.Module):
         Returns:
             (N, dim) node embeddings, (N, 2 * dim) with ``combine="concat"``.
         """
+        if self.conv == "gat":
+            edges = self._edge_index(adj)
+            h = self.dropout(torch.relu(self.conv1(self.embedding.weight, edges)))
+            return self._combined(self.dropout(torch.relu(self.conv2(h, edges))))
         if cached is None:
             h = self.conv1(self.embedding.weight, adj)
         else:  # GCNConv computes A (E W) + b, which is (A E) W + b
             h = self.conv1.lin(cached) + self.conv1.bias
         h = self.dropout(torch.relu(h))
         return self._combined(self.dropout(torch.relu(self.conv2(h, adj))))
+
+    @property
+    def caches_first_layer(self) -> bool:
+        """Whether training may compute the first sparse product once: frozen node vectors under
+        GCNConv (GATConv's attention weights change as it trains)."""
+        return self.conv == "gcn" and not self.embedding.weight.requires_grad
+
+    def _edge_index(self, adj: Tensor) -> Tensor:
+        """(2, E) edge_index of the sparse CSR adjacency's non-zeros, kept for the same adjacency."""
+        if self._edges is None or self._edges[0] is not adj:
+            crow = adj.crow_indices()
+            rows = torch.repeat_interleave(torch.arange(len(crow) - 1, device=adj.device), crow.diff())
+            self._edges = (adj, torch.stack([adj.col_indices(), rows]))  # messages flow column -> row
+        return self._edges[1]
 
     def _combined(self, z: Tensor, rows: Tensor | None = None) -> Tensor:
         """What the scorer reads at z's nodes (all, or ``rows``): z, or the node vectors beside it."""
@@ -119,5 +145,6 @@ class GCNRecommender(nn.Module):
     def __repr__(self) -> str:
         n, d = self.embedding.weight.shape
         frozen = "" if self.embedding.weight.requires_grad else ", fixed_features=True"
+        conv = "" if self.conv == "gcn" else f", conv={self.conv!r}"
         return (f"{type(self).__name__}(num_nodes={n:,}, dim={d}, dropout={self.dropout.p}{frozen}, "
-                f"combine={self.combine!r})")
+                f"combine={self.combine!r}{conv})")

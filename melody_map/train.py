@@ -52,11 +52,15 @@ def split_embeddings(z: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
 def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs) -> GCNRecommender:
     """A fresh, seeded GCN over ``graph``, its node vectors started as ``cfg.init`` says."""
     torch.manual_seed(cfg.seed)
-    net = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine)
-    if cfg.init == "spectral":
+    net = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine, cfg.conv)
+    if cfg.init.startswith("spectral"):
         train = pairs.part == TRAIN
         start = spectral_embedding(graph, pairs.user[train], pairs.item[train], pairs.weight[train],
                                    cfg.dim, cfg.seed)
+        if cfg.init == "spectral+degree":  # the last (least informative) singular column gives way
+            degree = torch.log1p(torch.from_numpy(graph.degrees()).float())
+            degree = (degree - degree.mean()) / degree.std().clamp_min(1e-12)
+            start[:, -1] = degree * start[:, :-1].pow(2).mean().sqrt()  # at the other columns' scale
         with torch.no_grad():
             net.embedding.weight.copy_(start)
     return net
@@ -101,7 +105,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     # Frozen node vectors: the first layer's sparse product never changes, and a step only
     # needs the second layer at its batch's nodes (graph.row_block), not the whole graph.
-    cached = None if model.embedding.weight.requires_grad else model.first_layer_input(adj)
+    cached = model.first_layer_input(adj) if model.caches_first_layer else None
     # Pair positions of each user (pairs come sorted by user): a step's batch is the pairs of
     # a random group of users, sub-sampled to its share of the epoch. Few users per step keep
     # a frozen-vector step's block of the graph small at full scale (each user brings all of

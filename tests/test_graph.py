@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import community_rows, write_original
+from conftest import community_rows, load, write_original
 
 from melody_map.graph import build_graph, normalized_adjacency
 from melody_map.playlists import read_playlists
@@ -121,3 +121,10 @@ def test_a_fixed_test_table_is_the_test_part_and_leaves_the_graph_alone(tmp_path
     assert (data.pairs.item[-1], data.pairs.user[-1]) == (13, 0)
     assert data.graph.edge_counts == {"user-item": data.pairs.counts()["train"]}
     assert data.pairs.rows_per_pair()[-1] == 0  # no input row stands behind a test-table pair
+
+
+def test_degrees_count_each_nodes_neighbours_without_its_self_loop(community_csv):
+    graph = load(community_csv).graph
+    dense = graph.adj.to_dense()
+    off_diagonal = (dense != 0).sum(1) - (dense.diagonal() != 0).long()
+    assert graph.degrees().tolist() == off_diagonal.tolist()

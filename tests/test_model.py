@@ -19,8 +19,10 @@ def quiet_run(**overrides):
     return run(TrainConfig(**overrides), log=lambda line: None, progress=False)
 
 
-@pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal", "combine": "last"}],
-                         ids=["default: frozen spectral vectors", "trainable random vectors (issue 3's card)"])
+@pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal", "combine": "last"},
+                                     {"conv": "gat", "fixed_features": False, "init": "normal", "combine": "last"}],
+                         ids=["default: frozen spectral vectors", "trainable random vectors (issue 3's card)",
+                              "GATConv layers, trainable random vectors"])
 def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path, variant):
     # Community 0 (30 users) and community 1 (60 users) share no track, so community 1's
     # tracks are the most popular overall: popularity recommends them to everyone.
@@ -253,3 +255,14 @@ def test_untrained_concat_network_ranks_exactly_as_its_start(tmp_path):
     torch.testing.assert_close(z[:, :8], x)
     torch.testing.assert_close(model.scorer.score_all(z[users], z[tracks]) - model.scorer.bias,
                                x[users] @ x[tracks].T)
+
+
+def test_degree_start_holds_each_nodes_standardised_log_degree_in_its_last_column(tmp_path):
+    from melody_map.train import build_network
+
+    pairs, graph = _community_graph(tmp_path)
+    x = build_network(TrainConfig(init="spectral+degree", dim=8), graph, pairs).embedding.weight.detach()
+    spectral = build_network(TrainConfig(dim=8), graph, pairs).embedding.weight.detach()
+    log_degree = torch.log1p(torch.from_numpy(graph.degrees()).float())
+    assert torch.corrcoef(torch.stack([x[:, -1], log_degree]))[0, 1] > 0.9999
+    torch.testing.assert_close(x[:, :-1], spectral[:, :-1])
