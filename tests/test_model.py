@@ -29,6 +29,7 @@ def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path,
     path = write_original(tmp_path / "c.csv", community_rows())
     quiet_run(data=str(path), output=str(tmp_path / "m.pth"), plot="", epochs=60, **variant)
     model, data = load_model(tmp_path / "m.pth")
+    assert ("conv='gat'" in repr(model.network())) == (variant.get("conv") == "gat")  # the layers it was fitted with
     small = [u for u in range(data.num_users) if data.user_ids[u].as_py().startswith("00")]
     assert len(small) == 30
 
