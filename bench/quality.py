@@ -117,12 +117,11 @@ def load(dataset: str):
 def command(dataset: str, row: str, params: dict[str, Any]) -> str:
     """The command that reproduces a row: train_gnn.py for our models, this script for a baseline."""
     from melody_map.config import TrainConfig
-    from melody_map.gcn import MODELS as PRODUCT
 
-    entry = entries()[row]
-    name = getattr(entry.factory, "name", "")
-    if name not in PRODUCT:
+    if not is_product(row):
         return f"python bench/quality.py --datasets {dataset} --models {row}"
+    entry = entries()[row]
+    name = entry.factory.name
     defaults = TrainConfig()
     chosen = {**entry.fixed, **{k: params[k] for k in entry.grid}}
     flags = [f"--model {name}"] if name != defaults.model else []
@@ -159,7 +158,7 @@ def child(dataset: str, row: str) -> dict[str, Any]:
               "load_seconds": loaded - start, "fit_seconds": fitted - loaded,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "params": params, "tuning": tuning, "test": metrics[final.label]}
-    if trains_by_epochs(row):
+    if is_product(row):
         # The untrained start: the same choices with --epochs 0, fitted (and refitted) as the command does.
         log("the untrained start (--epochs 0):")
         untrained = entry.factory(**entry.fixed, **{k: params[k] for k in entry.grid}, epochs=0)
@@ -169,8 +168,9 @@ def child(dataset: str, row: str) -> dict[str, Any]:
     return result
 
 
-def trains_by_epochs(row: str) -> bool:
-    """Whether a row is one of our GCN models, whose untrained start is a row of its own."""
+def is_product(row: str) -> bool:
+    """Whether a row is one of our models (a GCN, trained by epochs): its command is train_gnn.py's,
+    and its untrained start is a row of its own."""
     from melody_map.gcn import MODELS as PRODUCT
 
     return getattr(entries()[row].factory, "name", "") in PRODUCT

@@ -51,7 +51,6 @@ class GFCF(Recommender):
     def __init__(self, k: int = 256, alpha: float = 0.3, seed: int = 0):
         self.k, self.alpha, self.seed = k, alpha, seed
         self.matrix: sp.csr_matrix | None = None  # (U, I) binary training matrix
-        self._norm: Tensor | None = None  # (U, I) CSR R~
         self._norm_t: Tensor | None = None  # (I, U) CSR R~^T
         self._norm_t_sp: sp.csr_matrix | None = None  # the same, for scipy's sparse @ sparse
         self._down: Tensor | None = None  # (I, k) D_I^-1/2 V
@@ -75,11 +74,11 @@ class GFCF(Recommender):
         inv_i = (np.where(di > 0, di, 1) ** -0.5).astype(np.float32)
         norm = sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i))
         self._norm_t_sp = sp.csr_matrix(norm.T)
-        self._norm, self._norm_t = torch_csr(norm), torch_csr(self._norm_t_sp)
+        self._norm_t = torch_csr(self._norm_t_sp)
         k = max(1, min(self.k, min(norm.shape) - 1))
         with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
             torch.manual_seed(self.seed)
-            _, _, v = torch.svd_lowrank(self._norm, q=k, niter=4)
+            _, _, v = torch.svd_lowrank(torch_csr(norm), q=k, niter=4)
         scale = torch.from_numpy(inv_i)[:, None]
         self._down, self._up = (v * scale).contiguous(), (v / scale).T.contiguous()
         return self
@@ -88,8 +87,7 @@ class GFCF(Recommender):
         """The same fitted filter with fewer singular vectors (the leading ``k``) or another ``alpha``,
         sharing this one's matrices: a grid over k and alpha costs one SVD."""
         other = GFCF(k=k, alpha=alpha, seed=self.seed)
-        other.matrix, other._norm, other._norm_t, other._norm_t_sp = (self.matrix, self._norm, self._norm_t,
-                                                                      self._norm_t_sp)
+        other.matrix, other._norm_t, other._norm_t_sp = self.matrix, self._norm_t, self._norm_t_sp
         kk = min(k, self._down.shape[1])
         other._down, other._up = self._down[:, :kk], self._up[:kk]
         return other

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from .model import GCNRecommender
 
 # The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
-GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "conv", "combine", "init", "lr", "epochs", "steps_per_epoch",
-               "negatives", "all_items", "item_sample", "disjoint", "pairs_per_epoch", "eval_every", "valid_users", "patience", "k", "device")
+GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "conv", "combine", "init", "lr", "epochs",
+               "steps_per_epoch", "negatives", "all_items", "item_sample", "disjoint", "pairs_per_epoch",
+               "eval_every", "valid_users", "patience", "k", "device")
 
 
 class GCN(Recommender):

@@ -7,8 +7,9 @@ trainable node vectors a step embeds the whole graph; with frozen ones (the defa
 first layer is computed once and a step runs the second layer at its batch's nodes only.
 Counting steps rather than fixing a batch size keeps the number of steps the same from the
 120k-row sample to the 12.9M-row dataset. Validation Recall@k is checked before the first
-step (epoch 0, the untrained start) and every ``eval_every`` epochs; the best weights are kept and training stops after ``patience`` checks without
-improvement. Without validation pairs (a refit), training runs all ``epochs`` and keeps the last.
+step (epoch 0, the untrained start) and every ``eval_every`` epochs; the best weights are
+kept and training stops after ``patience`` checks without improvement. Without validation
+pairs (a refit), training runs all ``epochs`` and keeps the last.
 """
 
 from __future__ import annotations
@@ -115,7 +116,6 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     steps = min(cfg.steps_per_epoch, max(len(active_users), 1))
     group = min(len(active_users), max(-(-len(active_users) // steps), MIN_GROUP_USERS))
     pairs_per_step = min(cfg.pairs_per_epoch, len(pos_user)) / steps
-
     item_sample = min(cfg.item_sample, graph.num_items)
 
     def batches():
@@ -188,7 +188,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
     else:  # no validation: the last epoch's weights
-        result.best_epoch = cfg.epochs if not result.history else result.history[-1]["epoch"]
+        result.best_epoch = len(result.history)  # epoch 0 is recorded only when validated
     return result
 
 
