@@ -5,9 +5,9 @@ params, state/from_state, refit).
 Methods:
     Popularity  items ranked by their number of training users, the same list for everyone.
     ItemKNN     item-based neighbourhood model (Sarwar et al., WWW 2001; Deshpande & Karypis,
-                TOIS 2004): cosine similarity between item columns, optionally shrunk
-                (dot / (|i| |j| + shrink)), each item's ``neighbors`` most similar items kept;
-                score(u, j) = sum over the user's items i among j's neighbours of x_ui sim(i, j).
+                TOIS 2004) by the ``implicit`` package: cosine or BM25 similarity between item
+                columns, each item's ``neighbors`` most similar items kept;
+                score(u, j) = sum over the user's items i with j among i's neighbours of x_ui sim(i, j).
     EASE        Steck, WWW 2019: the item-item weights B minimising |X - XB|^2 + lambda |B|^2
                 with diag(B) = 0, B = I - P / diag(P), P = (X^T X + lambda I)^-1; score = X_u B.
                 Needs a dense items x items inverse, hence ``max_items``.
@@ -95,53 +95,52 @@ class Popularity(Recommender):
 
 
 class ItemKNN(MatrixModel):
-    """Item-based k-nearest-neighbours with (shrunk) cosine similarity.
+    """Item-based k-nearest-neighbours by the ``implicit`` package (``implicit.nearest_neighbours``).
 
-    Similarities are computed one block of items at a time (a dense block x items slice of
-    X^T X, its top ``neighbors`` per row kept), so memory stays ~``max_block_floats`` floats
-    plus the sparse result, for any number of items.
+    implicit keeps, for each item i, its ``neighbors`` most similar items j (i itself among
+    them) and scores score(u, j) = sum over the user's items i of x_ui sim(i, j): ``X @ S``.
 
     Args:
-        neighbors: similar items kept per item.
-        shrink: added to the cosine's denominator; damps similarities of rarely seen items.
-        max_block_floats: size of the dense similarity block computed at once.
+        neighbors: similar items kept per item (implicit's ``K``).
+        similarity: "cosine" (``CosineRecommender``) or "bm25" (``BM25Recommender``, which
+            weights the matrix by BM25 before the dot products).
+        num_threads: implicit's threads (0: all cores).
     """
 
     name, label = "itemknn", "ItemKNN"
+    SIMILARITIES = ("cosine", "bm25")
 
-    def __init__(self, neighbors: int = 100, shrink: float = 0.0, max_block_floats: int = 1 << 25):
+    def __init__(self, neighbors: int = 100, similarity: str = "cosine", num_threads: int = 2):
+        if similarity not in self.SIMILARITIES:
+            raise ValueError(f"similarity must be one of {self.SIMILARITIES}, got {similarity!r}")
         self.neighbors = neighbors
-        self.shrink = shrink
-        self.max_block_floats = max_block_floats
+        self.similarity_name = similarity
+        self.num_threads = num_threads
         self.similarity: sp.csr_matrix | None = None
         self.matrix: sp.csr_matrix | None = None
 
     def params(self) -> dict[str, Any]:
-        return {"neighbors": self.neighbors, "shrink": self.shrink}
+        return {"neighbors": self.neighbors, "similarity": self.similarity_name}
 
     def fit_matrix(self, matrix: sp.csr_matrix) -> ItemKNN:
+        """Args:
+            matrix: users x items (implicit >= 0.5 takes users x items).
+        """
+        try:
+            from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+        except ImportError as err:
+            raise ImportError("ItemKNN needs the 'implicit' package: pip install implicit") from err
         self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
         num_items = self.matrix.shape[1]
-        norms = np.sqrt(np.asarray(self.matrix.multiply(self.matrix).sum(0)).ravel()).astype(np.float32)
-        k = min(self.neighbors, max(num_items - 1, 0))
-        rows, cols, vals = [], [], []
-        for start, stop, dots in _gram_blocks(self.matrix, self.max_block_floats):
-            denom = norms[start:stop, None] * norms[None, :] + np.float32(self.shrink)
-            sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
-            sims[np.arange(stop - start), np.arange(start, stop)] = 0.0  # an item is not its own neighbour
-            if k == 0:
-                continue
-            top = torch.topk(torch.from_numpy(sims), k, dim=1)
-            v, c = top.values.numpy().ravel(), top.indices.numpy().ravel()
-            keep = v > 0  # padding when an item has fewer than k co-occurring items
-            rows.append(np.repeat(np.arange(start, stop), k)[keep])
-            cols.append(c[keep])
-            vals.append(v[keep])
-        cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
-        # knn[j, i] = sim(j, i) for i among j's neighbours; scoring needs S[i, j] (score = X S).
-        knn = sp.csr_matrix((cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))),
-                            shape=(num_items, num_items))
-        self.similarity = knn.T.tocsr()
+        if self.neighbors <= 0 or num_items == 0:  # no neighbours: every score is 0
+            self.similarity = sp.csr_matrix((num_items, num_items), dtype=np.float32)
+            return self
+        knn = {"cosine": CosineRecommender, "bm25": BM25Recommender}[self.similarity_name]
+        model = knn(K=self.neighbors, num_threads=self.num_threads)
+        with warnings.catch_warnings():  # implicit converts its own COO product to CSR and says so
+            warnings.simplefilter("ignore")
+            model.fit(self.matrix, show_progress=False)
+        self.similarity = sp.csr_matrix(model.similarity, dtype=np.float32)
         return self
 
     def scores(self, users: np.ndarray) -> Tensor:

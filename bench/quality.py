@@ -83,7 +83,7 @@ def entries() -> dict[str, Entry]:
     gcn_grid = {"dim": [64, 128], "combine": ["concat", "last"]}  # dropout stays at 0.1
     return {
         "popularity": Entry(Popularity),
-        "ItemKNN": Entry(ItemKNN, {"neighbors": [50, 100, 400], "shrink": [0.0, 10.0]}),
+        "ItemKNN": Entry(ItemKNN, {"neighbors": [50, 100, 400], "similarity": ["cosine", "bm25"]}),
         "EASE": Entry(EASE, {"lam": [50.0, 200.0, 500.0, 2000.0]}),
         "iALS": Entry(IALS, {"factors": [64, 128], "regularization": [0.01, 1.0], "alpha": [1.0, 20.0]}),
         "GF-CF": Entry(GFCF, GF_CF_GRID),
@@ -114,16 +114,36 @@ def load(dataset: str):
     return load_dataset(parse_config(TrainConfig, shlex.split(DATASETS[dataset]), ""))
 
 
-def command(dataset: str, row: str, params: dict[str, Any]) -> str:
+@dataclass
+class Options:
+    """How this run departs from each row's own entry: for the large files, where a grid search
+    or a default does not fit the time. Both are part of every affected row's command."""
+
+    fixed: dict[str, Any] = field(default_factory=dict)  # --fixed KEY=VALUE: set for every model run
+    no_tune: bool = False  # --no-tune: each grid cut to its first point
+
+    def flags(self) -> str:
+        return "".join([" --no-tune" if self.no_tune else "",
+                        " --fixed " + " ".join(f"{k}={v}" for k, v in self.fixed.items()) if self.fixed else ""])
+
+
+def entry(row: str, options: Options) -> Entry:
+    """A row's entry as this run fits it."""
+    e = entries()[row]
+    grid = {k: v[:1] if options.no_tune else v for k, v in e.grid.items() if k not in options.fixed}
+    return Entry(e.factory, grid, {**e.fixed, **options.fixed})
+
+
+def command(dataset: str, row: str, params: dict[str, Any], options: Options = Options()) -> str:
     """The command that reproduces a row: train_gnn.py for our models, this script for a baseline."""
     from melody_map.config import TrainConfig
 
     if not is_product(row):
-        return f"python bench/quality.py --datasets {dataset} --models {row}"
-    entry = entries()[row]
-    name = entry.factory.name
+        return f"python bench/quality.py --datasets {dataset} --models {row}{options.flags()}"
+    entry_ = entry(row, options)
+    name = entry_.factory.name
     defaults = TrainConfig()
-    chosen = {**entry.fixed, **{k: params[k] for k in entry.grid}}
+    chosen = {**entry_.fixed, **{k: params[k] for k in entry_.grid}}
     flags = [f"--model {name}"] if name != defaults.model else []
     for key, value in chosen.items():
         flag = "--" + key.replace("_", "-")
@@ -134,7 +154,7 @@ def command(dataset: str, row: str, params: dict[str, Any]) -> str:
     return " ".join(["python train_gnn.py", DATASETS[dataset], *flags, "--refit"])
 
 
-def child(dataset: str, row: str) -> dict[str, Any]:
+def child(dataset: str, row: str, options: Options) -> dict[str, Any]:
     """Tune, refit and test one model on one dataset; the result as a JSON-able dict."""
     from bench.baselines import tune
     from melody_map.pipeline import test_metrics
@@ -145,23 +165,23 @@ def child(dataset: str, row: str) -> dict[str, Any]:
     start = time.perf_counter()
     data = load(dataset)
     loaded = time.perf_counter()
-    entry = entries()[row]
-    best, tuning = tune(partial(entry.factory, **entry.fixed), entry.grid, data, K, log=log)
+    entry_ = entry(row, options)
+    best, tuning = tune(partial(entry_.factory, **entry_.fixed), entry_.grid, data, K, log=log)
     merged = data.with_valid_in_train()
     final = best.refit(merged, log=log)
     fitted = time.perf_counter()
     metrics = test_metrics(final, data, K)
     params = final.params()
-    result = {"dataset": dataset, "model": row, "flags": DATASETS[dataset], "command": command(dataset, row, params),
+    result = {"dataset": dataset, "model": row, "flags": DATASETS[dataset], "command": command(dataset, row, params, options),
               "users": data.num_users, "items": data.num_items, "pairs": data.pairs.counts(),
               "split_digest": data.pairs.digest(),
               "load_seconds": loaded - start, "fit_seconds": fitted - loaded,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "params": params, "tuning": tuning, "test": metrics[final.label]}
+              "params": params, "tuning": tuning, "tuned": not options.no_tune, "test": metrics[final.label]}
     if is_product(row):
         # The untrained start: the same choices with --epochs 0, fitted (and refitted) as the command does.
         log("the untrained start (--epochs 0):")
-        untrained = entry.factory(**entry.fixed, **{k: params[k] for k in entry.grid}, epochs=0)
+        untrained = entry_.factory(**entry_.fixed, **{k: params[k] for k in entry_.grid}, epochs=0)
         untrained = untrained.fit(data, log=log).refit(merged, log=log)
         result["start"] = test_metrics(untrained, data, K)[untrained.label]
         result["start_command"] = result["command"] + " --epochs 0"
@@ -223,8 +243,9 @@ def report(doc: dict[str, Any]) -> str:
             recall, ndcg = r["test"][f"recall@{K}"], r["test"][f"ndcg@{K}"]
             cell = f"**{recall:.4f}**" if recall == best else f"{recall:.4f}"
             name = f"{r['model']} ({r['update']})" if r.get("update") else r["model"]
+            untuned = " (untuned: its grid's first point)" if r.get("tuned") is False else ""
             lines.append(f"| {name} | {cell} | {ndcg:.4f} | {r['fit_seconds']:.1f} s | "
-                         f"{r['peak_rss_mb'] / 1024:.2f} GiB | {shown_params(r['model'], r['params'])} | "
+                         f"{r['peak_rss_mb'] / 1024:.2f} GiB | {shown_params(r['model'], r['params'])}{untuned} | "
                          f"`{r['command']}` |")
             if "start" in r:
                 s_recall, s_ndcg = r["start"][f"recall@{K}"], r["start"][f"ndcg@{K}"]
@@ -247,11 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="re-print the tables from --out and stop")
     ap.add_argument("--update", action="store_true",
                     help="re-measure only the rows asked for and replace them in --out, keeping the others")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="fit each model at the first point of its grid, without a search (for the large files)")
+    ap.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="set a model option for every model run (e.g. batch_size=65536); part of each row's command")
     ap.add_argument("--child", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     DATASETS.update(dict(args.dataset))
+    options = Options({k: _value(v) for k, _, v in (f.partition("=") for f in args.fixed)}, args.no_tune)
     if args.child:
-        print(json.dumps(child(*args.child)))
+        print(json.dumps(child(*args.child, options)))
         return 0
     if args.report:
         print(report(json.loads(args.out.read_text())))
@@ -275,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models:
             print(f"[{dataset}] {model} ...", file=sys.stderr, flush=True)
             extra = ["--dataset", dataset, DATASETS[dataset]] if dataset in own else []
+            extra += ["--no-tune"] * options.no_tune + (["--fixed", *args.fixed] if args.fixed else [])
             result = _run_child([sys.executable, __file__, "--child", dataset, model, *extra])
             result = {"dataset": dataset, "model": model, **result}
             _put(doc, result, len(doc.get("updates", [])))
@@ -282,6 +309,14 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(json.dumps(doc, indent=2))
     print(report(doc))
     return 0
+
+
+def _value(text: str) -> Any:
+    """A --fixed value: a JSON number, boolean or null where it parses as one, else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _run_child(argv: list[str]) -> dict[str, Any]:

@@ -89,30 +89,33 @@ def toy_matrix():
 
 def test_itemknn_cosine_by_hand():
     # Columns: item0 = (1,1,1), item1 = (1,1,0), item2 = (0,1,0); norms sqrt3, sqrt2, 1.
+    # implicit keeps each item among its own neighbours (cosine 1 on the diagonal).
     c01, c02, c12 = 2 / np.sqrt(6), 1 / np.sqrt(3), 1 / np.sqrt(2)
-    model = ItemKNN(neighbors=2).fit_matrix(toy_matrix())
-    expected_sim = np.array([[0, c01, c02], [c01, 0, c12], [c02, c12, 0]])
+    model = ItemKNN(neighbors=3).fit_matrix(toy_matrix())
+    expected_sim = np.array([[1, c01, c02], [c01, 1, c12], [c02, c12, 1]])
     np.testing.assert_allclose(model.similarity.toarray(), expected_sim, rtol=1e-6)
     np.testing.assert_allclose(model.scores(np.arange(3)).numpy(), TOY @ expected_sim, rtol=1e-6)
 
 
-def test_itemknn_keeps_each_items_nearest_neighbours_and_shrinks():
+def test_itemknn_keeps_each_items_nearest_neighbours():
     c01, c12 = 2 / np.sqrt(6), 1 / np.sqrt(2)
-    # neighbors=1: item0's nearest is item1, item1's is item0, item2's is item1, so user 0
-    # (items 0, 1) scores item2 by sim(1, 2) alone.
-    scores = ItemKNN(neighbors=1).fit_matrix(toy_matrix()).scores(np.array([0, 2])).numpy()
-    np.testing.assert_allclose(scores, [[c01, c01, c12], [0, c01, 0]], rtol=1e-6)
-    shrunk = ItemKNN(neighbors=2, shrink=1.0).fit_matrix(toy_matrix()).similarity.toarray()
-    assert shrunk[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1), rel=1e-6)
-    assert shrunk[1, 2] == pytest.approx(1 / (np.sqrt(2) + 1), rel=1e-6)
+    # neighbors=2: each item keeps itself and its nearest other item: item0 -> item1,
+    # item1 -> item0, item2 -> item1. User 2 (item 0 only) reaches item1 and nothing else.
+    model = ItemKNN(neighbors=2).fit_matrix(toy_matrix())
+    expected_sim = np.array([[1, c01, 0], [c01, 1, 0], [0, c12, 1]])
+    np.testing.assert_allclose(model.similarity.toarray(), expected_sim, rtol=1e-6)
+    np.testing.assert_allclose(model.scores(np.array([2])).numpy(), [[1, c01, 0]], rtol=1e-6)
+    assert (ItemKNN(neighbors=0).fit_matrix(toy_matrix()).scores(np.arange(3)).numpy() == 0).all()
 
 
-def test_itemknn_blocks_give_the_same_similarity():
+def test_itemknn_bm25_is_a_different_similarity():
     data = planted()[0]
-    whole = ItemKNN(neighbors=7).fit(data).similarity.toarray()
-    blocked = ItemKNN(neighbors=7, max_block_floats=5 * data.num_items).fit(data).similarity.toarray()
-    np.testing.assert_allclose(blocked, whole, rtol=1e-6)
-    assert ((whole > 0).sum(0) <= 7).all()  # each item (column) keeps at most 7 neighbours
+    cosine = ItemKNN(neighbors=7).fit(data).similarity
+    bm25 = ItemKNN(neighbors=7, similarity="bm25").fit(data).similarity
+    assert (cosine.getnnz(1) <= 7).all() and (bm25.getnnz(1) <= 7).all()  # each item's 7 nearest
+    assert not np.allclose(cosine.toarray(), bm25.toarray())
+    with pytest.raises(ValueError, match="similarity must be one of"):
+        ItemKNN(similarity="jaccard")
 
 
 def test_itemknn_finds_communities(communities):
@@ -228,6 +231,6 @@ def test_tune_picks_the_best_validation_recall(communities):
 
 
 def test_repr_shows_hyper_parameters():
-    assert repr(ItemKNN(neighbors=5, shrink=2.0)) == "ItemKNN(neighbors=5, shrink=2.0)"
+    assert repr(ItemKNN(neighbors=5, similarity="bm25")) == "ItemKNN(neighbors=5, similarity='bm25')"
     assert repr(EASE(lam=10.0)) == "EASE(lam=10.0, max_items=20000)"
     assert "factors=8" in repr(IALS(factors=8)) and "alpha=1.0" in repr(IALS(factors=8))

@@ -66,3 +66,17 @@ def test_commands_name_the_chosen_flags_and_baselines_name_the_benchmark():
     assert quality.command("hetrec", "GCN+GF-CF", {"dim": 64, "combine": "concat"}) == (
         f"python train_gnn.py {quality.DATASETS['hetrec']} --model gcn+gf-cf --dim 64 --refit")
     assert quality.command("hetrec", "iALS", {}) == "python bench/quality.py --datasets hetrec --models iALS"
+
+
+def test_no_tune_and_fixed_options_reach_the_grid_and_every_rows_command():
+    options = quality.Options({"batch_size": 65536}, no_tune=True)
+    assert quality.entry("GCN-tuned", options).grid == {"dim": [64], "combine": ["concat"]}
+    assert quality.entry("iALS", options).grid == {"factors": [64], "regularization": [0.01], "alpha": [1.0]}
+    assert quality.entry("LightGCN", options).fixed["batch_size"] == 65536
+    assert quality.command("spotify10", "LightGCN", {}, options) == (
+        "python bench/quality.py --datasets spotify10 --models LightGCN --no-tune --fixed batch_size=65536")
+    # A fixed option of a product row is a train_gnn.py flag, and it is taken out of the grid.
+    seeded = quality.Options({"dim": 16})
+    assert quality.entry("GCN-tuned", seeded).grid == {"combine": ["concat", "last"]}
+    assert quality.command("sample", "GCN-tuned", {"dim": 16, "combine": "last"}, seeded) == (
+        "python train_gnn.py --data spotify_dataset.csv --dim 16 --combine last --refit")
