@@ -1,15 +1,22 @@
-"""Print a user's top tracks from a Melody Map checkpoint (no CSV, no graph library needed).
+"""Recommendations from a Melody Map checkpoint alone (no CSV, no graph library needed).
 
 Examples:
-  python recommend.py --user 0 --top-k 5
+  python recommend.py --user 0 --top-k 5                      # a user's top tracks
   python recommend.py --user-id f63ec95e7313891dab2cd9e028198161 --top-k 10
-  python recommend.py --user 3 --include-known --checkpoint other.pth
+  python recommend.py --user 0 --playlist "Sunday morning"    # the next tracks for one of their playlists
+  python recommend.py --tracks "Artist - Title" "Artist - Other title"   # a new listener, no retraining
+  python recommend.py --tracks-file my_tracks.txt             # the same, one "Artist - Title" per line
+  python recommend.py --similar-to "Artist - Title"           # the nearest tracks
+  python recommend.py --similar-artist "Artist"               # the nearest artists
   python recommend.py --all-users --top-k 20 --output recs.tsv   # user<TAB>item<TAB>rank<TAB>score
 
 In a notebook:
   from recommend import get_recommendations, load_model
   model, data = load_model("gnn_model.pth")
   get_recommendations(model, data, user_idx=0, top_k=5)   # a DataFrame: rank, artist, track, score
+  get_recommendations(model, data, user_idx=[0, 1, 2])    # several users, one DataFrame
+  recommend_for_tracks(model, data, ["Artist - Title"]); continue_playlist(model, data, "Name", user_idx=0)
+  similar_tracks(model, data, "Artist - Title"); similar_artists(model, data, "Artist")
 """
 
 from __future__ import annotations
@@ -18,13 +25,18 @@ import argparse
 import sys
 
 from melody_map.recommend import (
+    continue_playlist,
     get_recommendations,
     load_model,
     recommend_all,
+    recommend_for_tracks,
+    similar_artists,
+    similar_tracks,
     write_recommendations,
 )
 
-__all__ = ["get_recommendations", "load_model", "main"]
+__all__ = ["continue_playlist", "get_recommendations", "load_model", "main", "recommend_for_tracks",
+           "similar_artists", "similar_tracks"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--all-users", action="store_true",
                      help="rank for every user, leaving out the tracks the model fitted and validated on (as "
                           "the test metrics do), and write user<TAB>item<TAB>rank<TAB>score lines to --output")
+    who.add_argument("--tracks", nargs="+", metavar="NAME",
+                     help='a new listener given by a few tracks ("Artist - Title"; a plain table\'s item ids): '
+                          "their top tracks without retraining, the given ones left out")
+    who.add_argument("--tracks-file", metavar="PATH", help="the same as --tracks, one track per line")
+    who.add_argument("--similar-to", metavar="NAME", help='the tracks nearest to one track ("Artist - Title")')
+    who.add_argument("--similar-artist", metavar="NAME", help="the artists nearest to one artist")
+    parser.add_argument("--playlist", metavar="NAME",
+                        help="with --user or --user-id: the next tracks for that user's playlist of this name, "
+                             "leaving out what it holds")
     parser.add_argument("--output", metavar="PATH", help="with --all-users: the TSV to write (default: stdout)")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="how many tracks (default: 5)")
     parser.add_argument("--checkpoint", default="gnn_model.pth", metavar="PATH",
@@ -52,30 +73,69 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
         if args.output and not args.all_users:
             raise ValueError("--output goes with --all-users")
+        if args.playlist is not None and args.user is None and args.user_id is None:
+            raise ValueError("--playlist needs the playlist's owner: --user INDEX or --user-id ID")
+        tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
         model, data = load_model(args.checkpoint)
+        noun = data.catalogue.noun
         if args.all_users:
             users, items, scores = recommend_all(model, data, args.top_k)
             lines = write_recommendations(args.output or "/dev/stdout", data, users, items, scores)
             if args.output:
                 print(f"wrote {lines:,} recommendations for {len(users):,} users to {args.output}")
             return 0
-        user_idx = 0 if args.user is None and args.user_id is None else args.user
-        recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
-                                   include_known=args.include_known)
+        if tracks is not None:
+            recs = recommend_for_tracks(model, data, tracks, args.top_k)
+            header = f"top {len(recs)} {noun}s for a new listener of {len(tracks)} {noun}s (folded in, not retrained):"
+        elif args.similar_to is not None:
+            recs = similar_tracks(model, data, args.similar_to, args.top_k)
+            header = f"{len(recs)} {noun}s nearest to {args.similar_to!r}:"
+        elif args.similar_artist is not None:
+            recs = similar_artists(model, data, args.similar_artist, args.top_k)
+            header = f"{len(recs)} artists nearest to {args.similar_artist!r}:"
+        elif args.playlist is not None:
+            recs = continue_playlist(model, data, args.playlist, args.top_k, user_idx=args.user,
+                                     user_id=args.user_id)
+            header = f"next {len(recs)} {noun}s for the playlist {args.playlist!r}:"
+        else:
+            user_idx = 0 if args.user is None and args.user_id is None else args.user
+            recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
+                                       include_known=args.include_known)
+            idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
+            header = (f"top {len(recs)} {noun}s for user {idx} ({data.user_ids[idx].as_py()}), "
+                      f"{len(data.known.of(idx))} {noun}s known"
+                      f"{' (included)' if args.include_known else ' (excluded)'}:")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
-    noun = data.catalogue.noun
-    print(f"top {len(recs)} {noun}s for user {idx} ({data.user_ids[idx].as_py()}), "
-          f"{len(data.known.of(idx))} {noun}s known{' (included)' if args.include_known else ' (excluded)'}:")
+    print(header)
+    for rank, name, score in zip(recs["rank"], _names(recs, noun), recs["score"]):
+        print(f"{rank:>3}. {name}  ({score:.4f})")
+    return 0
+
+
+def _names(recs, noun: str) -> list[str]:
+    """Each row's name: "artist — title" aligned, an artist, or an item."""
+    if noun not in recs:
+        return recs["artist"].tolist()
     names = recs[noun].tolist()
     if "artist" in recs:
         width = max((len(a) for a in recs["artist"]), default=0)
         names = [f"{a:<{width}} — {t}" for a, t in zip(recs["artist"], names)]
-    for rank, name, score in zip(recs["rank"], names, recs["score"]):
-        print(f"{rank:>3}. {name}  ({score:.4f})")
-    return 0
+    return names
+
+
+def _read_lines(path: str) -> list[str]:
+    """The non-blank lines of a --tracks-file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read --tracks-file {path}: {e.strerror if isinstance(e, OSError) else e}; "
+                         f"give a UTF-8 text file with one \"Artist - Title\" per line") from None
+    if not lines:
+        raise ValueError(f"--tracks-file {path} holds no tracks; give one \"Artist - Title\" per line")
+    return lines
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ so it loads with ``torch.load(weights_only=True)`` and no pickled code:
     format, version   "melody-map", VERSION
     config            the run's TrainConfig as a dict
     model             name (``gcn.MODELS``), params and state: ``Recommender.params()/state()``
-    catalogue         user_ids, item_names; item_ids (plain tables); artist_names, item_artist (playlists)
+    catalogue         user_ids, item_names; item_ids (plain tables); artist_names, item_artist,
+                      playlist_names, playlist_user (playlists)
+    playlists         indptr, items: each playlist's tracks (playlists CSV only), for continuation
     known             indptr, items: every item each user has, left out of recommendations by default
     trained           indptr, items: the items the model fitted and validated on, left out by
                       ``recommend.py --all-users`` exactly as the test metrics leave them out
@@ -53,7 +55,9 @@ REQUIRED: dict[str, type] = {
 }
 # Optional keys, present for one input format only.
 OPTIONAL: dict[str, type] = {"catalogue.item_ids": dict, "catalogue.artist_names": dict,
-                             "catalogue.item_artist": torch.Tensor}
+                             "catalogue.item_artist": torch.Tensor, "catalogue.playlist_names": dict,
+                             "catalogue.playlist_user": torch.Tensor, "playlists": dict,
+                             "playlists.indptr": torch.Tensor, "playlists.items": torch.Tensor}
 HINT = "train one with: python train_gnn.py"
 
 
@@ -70,6 +74,8 @@ class RecommenderData(Sized):
     known: UserItems  # every item each user has (a plain table with --test: its training table's)
     trained: UserItems  # the items the model fitted and validated on, which the test metrics leave out
     metrics: dict[str, Any] = field(default_factory=dict)
+    playlists: UserItems | None = None  # each playlist's tracks (playlists CSV only)
+    lookup: dict[str, Any] = field(default_factory=dict, repr=False)  # name indexes, built on first use
 
     @property
     def user_ids(self) -> pa.Array:
@@ -95,6 +101,14 @@ def checkpoint_payload(cfg: TrainConfig, model: Recommender, data: Dataset, metr
     if cat.artist_names is not None:
         catalogue["artist_names"] = pack_strings(cat.artist_names)
         catalogue["item_artist"] = torch.from_numpy(np.asarray(cat.item_artist, np.int32))
+    extra = {}
+    if cat.playlist_names is not None:
+        catalogue["playlist_names"] = pack_strings(cat.playlist_names)
+        catalogue["playlist_user"] = torch.from_numpy(np.asarray(cat.playlist_user, np.int32))
+        rows = data.rows
+        members = UserItems.from_pairs(rows.playlist, rows.item, cat.num_playlists)
+        extra["playlists"] = {"indptr": torch.from_numpy(members.indptr),
+                              "items": torch.from_numpy(members.items.astype(np.int32))}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -108,6 +122,7 @@ def checkpoint_payload(cfg: TrainConfig, model: Recommender, data: Dataset, metr
         "counts": {"users": data.num_users, "items": data.num_items, "artists": cat.num_artists,
                    "playlists": cat.num_playlists, "rows": len(data.rows)},
         "versions": {"torch": str(torch.__version__), "python": sys.version.split()[0]},
+        **extra,
     }
 
 
@@ -161,10 +176,14 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
         item_ids=unpack_strings(cat["item_ids"]) if "item_ids" in cat else None,
         artist_names=unpack_strings(cat["artist_names"]) if "artist_names" in cat else None,
         item_artist=cat["item_artist"].numpy() if "item_artist" in cat else None,
+        playlist_names=unpack_strings(cat["playlist_names"]) if "playlist_names" in cat else None,
+        playlist_user=cat["playlist_user"].numpy() if "playlist_user" in cat else None,
         noun="track" if "artist_names" in cat else "item",
     )
     data = RecommenderData(config=ckpt["config"], catalogue=catalogue, known=_unpack_items(ckpt["known"]),
                            trained=_unpack_items(ckpt["trained"]), metrics=ckpt["metrics"])
+    if "playlists" in ckpt:
+        data.playlists = UserItems(ckpt["playlists"]["indptr"].numpy(), ckpt["playlists"]["items"].numpy())
     return ckpt["model"], data
 
 

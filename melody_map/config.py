@@ -59,6 +59,9 @@ class TrainConfig:
                             "pair, target 0, beside the sampled non-edges (0: off)")
     item_sample: int = _opt(16384, "training", "items the --all-items term is computed over per step (a random "
                             "sample; all items when the catalogue is smaller)")
+    fold_in_alpha: float = _opt(0.0, "training", "confidence of a new listener's own tracks when they are folded "
+                                "in without retraining (recommend.py --tracks, playlist continuation); 0: chosen "
+                                "on validation among 1, 3, 10, 30, 100")
     disjoint: bool = _opt(False, "training", "keep each step's scored pairs out of the graph its second layer "
                           "passes messages over, so a pair's score cannot read its own edge (frozen node "
                           "vectors only)")
@@ -87,7 +90,7 @@ class TrainConfig:
                                                                 "eval_every", "patience", "k", "min_user_pairs",
                                                                 "valid_users", "item_sample")
               if getattr(self, n) < 1),
-            *(f"--{n.replace('_', '-')} must be >= 0" for n in ("negatives", "epochs", "all_items")
+            *(f"--{n.replace('_', '-')} must be >= 0" for n in ("negatives", "epochs", "all_items", "fold_in_alpha")
               if getattr(self, n) < 0),
             *(["--lr must be > 0"] if not self.lr > 0 else []),
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),

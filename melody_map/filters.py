@@ -14,7 +14,7 @@ is the same kind of low-pass filter, reached by gradient descent (Shen et al., S
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,7 +93,17 @@ class GFCF(Recommender):
         return other
 
     def scores(self, users: np.ndarray) -> Tensor:
-        rows = self.matrix[users]  # (B, I) sparse
+        return self._filter(self.matrix[users])
+
+    def fold_in(self, histories: Sequence[np.ndarray]) -> Tensor:
+        """GF-CF filters a listener's row, so a new listener is scored exactly as a fitted one."""
+        histories = [np.unique(np.asarray(h, np.int64)) for h in histories]
+        indptr = np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64)
+        items = np.concatenate(histories) if histories else np.zeros(0, np.int64)
+        return self._filter(UserItems(indptr, items).matrix(self.matrix.shape[1]))
+
+    def _filter(self, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) scores of B binary rows of items."""
         # Ideal low-pass: (B, I) sparse @ (I, k) -> (B, k), then @ (k, I) -> (B, I).
         out = torch.sparse.mm(torch_csr(rows), self._down) @ self._up
         if self.alpha != 1.0:

@@ -16,6 +16,7 @@ from torch import Tensor
 from .config import TrainConfig
 from .evaluate import embedding_scores, subsample_users
 from .filters import GFCF, blended, choose_blend
+from .foldin import FoldIn, choose_alpha
 from .recommender import FitReport, Log, Recommender
 from .scorer import PairScorer
 from .split import TRAIN, VALID
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
 # The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
 GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "conv", "combine", "init", "lr", "epochs",
                "steps_per_epoch", "negatives", "all_items", "item_sample", "disjoint", "pairs_per_epoch",
-               "eval_every", "valid_users", "patience", "k", "device")
+               "eval_every", "valid_users", "patience", "k", "fold_in_alpha", "device")
+DEFAULT_FOLD_IN_ALPHA = 10.0  # when there is no validation to choose it on
+FOLD_IN_USERS = 500  # validation users that choose the fold-in's alpha
 
 
 class GCN(Recommender):
@@ -52,6 +55,7 @@ class GCN(Recommender):
         self._network_state: dict[str, Tensor] = {}
         self._score_fn = None
         self._norm_order: tuple[Tensor, Tensor] | None = None
+        self._fold: FoldIn | None = None
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCN:
         from . import train  # the training stack imports torch_geometric
@@ -71,6 +75,16 @@ class GCN(Recommender):
         users, items = train.split_embeddings(z, data.graph)
         self._load({name: p.detach() for name, p in net.state_dict().items()}, users.contiguous(),
                    items.contiguous())
+        if not self.cfg.fold_in_alpha:
+            # A few hundred listeners decide it: each candidate ranks the whole catalogue for each.
+            valid = subsample_users(data.items(VALID), min(self.cfg.valid_users, FOLD_IN_USERS),
+                                    np.random.default_rng(self.cfg.seed + 3))
+            alpha = DEFAULT_FOLD_IN_ALPHA
+            if valid.counts().any():
+                alpha = choose_alpha(self._fold, data.items(TRAIN), valid, data.num_items, self.cfg.k)
+                if log:
+                    log(f"fold-in of new listeners: alpha {alpha:g}, chosen on validation")
+            self._fold = self._fold.with_alpha(alpha)
         return self
 
     def _load(self, network_state: dict[str, Tensor], users: Tensor, items: Tensor) -> None:
@@ -83,9 +97,24 @@ class GCN(Recommender):
         self.user_embeddings, self.item_embeddings = users, items
         self._score_fn = embedding_scores(self.scorer, users, items)
         self._norm_order = None
+        self._fold = FoldIn(items, self.scorer.weight[0].detach(), float(self.scorer.bias.detach()),
+                            self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA)
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
+
+    def fold_in(self, histories) -> Tensor:
+        """Each listener's vector fitted to their items with the item embeddings fixed (``foldin``)."""
+        return self._fold.scores([np.unique(np.asarray(h, np.int64)) for h in histories])
+
+    def item_vectors(self) -> Tensor:
+        """(items, width) the items' final embeddings, e.g. for similar items."""
+        return self.item_embeddings
+
+    @property
+    def folder(self) -> FoldIn:
+        """The fold-in of new listeners into this model's embedding space."""
+        return self._fold
 
     @torch.no_grad()
     def recommend(self, user: int, k: int, exclude: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +153,8 @@ class GCN(Recommender):
         params = {name: getattr(self.cfg, name) for name in GCN_OPTIONS}
         fitted = bool(self.report.history or self.report.best_valid)
         params["epochs"] = self.report.best_epoch if fitted else self.cfg.epochs  # what validation chose
+        if self._fold is not None:
+            params["fold_in_alpha"] = self._fold.alpha
         return params
 
     def state(self) -> dict[str, Any]:
@@ -195,6 +226,16 @@ class GCNBlend(Recommender):
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
+
+    def item_vectors(self) -> Tensor:
+        """The GCN's item embeddings (GF-CF has no item vectors of its own)."""
+        return self.gcn.item_vectors()
+
+    def fold_in(self, histories) -> Tensor:
+        """GF-CF's exact fold-in plus the GCN's, blended as ``scores`` blends them."""
+        rows = np.arange(len(histories))
+        return blended(lambda r: self.filter.fold_in([histories[i] for i in r]),
+                       lambda r: self.gcn.fold_in([histories[i] for i in r]), float(self.choice["weight"]))(rows)
 
     def params(self) -> dict[str, Any]:
         return {**self.gcn.params(), **self.choice}

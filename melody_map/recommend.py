@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import torch
+from torch import Tensor
 
 from .checkpoint import RecommenderData, load_checkpoint
 from .evaluate import top_k as rank_top_k
 from .gcn import MODELS
 from .recommender import Recommender
 
-__all__ = ["RecommenderData", "get_recommendations", "item_labels", "load_model", "recommend_all",
-           "write_recommendations"]
+__all__ = ["RecommenderData", "continue_playlist", "get_recommendations", "item_labels", "load_model",
+           "recommend_all", "recommend_for_tracks", "similar_artists", "similar_tracks", "write_recommendations"]
 
 
 def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[Recommender, RecommenderData]:
@@ -38,40 +41,156 @@ def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[Recommender, 
     return MODELS[record["name"]].from_state(record["params"], record["state"]), data
 
 
-def get_recommendations(model: Recommender, data: RecommenderData, user_idx: int | None = None,
-                        top_k: int = 5, *, user_id: str | None = None,
+def get_recommendations(model: Recommender, data: RecommenderData, user_idx: int | Sequence[int] | None = None,
+                        top_k: int = 5, *, user_id: str | Sequence[str] | None = None,
                         include_known: bool = False) -> pd.DataFrame:
-    """The best items for one user, best first.
+    """The best items for one user, or for a list of users, best first.
 
     Args:
         model: from ``load_model``.
         data: from ``load_model``.
-        user_idx: the user's index, 0 .. data.num_users - 1 (or give ``user_id``).
-        top_k: how many items; clipped to what the catalogue has left.
-        user_id: the dataset's own user id, instead of ``user_idx``.
+        user_idx: the user's index, 0 .. data.num_users - 1, or a list of them (or give ``user_id``).
+        top_k: how many items per user; clipped to what the catalogue has left.
+        user_id: the dataset's own user id, or a list of them, instead of ``user_idx``.
         include_known: also rank items the user already has.
 
     Returns:
         A DataFrame with columns rank, [artist,] track (or item), [item_id,] score and
         track_index (or item_index): artist for a playlists CSV, item_id for a plain table.
+        For a list of users it starts with user_id and user_index, the users in the order asked.
 
     Raises:
         ValueError: unknown user, index out of range, or top_k < 1.
     """
-    user = _resolve_user(data, user_idx, user_id)
     _check_top_k(top_k)
-    exclude = np.zeros(0, np.int64) if include_known else data.known.of(user)
-    items, scores = model.recommend(user, int(top_k), exclude)
-    cat, noun = data.catalogue, data.catalogue.noun
-    columns: dict[str, Any] = {"rank": np.arange(1, len(items) + 1)}
-    if cat.artist_names is not None:
-        columns["artist"] = cat.artist_names.take(pa.array(cat.item_artist[items])).to_pylist()
-    columns[noun] = cat.item_names.take(pa.array(items)).to_pylist()
-    if cat.item_ids is not None:
-        columns["item_id"] = cat.item_ids.take(pa.array(items)).to_pylist()
-    columns["score"] = np.asarray(scores, np.float64)
-    columns[f"{noun}_index"] = items
-    return pd.DataFrame(columns)
+    many = _is_list(user_idx) or _is_list(user_id)
+    if not many:
+        user = _resolve_user(data, user_idx, user_id)
+        exclude = np.zeros(0, np.int64) if include_known else data.known.of(user)
+        return _frame(data, *model.recommend(user, int(top_k), exclude))
+    if (user_idx is None) == (user_id is None):
+        raise ValueError("give exactly one of user_idx (indices) or user_id (the dataset's user ids)")
+    users = (np.array([_resolve_user(data, u, None) for u in user_idx], np.int64) if user_id is None
+             else np.array([data.user_index(u) for u in user_id], np.int64))
+    exclude = None if include_known else data.known
+    items, scores = rank_top_k(model.scores, users, int(top_k), exclude)
+    frames = []
+    for row, user in enumerate(users):
+        keep = np.isfinite(scores[row])
+        frame = _frame(data, items[row][keep], scores[row][keep])
+        frame.insert(0, "user_index", int(user))
+        frame.insert(0, "user_id", data.user_ids[int(user)].as_py())
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else _frame(data, np.zeros(0, np.int64), np.zeros(0))
+
+
+def recommend_for_tracks(model: Recommender, data: RecommenderData, tracks: Sequence[str | int],
+                         top_k: int = 10) -> pd.DataFrame:
+    """The best items for a listener the model never saw, from a few of their tracks, without retraining.
+
+    The listener is folded into the fitted model (``Recommender.fold_in``); the given tracks
+    are left out of the list.
+
+    Args:
+        model, data: from ``load_model``.
+        tracks: "Artist - Title" names (case-insensitive), a plain table's item ids, or indices.
+        top_k: how many items; clipped to what the catalogue has left.
+
+    Returns:
+        A DataFrame like ``get_recommendations``'s.
+
+    Raises:
+        ValueError: no tracks, an unknown name (with the closest matches), or top_k < 1.
+    """
+    _check_top_k(top_k)
+    history = _items(data, tracks)
+    return _ranked(data, model.fold_in([history])[0], top_k, history)
+
+
+def continue_playlist(model: Recommender, data: RecommenderData, playlist: str, top_k: int = 10, *,
+                      user_id: str | None = None, user_idx: int | None = None) -> pd.DataFrame:
+    """The next tracks for one of a user's playlists, leaving out what it already holds.
+
+    The playlist's tracks are folded in as a listener of their own (``recommend_for_tracks``).
+
+    Args:
+        model, data: from ``load_model`` (a playlists CSV's checkpoint).
+        playlist: the playlist's name, as in the CSV (case-insensitive).
+        top_k: how many tracks.
+        user_id, user_idx: the playlist's owner (one of the two).
+
+    Raises:
+        ValueError: not a playlists checkpoint, unknown user or playlist, or top_k < 1.
+    """
+    _check_top_k(top_k)
+    if data.playlists is None or data.catalogue.playlist_names is None:
+        raise ValueError("this checkpoint has no playlists (a plain table, or written by an older version); "
+                         "train one on a playlists CSV with: python train_gnn.py")
+    user = _resolve_user(data, user_idx, user_id)
+    history = data.playlists.of(playlist_index(data, user, playlist)).astype(np.int64)
+    return _ranked(data, model.fold_in([history])[0], top_k, history)
+
+
+def playlist_index(data: RecommenderData, user: int, name: str) -> int:
+    """The index of user ``user``'s playlist called ``name``; ValueError naming their playlists if none."""
+    cat = data.catalogue
+    own = np.flatnonzero(cat.playlist_user == user)
+    names = cat.playlist_names.take(pa.array(own)).to_pylist()
+    wanted = _norm(name)
+    for index, candidate in zip(own, names):
+        if _norm(candidate) == wanted:
+            return int(index)
+    close = difflib.get_close_matches(wanted, [_norm(n) for n in names], n=1)
+    hint = f"; did you mean {names[[_norm(n) for n in names].index(close[0])]!r}?" if close else ""
+    listed = ", ".join(repr(n) for n in names[:5]) + (", ..." if len(names) > 5 else "")
+    raise ValueError(f"user {data.user_ids[user].as_py()} has no playlist {name!r}{hint} "
+                     f"(their {len(names)} playlists: {listed})")
+
+
+def similar_tracks(model: Recommender, data: RecommenderData, track: str | int, top_k: int = 10) -> pd.DataFrame:
+    """The items nearest to one item by the cosine of the model's item vectors, itself left out.
+
+    Args:
+        track: an "Artist - Title" name, a plain table's item id, or an index.
+
+    Raises:
+        ValueError: an unknown name (with the closest matches), a model without item vectors, or top_k < 1.
+    """
+    _check_top_k(top_k)
+    item = _items(data, [track])[0]
+    vectors = _unit(_item_vectors(model))
+    return _ranked(data, vectors @ vectors[item], top_k, np.array([item]))
+
+
+def similar_artists(model: Recommender, data: RecommenderData, artist: str, top_k: int = 10) -> pd.DataFrame:
+    """The artists nearest to one artist: cosine of the mean of each artist's (unit) track vectors.
+
+    Returns:
+        A DataFrame with columns rank, artist, score and artist_index.
+
+    Raises:
+        ValueError: not a playlists checkpoint, an unknown artist (with the closest matches), or top_k < 1.
+    """
+    _check_top_k(top_k)
+    cat = data.catalogue
+    if cat.artist_names is None:
+        raise ValueError("this checkpoint has no artists (a plain interaction table)")
+    index = _name_index(data, "artists", lambda: cat.artist_names.to_pylist())
+    wanted = index.get(_norm(artist))
+    if wanted is None:
+        raise ValueError(f"unknown artist {artist!r}{_suggest(artist, cat.artist_names.to_pylist())}")
+    tracks = _unit(_item_vectors(model))
+    sums = torch.zeros(cat.num_artists, tracks.shape[1]).index_add_(0, torch.from_numpy(
+        cat.item_artist.astype(np.int64)), tracks)
+    artists = _unit(sums)
+    scores = artists @ artists[wanted]
+    scores[wanted] = float("-inf")
+    best = torch.topk(scores, min(int(top_k), cat.num_artists - 1))
+    keep = torch.isfinite(best.values)
+    picked = best.indices[keep].numpy()
+    return pd.DataFrame({"rank": np.arange(1, len(picked) + 1),
+                         "artist": cat.artist_names.take(pa.array(picked)).to_pylist(),
+                         "score": best.values[keep].numpy().astype(np.float64), "artist_index": picked})
 
 
 def recommend_all(model: Recommender, data: RecommenderData,
@@ -134,3 +253,105 @@ def _resolve_user(data: RecommenderData, user_idx: int | None, user_id: str | No
             or not 0 <= user_idx < data.num_users:
         raise ValueError(f"user index {user_idx!r} is out of range: valid indices are 0..{data.num_users - 1}")
     return int(user_idx)
+
+
+def _frame(data: RecommenderData, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """Ranked items as a DataFrame: rank, [artist,] name, [item_id,] score, index."""
+    items = np.asarray(items, np.int64)
+    cat, noun = data.catalogue, data.catalogue.noun
+    columns: dict[str, Any] = {"rank": np.arange(1, len(items) + 1)}
+    if cat.artist_names is not None:
+        columns["artist"] = cat.artist_names.take(pa.array(cat.item_artist[items])).to_pylist()
+    columns[noun] = cat.item_names.take(pa.array(items)).to_pylist()
+    if cat.item_ids is not None:
+        columns["item_id"] = cat.item_ids.take(pa.array(items)).to_pylist()
+    columns["score"] = np.asarray(scores, np.float64)
+    columns[f"{noun}_index"] = items
+    return pd.DataFrame(columns)
+
+
+def _ranked(data: RecommenderData, scores: Tensor, top_k: int, exclude: np.ndarray) -> pd.DataFrame:
+    """The top_k of one row of scores, ``exclude`` left out."""
+    scores = scores.float().clone()
+    scores[torch.from_numpy(np.asarray(exclude, np.int64))] = float("-inf")
+    best = torch.topk(scores, min(int(top_k), len(scores)))
+    keep = torch.isfinite(best.values)
+    return _frame(data, best.indices[keep].numpy(), best.values[keep].numpy())
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray, pd.Series))
+
+
+def _norm(name: Any) -> str:
+    return " ".join(str(name).split()).casefold()
+
+
+def _name_index(data: RecommenderData, kind: str, names) -> dict[str, int]:
+    """Normalised name -> index (the first of equal names), built once per loaded checkpoint."""
+    if kind not in data.lookup:
+        index: dict[str, int] = {}
+        for i, name in enumerate(names()):
+            index.setdefault(_norm(name), i)
+        data.lookup[kind] = index
+    return data.lookup[kind]
+
+
+def _suggest(name: str, candidates: list[str], limit: int = 3, cutoff: float = 0.6) -> str:
+    """"; did you mean ...?" with the closest of ``candidates`` as they are written, or ""."""
+    by_norm = {}
+    for candidate in candidates:
+        by_norm.setdefault(_norm(candidate), candidate)
+    close = difflib.get_close_matches(_norm(name), list(by_norm), n=limit, cutoff=cutoff)
+    return f"; did you mean {', '.join(repr(by_norm[c]) for c in close)}?" if close else ""
+
+
+def _items(data: RecommenderData, tracks: Sequence[str | int]) -> np.ndarray:
+    """Item indices of tracks given as names, a plain table's ids, or indices."""
+    if isinstance(tracks, (str, int, np.integer)) or not len(tracks):
+        raise ValueError("give one or more tracks, as a list of names (\"Artist - Title\") or indices")
+    labels = _name_index(data, "items", lambda: item_labels(data))
+    found = []
+    for track in tracks:
+        if isinstance(track, (int, np.integer)) and not isinstance(track, bool):
+            if not 0 <= track < data.num_items:
+                raise ValueError(f"{data.catalogue.noun} index {track} is out of range: valid indices are "
+                                 f"0..{data.num_items - 1}")
+            found.append(int(track))
+            continue
+        index = labels.get(_norm(track))
+        if index is None:
+            raise ValueError(f"unknown {data.catalogue.noun} {track!r}{_closest_item(data, str(track), labels)}")
+        found.append(index)
+    return np.unique(np.array(found, np.int64))
+
+
+def _closest_item(data: RecommenderData, name: str, labels: dict[str, int]) -> str:
+    """A closest-match hint for an unknown item name. For "Artist - Title" it looks among the
+    artist's own tracks (or the closest artists'), so a large catalogue is never scanned whole."""
+    cat = data.catalogue
+    if cat.artist_names is None:
+        return _suggest(name, item_labels(data).tolist()) if len(labels) <= 200_000 else ""
+    artists = _name_index(data, "artists", lambda: cat.artist_names.to_pylist())
+    text = _norm(name)
+    parts = [(text[:i], text[i + 3:]) for i in range(len(text)) if text.startswith(" - ", i)]
+    known = [(a, t) for a, t in parts if a in artists]
+    if not known:  # no artist by that name: the closest artists' names
+        hint = _suggest(parts[0][0] if parts else text, cat.artist_names.to_pylist())
+        return hint.replace("did you mean", "no such artist; did you mean") if hint else hint
+    artist, title = known[0]
+    own = np.flatnonzero(cat.item_artist == artists[artist])
+    artist_name = cat.artist_names[artists[artist]].as_py()
+    titles = [f"{artist_name} - {t}" for t in cat.item_names.take(pa.array(own)).to_pylist()]
+    return _suggest(f"{artist} - {title}", titles, cutoff=0.5)
+
+
+def _item_vectors(model: Recommender) -> Tensor:
+    vectors = getattr(model, "item_vectors", None)
+    if vectors is None:
+        raise ValueError(f"{type(model).__name__} has no item vectors to compare items by")
+    return vectors()
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -3,6 +3,7 @@
     model = Model(**params).fit(data)          # fit on data's TRAIN pairs; VALID may steer it
     model.scores(users)                        # (B, items): every item scored for each user
     model.recommend(user, k, exclude)          # one user's k best items, best first
+    model.fold_in(histories)                   # (B, items): listeners it never saw, from their items
     model.params()                             # its hyper-parameters, with what fitting chose
     state = model.state()                      # save: tensors, numbers and strings only
     Model.from_state(model.params(), state)    # load: scores as the fitted model did
@@ -16,7 +17,7 @@ model built from them fits without looking at validation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -71,6 +72,11 @@ class Recommender:
         best = torch.topk(scores, min(int(k), len(scores)))
         keep = torch.isfinite(best.values)
         return best.indices[keep].numpy(), best.values[keep].numpy()
+
+    def fold_in(self, histories: Sequence[np.ndarray]) -> Tensor:
+        """(B, items) scores for B listeners the model never saw, each given by an array of item
+        indices, without refitting (``implicit``'s ``recalculate_user``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score listeners it was not fitted on")
 
     def params(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this model, including what ``fit`` chose."""
