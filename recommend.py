@@ -8,6 +8,7 @@ Examples:
   python recommend.py --tracks-file my_tracks.txt             # the same, one "Artist - Title" per line
   python recommend.py --similar-to "Artist - Title"           # the nearest tracks
   python recommend.py --similar-artist "Artist"               # the nearest artists
+  python recommend.py --user 0 --explain                      # each track with the user's tracks behind it
   python recommend.py --all-users --top-k 20 --output recs.tsv   # user<TAB>item<TAB>rank<TAB>score
 
 In a notebook:
@@ -26,6 +27,7 @@ import sys
 
 from melody_map.recommend import (
     continue_playlist,
+    explain,
     get_recommendations,
     load_model,
     recommend_all,
@@ -35,7 +37,7 @@ from melody_map.recommend import (
     write_recommendations,
 )
 
-__all__ = ["continue_playlist", "get_recommendations", "load_model", "main", "recommend_for_tracks",
+__all__ = ["continue_playlist", "explain", "get_recommendations", "load_model", "main", "recommend_for_tracks",
            "similar_artists", "similar_tracks"]
 
 
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint written by train_gnn.py (default: gnn_model.pth)")
     parser.add_argument("--include-known", action="store_true",
                         help="also rank tracks already in the user's playlists")
+    parser.add_argument("--explain", action="store_true",
+                        help="with --user or --user-id: under each track, the user's own tracks that pull it up "
+                             "most (real terms of the score of the user folded in from their tracks)")
     return parser
 
 
@@ -73,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
         if args.output and not args.all_users:
             raise ValueError("--output goes with --all-users")
+        if args.explain and (args.playlist is not None or args.include_known or args.tracks or args.tracks_file
+                             or args.similar_to or args.similar_artist or args.all_users):
+            raise ValueError("--explain goes with --user or --user-id alone")
         if args.playlist is not None and args.user is None and args.user_id is None:
             raise ValueError("--playlist needs the playlist's owner: --user INDEX or --user-id ID")
         tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
@@ -99,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             header = f"next {len(recs)} {noun}s for the playlist {args.playlist!r}:"
         else:
             user_idx = 0 if args.user is None and args.user_id is None else args.user
-            recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
-                                       include_known=args.include_known)
+            if args.explain:
+                recs = explain(model, data, user_idx, args.top_k, user_id=args.user_id)
+            else:
+                recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
+                                           include_known=args.include_known)
             idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
             header = (f"top {len(recs)} {noun}s for user {idx} ({data.user_ids[idx].as_py()}), "
                       f"{len(data.known.of(idx))} {noun}s known"
@@ -109,8 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(header)
-    for rank, name, score in zip(recs["rank"], _names(recs, noun), recs["score"]):
+    for row, (rank, name, score) in enumerate(zip(recs["rank"], _names(recs, noun), recs["score"])):
         print(f"{rank:>3}. {name}  ({score:.4f})")
+        if "reasons" in recs:
+            why = [f"{track} (+{part:.3f}{', same artist' if same else ''})"
+                   for track, part, same in recs["reasons"].iloc[row]]
+            print(f"       because you have: {'; '.join(why) if why else 'no track of yours adds to it'}")
     return 0
 
 

@@ -102,6 +102,12 @@ class GFCF(Recommender):
         items = np.concatenate(histories) if histories else np.zeros(0, np.int64)
         return self._filter(UserItems(indptr, items).matrix(self.matrix.shape[1]))
 
+    def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The filter is linear in the listener's row: item j adds its own filtered row."""
+        history = np.unique(np.asarray(history, np.int64))
+        parts = self.fold_in([np.array([j]) for j in history])[:, torch.tensor(np.asarray(targets, np.int64))]
+        return parts.T.contiguous(), torch.zeros(len(targets))
+
     def _filter(self, rows: sp.csr_matrix) -> Tensor:
         """(B, I) scores of B binary rows of items."""
         # Ideal low-pass: (B, I) sparse @ (I, k) -> (B, k), then @ (k, I) -> (B, I).

@@ -60,7 +60,7 @@ class FoldIn:
 
     def _system(self, items: np.ndarray) -> tuple[Tensor, Tensor]:
         """(M, right-hand side) of one listener's normal equations."""
-        q_t = self.q[torch.from_numpy(np.asarray(items, np.int64))]  # (|T|, d)
+        q_t = self.q[torch.tensor(np.asarray(items, np.int64))]  # (|T|, d)
         m = self.gram + self.alpha * (q_t.T @ q_t) + self.reg * self.eye
         c = (1 + self.alpha) * (1 - self.bias) + self.bias
         return m, c * q_t.sum(0) - self.bias * self.total
@@ -90,8 +90,8 @@ class FoldIn:
             term): each row's sum plus its rest is the folded-in score of that target.
         """
         m, _ = self._system(items)
-        q_t = self.q[torch.from_numpy(np.asarray(items, np.int64))]  # (T, d)
-        q_r = self.q[torch.from_numpy(np.asarray(targets, np.int64))]  # (R, d)
+        q_t = self.q[torch.tensor(np.asarray(items, np.int64))]  # (T, d)
+        q_r = self.q[torch.tensor(np.asarray(targets, np.int64))]  # (R, d)
         solved = torch.linalg.solve(m, q_r.T)  # (d, R): M^-1 q_r
         c = (1 + self.alpha) * (1 - self.bias) + self.bias
         parts = c * (q_t @ solved).T  # (R, T)

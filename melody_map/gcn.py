@@ -111,10 +111,8 @@ class GCN(Recommender):
         """(items, width) the items' final embeddings, e.g. for similar items."""
         return self.item_embeddings
 
-    @property
-    def folder(self) -> FoldIn:
-        """The fold-in of new listeners into this model's embedding space."""
-        return self._fold
+    def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
+        return self._fold.contributions(np.unique(np.asarray(history, np.int64)), targets)
 
     @torch.no_grad()
     def recommend(self, user: int, k: int, exclude: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -236,6 +234,17 @@ class GCNBlend(Recommender):
         rows = np.arange(len(histories))
         return blended(lambda r: self.filter.fold_in([histories[i] for i in r]),
                        lambda r: self.gcn.fold_in([histories[i] for i in r]), float(self.choice["weight"]))(rows)
+
+    def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Each half's parts divided by its per-listener spread, as ``standardised`` divides its scores."""
+        history = np.unique(np.asarray(history, np.int64))
+        weight = float(self.choice["weight"])
+        (f_parts, f_rest), (g_parts, g_rest) = (m.contributions(history, targets) for m in (self.filter, self.gcn))
+        f, g = self.filter.fold_in([history])[0], self.gcn.fold_in([history])[0]
+        f_std, g_std = f.std().clamp_min(1e-9), g.std().clamp_min(1e-9)
+        parts = f_parts / f_std + weight * g_parts / g_std
+        rest = (f_rest - f.mean()) / f_std + weight * (g_rest - g.mean()) / g_std
+        return parts, rest
 
     def params(self) -> dict[str, Any]:
         return {**self.gcn.params(), **self.choice}

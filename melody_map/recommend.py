@@ -17,7 +17,7 @@ from .evaluate import top_k as rank_top_k
 from .gcn import MODELS
 from .recommender import Recommender
 
-__all__ = ["RecommenderData", "continue_playlist", "get_recommendations", "item_labels", "load_model",
+__all__ = ["RecommenderData", "continue_playlist", "explain", "get_recommendations", "item_labels", "load_model",
            "recommend_all", "recommend_for_tracks", "similar_artists", "similar_tracks", "write_recommendations"]
 
 
@@ -82,6 +82,41 @@ def get_recommendations(model: Recommender, data: RecommenderData, user_idx: int
         frame.insert(0, "user_id", data.user_ids[int(user)].as_py())
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else _frame(data, np.zeros(0, np.int64), np.zeros(0))
+
+
+def explain(model: Recommender, data: RecommenderData, user_idx: int | None = None, top_k: int = 5, *,
+            user_id: str | None = None, reasons: int = 3) -> pd.DataFrame:
+    """A user's recommendations with the reasons behind each: the user's own tracks that pull it up most.
+
+    A reason is a real term of a score: the user folded in from their own tracks
+    (``Recommender.fold_in``, as ``implicit``'s ``explain`` recalculates the user) scores each
+    recommendation as a sum of one part per own track plus a rest (``Recommender.contributions``).
+    The largest positive parts are the reasons; taking that track away lowers the folded-in score.
+
+    Args:
+        model, data, user_idx, top_k, user_id: as ``get_recommendations``.
+        reasons: how many reasons per recommendation, at most.
+
+    Returns:
+        ``get_recommendations``'s DataFrame plus ``folded_score`` (the score the reasons add up to,
+        with the rest) and ``reasons``: a list of (own track's name, its part, same artist?) per row.
+    """
+    recs = get_recommendations(model, data, user_idx, top_k, user_id=user_id)
+    user = data.user_index(user_id) if user_id is not None else int(user_idx)
+    history = np.unique(data.known.of(user).astype(np.int64))
+    targets = recs[f"{data.catalogue.noun}_index"].to_numpy()
+    if not len(history) or not len(targets):
+        return recs.assign(folded_score=np.nan, reasons=[[] for _ in range(len(recs))])
+    parts, rest = model.contributions(history, targets)
+    labels = item_labels(data)
+    artist = data.catalogue.item_artist
+    why = []
+    for row, target in enumerate(targets):
+        order = torch.argsort(parts[row], descending=True)[:reasons].numpy()
+        why.append([(str(labels[history[j]]), float(parts[row, j]),
+                     bool(artist is not None and artist[history[j]] == artist[target]))
+                    for j in order if parts[row, j] > 0])
+    return recs.assign(folded_score=(parts.sum(1) + rest).numpy().astype(np.float64), reasons=why)
 
 
 def recommend_for_tracks(model: Recommender, data: RecommenderData, tracks: Sequence[str | int],

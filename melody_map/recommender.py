@@ -4,6 +4,7 @@
     model.scores(users)                        # (B, items): every item scored for each user
     model.recommend(user, k, exclude)          # one user's k best items, best first
     model.fold_in(histories)                   # (B, items): listeners it never saw, from their items
+    model.contributions(history, targets)      # those scores split over the listener's items
     model.params()                             # its hyper-parameters, with what fitting chose
     state = model.state()                      # save: tensors, numbers and strings only
     Model.from_state(model.params(), state)    # load: scores as the fitted model did
@@ -77,6 +78,11 @@ class Recommender:
         """(B, items) scores for B listeners the model never saw, each given by an array of item
         indices, without refitting (``implicit``'s ``recalculate_user``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot score listeners it was not fitted on")
+
+    def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
+        """``fold_in``'s scores of ``targets`` split over the listener's items: (R, T) parts and
+        (R,) rest, each target's parts summing with its rest to ``fold_in([history])[0][targets]``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot explain its scores")
 
     def params(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this model, including what ``fit`` chose."""

@@ -15,6 +15,7 @@ from melody_map.foldin import FoldIn
 from melody_map.pipeline import run
 from melody_map.recommend import (
     continue_playlist,
+    explain,
     get_recommendations,
     item_labels,
     load_model,
@@ -211,3 +212,46 @@ def test_the_new_commands_fail_in_one_line(checkpoint, args, message):
     out = cli("recommend.py", *args, "--checkpoint", checkpoint)
     assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
     assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+
+
+# ----------------------------------------------------------------------------- explanations
+
+
+def test_reasons_are_real_terms_of_the_score_and_the_top_one_matters(checkpoint):
+    model, data = load_model(checkpoint)
+    recs = explain(model, data, user_idx=0, top_k=5)
+    history = np.unique(data.known.of(0))
+    folded = model.fold_in([history])[0]
+    np.testing.assert_allclose(recs["folded_score"], folded[recs["track_index"].to_numpy().copy()].numpy(),
+                               rtol=1e-4, atol=1e-5)
+    names = item_labels(data)
+    for row in range(len(recs)):
+        reasons = recs["reasons"].iloc[row]
+        assert reasons and all(part > 0 for _, part, _ in reasons)
+        assert [p for _, p, _ in reasons] == sorted((p for _, p, _ in reasons), reverse=True)
+        top = int(np.flatnonzero(names[history] == reasons[0][0])[0])
+        without = model.fold_in([np.delete(history, top)])[0][recs["track_index"].iloc[row]]
+        assert without < recs["folded_score"].iloc[row], (row, reasons[0])  # the top reason pulls it up
+
+
+def test_the_blend_splits_its_folded_in_score_exactly():
+    from conftest import pairs_dataset
+
+    from melody_map.gcn import GCNBlend
+
+    rng = np.random.default_rng(2)
+    user, item = np.nonzero(rng.random((60, 40)) < 0.2)
+    part = (rng.random(len(user)) < 0.2).astype(np.int8)  # some validation pairs to choose on
+    model = GCNBlend(epochs=2, dim=8, valid_users=60).fit(pairs_dataset(user, item, part))
+    history, targets = np.array([1, 5, 9, 30]), np.arange(40)
+    parts, rest = model.contributions(history, targets)
+    torch.testing.assert_close(parts.sum(1) + rest, model.fold_in([history])[0], rtol=1e-4, atol=1e-4)
+
+
+def test_the_explain_command_prints_a_reason_line_per_track(checkpoint):
+    out = cli("recommend.py", "--user", "0", "--explain", "--top-k", "3", "--checkpoint", checkpoint)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 7 and all(line.strip().startswith("because you have: Artist 0-") for line in lines[2::2])
+    bad = cli("recommend.py", "--tracks", "x", "--explain", "--checkpoint", checkpoint)
+    assert bad.returncode == 2 and "--explain goes with --user or --user-id alone" in bad.stderr
