@@ -9,6 +9,7 @@ Examples:
   python recommend.py --similar-to "Artist - Title"           # the nearest tracks
   python recommend.py --similar-artist "Artist"               # the nearest artists
   python recommend.py --user 0 --explain                      # each track with the user's tracks behind it
+  python recommend.py --export-onnx model.onnx                # the scoring graph, for Netron or onnxruntime
   python recommend.py --all-users --top-k 20 --output recs.tsv   # user<TAB>item<TAB>rank<TAB>score
 
 In a notebook:
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--tracks-file", metavar="PATH", help="the same as --tracks, one track per line")
     who.add_argument("--similar-to", metavar="NAME", help='the tracks nearest to one track ("Artist - Title")')
     who.add_argument("--similar-artist", metavar="NAME", help="the artists nearest to one artist")
+    who.add_argument("--export-onnx", metavar="PATH",
+                     help="write the model's scoring graph (user indices in, every track's score out) as ONNX, "
+                          "for Netron or onnxruntime; needs pip install -r requirements-extras.txt")
     parser.add_argument("--playlist", metavar="NAME",
                         help="with --user or --user-id: the next tracks for that user's playlist of this name, "
                              "leaving out what it holds")
@@ -86,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
         model, data = load_model(args.checkpoint)
         noun = data.catalogue.noun
+        if args.export_onnx:
+            from melody_map.export import export_onnx
+
+            graph = export_onnx(model, args.export_onnx)
+            print(f"wrote {args.export_onnx}: users (B,) int64 -> scores (B, {graph.items_t.shape[1]:,}); "
+                  f"open it in Netron, or score with onnxruntime")
+            return 0
         if args.all_users:
             users, items, scores = recommend_all(model, data, args.top_k)
             lines = write_recommendations(args.output or "/dev/stdout", data, users, items, scores)

@@ -267,7 +267,22 @@ class IALS(MatrixModel):
             model.fit(matrix, show_progress=False)
         self.user_factors = _as_tensor(model.user_factors)
         self.item_factors = _as_tensor(model.item_factors)
+        self._implicit = model
         return self
+
+    def fold_in(self, histories) -> Tensor:
+        """implicit's own ``recalculate_user``: each listener's factors solved against the fixed items."""
+        if getattr(self, "_implicit", None) is None:
+            raise NotImplementedError("iALS folds in only from a model fitted in this process")
+        import threadpoolctl
+
+        indptr = np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64)
+        items = np.concatenate([np.asarray(h, np.int64) for h in histories])
+        rows = sp.csr_matrix((np.ones(len(items), np.float32), items, indptr),
+                             shape=(len(histories), self.item_factors.shape[0]))
+        with threadpoolctl.threadpool_limits(1, "blas"):
+            factors = self._implicit.recalculate_user(np.arange(len(histories)), rows)
+        return _as_tensor(factors) @ self.item_factors.T
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self.user_factors[torch.from_numpy(np.asarray(users, np.int64))] @ self.item_factors.T

@@ -255,3 +255,19 @@ def test_the_explain_command_prints_a_reason_line_per_track(checkpoint):
     assert len(lines) == 7 and all(line.strip().startswith("because you have: Artist 0-") for line in lines[2::2])
     bad = cli("recommend.py", "--tracks", "x", "--explain", "--checkpoint", checkpoint)
     assert bad.returncode == 2 and "--explain goes with --user or --user-id alone" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def test_onnx_export_reproduces_the_scores(checkpoint, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    out = cli("recommend.py", "--export-onnx", str(tmp_path / "m.onnx"), "--checkpoint", checkpoint)
+    assert out.returncode == 0 and out.stdout.startswith(f"wrote {tmp_path / 'm.onnx'}"), out.stderr
+    model, data = load_model(checkpoint)
+    users = np.array([0, 7, 89], np.int64)
+    scores = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"users": users})[0]
+    np.testing.assert_allclose(scores, model.scores(users).numpy(), rtol=1e-5, atol=1e-5)
+    bad = cli("recommend.py", "--export-onnx", str(tmp_path / "no" / "dir" / "m.onnx"), "--checkpoint", checkpoint)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad.stderr
