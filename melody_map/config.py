@@ -78,6 +78,9 @@ class TrainConfig:
     # output
     output: str = _opt("gnn_model.pth", "output", "where to write the self-contained checkpoint ('' for none)")
     plot: str = _opt("training_curve.png", "output", "where to write the training-curve PNG ('' for none)")
+    diagram: str = _opt("", "output", "also draw the network's autograd graph with torchviz to this file (.png, "
+                        ".svg or .pdf); needs pip install torchviz and Graphviz's dot, and is skipped with a note "
+                        "when they are absent")
     stats_only: bool = _opt(False, "output", "load the data, build the split and the graph, print their "
                             "statistics and stop")
     summary_json: str = _opt("", "output", "also write the run's statistics, stage timings and metrics here as JSON")

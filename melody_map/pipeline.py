@@ -91,6 +91,10 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
 
         plot_training(summary.train.history, cfg.plot, cfg.k, summary.train.best_epoch)
         log(f"wrote {cfg.plot}")
+    if cfg.diagram:
+        from .plot import draw_network
+
+        log(draw_network(model, data, cfg.diagram))
     _write_summary(cfg, summary)
     return summary
 

@@ -1,6 +1,10 @@
-"""The training curve: loss per epoch and validation Recall@k where it was checked."""
+"""Pictures of a run: the training curve, and the network's diagram."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import warnings
 
 import matplotlib
 
@@ -28,3 +32,26 @@ def plot_training(history: list[dict], path: str, k: int, best_epoch: int) -> No
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def draw_network(model, data, path: str) -> str:
+    """Draw the GCN's autograd graph (both GCNConv layers and the scorer, one pair scored) with
+    torchviz; returns the line to print: what was written, or why it was skipped."""
+    try:
+        from torchviz import make_dot
+    except ImportError:
+        return "diagram skipped: torchviz is not installed (pip install -r requirements-extras.txt)"
+    if shutil.which("dot") is None:
+        return "diagram skipped: Graphviz's dot is not on PATH (e.g. apt-get install graphviz)"
+    gcn = getattr(model, "gcn", model)
+    net = gcn.network()
+    for p in net.parameters():
+        p.requires_grad_(True)
+    z = net(data.graph.adj)
+    score = net.score(z[:1], z[data.graph.item_offset: data.graph.item_offset + 1])
+    with warnings.catch_warnings():  # torchviz compares versions with distutils' deprecated LooseVersion
+        warnings.simplefilter("ignore", DeprecationWarning)
+        dot = make_dot(score, params={name: p for name, p in net.named_parameters()})
+    stem, ext = os.path.splitext(path)
+    dot.render(stem, format=(ext.lstrip(".") or "png"), cleanup=True)
+    return f"wrote {path}"

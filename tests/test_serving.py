@@ -3,6 +3,8 @@ artists, and batch recommendations, each from the checkpoint alone and on plante
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,3 +273,25 @@ def test_onnx_export_reproduces_the_scores(checkpoint, tmp_path):
     np.testing.assert_allclose(scores, model.scores(users).numpy(), rtol=1e-5, atol=1e-5)
     bad = cli("recommend.py", "--export-onnx", str(tmp_path / "no" / "dir" / "m.onnx"), "--checkpoint", checkpoint)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_the_network_diagram_is_drawn_or_skipped_in_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    path = write_original(tmp_path / "c.csv", community_rows())
+    lines: list[str] = []
+    cfg = TrainConfig(data=str(path), output="", plot="", epochs=1, diagram=str(tmp_path / "net.svg"))
+    present = shutil.which("dot") is not None
+    try:
+        import torchviz  # noqa: F401
+    except ImportError:
+        present = False
+    run(cfg, log=lines.append, progress=False)
+    if present:
+        assert lines[-1] == f"wrote {tmp_path / 'net.svg'}"
+        svg = (tmp_path / "net.svg").read_text()
+        assert "conv1.lin.weight" in svg and "conv2.lin.weight" in svg and "scorer.weight" in svg
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # Graphviz absent: a note, training unharmed
+    lines.clear()
+    run(replace(cfg, diagram=str(tmp_path / "other.svg")), log=lines.append, progress=False)
+    assert lines[-1].startswith("diagram skipped: ") and not (tmp_path / "other.svg").exists()
