@@ -9,6 +9,7 @@ Examples:
   python recommend.py --similar-to "Artist - Title"           # the nearest tracks
   python recommend.py --similar-artist "Artist"               # the nearest artists
   python recommend.py --user 0 --explain                      # each track with the user's tracks behind it
+  python recommend.py --plot-user 0 user0.png                 # a picture of one user's neighbourhood
   python recommend.py --export-onnx model.onnx                # the scoring graph, for Netron or onnxruntime
   python recommend.py --all-users --top-k 20 --output recs.tsv   # user<TAB>item<TAB>rank<TAB>score
 
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--tracks-file", metavar="PATH", help="the same as --tracks, one track per line")
     who.add_argument("--similar-to", metavar="NAME", help='the tracks nearest to one track ("Artist - Title")')
     who.add_argument("--similar-artist", metavar="NAME", help="the artists nearest to one artist")
+    who.add_argument("--plot-user", nargs=2, metavar=("ID", "PNG"),
+                     help="draw one user's neighbourhood (playlists, tracks, recommended tracks and their artists, "
+                          "each recommendation linked to the user's tracks behind it) to a PNG; ID is a user id "
+                          "or an index")
     who.add_argument("--export-onnx", metavar="PATH",
                      help="write the model's scoring graph (user indices in, every track's score out) as ONNX, "
                           "for Netron or onnxruntime; needs pip install -r requirements-extras.txt")
@@ -90,6 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
         model, data = load_model(args.checkpoint)
         noun = data.catalogue.noun
+        if args.plot_user:
+            from melody_map.plot import plot_user
+
+            who, png = args.plot_user
+            try:
+                user = data.user_index(who)
+            except ValueError:
+                if not who.isdigit():
+                    raise
+                user = int(who)
+                get_recommendations(model, data, user, 1)  # checks the range
+            plot_user(model, data, user, png, top_k=args.top_k)
+            print(f"wrote {png}: user {user} ({data.user_ids[user].as_py()}), their top {args.top_k} {noun}s")
+            return 0
         if args.export_onnx:
             from melody_map.export import export_onnx
 

@@ -55,3 +55,94 @@ def draw_network(model, data, path: str) -> str:
     stem, ext = os.path.splitext(path)
     dot.render(stem, format=(ext.lstrip(".") or "png"), cleanup=True)
     return f"wrote {path}"
+
+
+def plot_user(model, data, user: int, path: str, top_k: int = 5, max_tracks: int = 16) -> None:
+    """Draw one user's neighbourhood: their playlists, their tracks, the tracks recommended to them
+    and the artists of both, left to right. A recommendation is linked to the user's tracks that
+    pull it up most (``recommend.explain``) and to its artist; own tracks shown are those reasons
+    first, then the ones in most of the user's playlists.
+
+    Args:
+        model, data: from ``load_model``.
+        user: the user's index.
+        path: the PNG to write.
+        top_k: recommendations drawn.
+        max_tracks: most of the user's own tracks drawn.
+    """
+    import numpy as np
+
+    from .recommend import explain, item_labels
+
+    cat = data.catalogue
+    recs = explain(model, data, user, top_k)
+    labels = item_labels(data)
+    noun = cat.noun
+    own = np.unique(data.known.of(user))
+    playlists = (np.flatnonzero(cat.playlist_user == user) if cat.playlist_user is not None
+                 else np.zeros(0, np.int64))[:8]
+    member = {int(p): set(data.playlists.of(int(p)).tolist()) for p in playlists} if data.playlists is not None else {}
+    reasons = [[name for name, _, _ in r] for r in recs["reasons"]]
+    index_of = {labels[i]: int(i) for i in own}
+    shown = list(dict.fromkeys(index_of[n] for r in reasons for n in r if n in index_of))
+    in_lists = sorted(own, key=lambda i: -sum(i in m for m in member.values()))
+    shown = (shown + [int(i) for i in in_lists if int(i) not in shown])[:max_tracks]
+    rec_items = recs[f"{noun}_index"].tolist()
+    artists = (list(dict.fromkeys(int(cat.item_artist[i]) for i in shown + rec_items))
+               if cat.item_artist is not None else [])
+
+    def column(n: int) -> np.ndarray:  # n evenly spaced heights, top to bottom
+        return np.linspace(1, 0, n) if n > 1 else np.array([0.5])
+
+    pos = {("user", user): (0.0, 0.5)}
+    pos.update({("playlist", int(p)): (1.0, y) for p, y in zip(playlists, column(len(playlists)))})
+    pos.update({("own", i): (2.0, y) for i, y in zip(shown, column(len(shown)))})
+    pos.update({("artist", a): (3.0, y) for a, y in zip(artists, column(len(artists)))})
+    pos.update({("rec", i): (4.0, y) for i, y in zip(rec_items, column(len(rec_items)))})
+    fig, ax = plt.subplots(figsize=(15, max(4.0, 0.42 * max(len(shown), len(artists), 8))))
+
+    def edge(a, b, **style) -> None:
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        ax.plot([x0, x1], [y0, y1], zorder=1, **style)
+
+    for p in playlists:
+        edge(("user", user), ("playlist", int(p)), color="0.7", lw=0.8)
+        for i in shown:
+            if i in member.get(int(p), ()):
+                edge(("playlist", int(p)), ("own", i), color="0.8", lw=0.6)
+    if not len(playlists):
+        for i in shown:
+            edge(("user", user), ("own", i), color="0.8", lw=0.6)
+    for i in shown + rec_items:
+        if cat.item_artist is not None:
+            edge(("own" if i in shown else "rec", i), ("artist", int(cat.item_artist[i])), color="tab:purple",
+                 lw=0.6, alpha=0.5)
+    for i, names in zip(rec_items, reasons):
+        for rank, name in enumerate(names):
+            if name in index_of and index_of[name] in shown:
+                edge(("own", index_of[name]), ("rec", i), color="tab:orange", lw=2.0 - 0.5 * rank, alpha=0.8)
+    styles = {"user": ("tab:blue", "s"), "playlist": ("tab:green", "D"), "own": ("tab:gray", "o"),
+              "artist": ("tab:purple", "^"), "rec": ("tab:orange", "*")}
+    names = {"user": lambda u: f"user {data.user_ids[u].as_py()[:12]}",
+             "playlist": lambda p: cat.playlist_names[p].as_py(),
+             "own": lambda i: cat.item_names[i].as_py(),
+             "artist": lambda a: cat.artist_names[a].as_py(),
+             "rec": lambda i: f"{recs['rank'][rec_items.index(i)]}. {cat.item_names[i].as_py()}"}
+    for (kind, key), (x, y) in pos.items():
+        colour, marker = styles[kind]
+        ax.scatter([x], [y], color=colour, marker=marker, s=140 if kind == "rec" else 60, zorder=2)
+        text = names[kind](key)
+        text = text if len(text) <= 30 else text[:29] + "…"
+        ax.annotate(text, (x, y), xytext=(6, 4), textcoords="offset points", fontsize=8)
+    for x, title in enumerate(["user", "playlists", f"their {noun}s", "artists", f"recommended {noun}s"]):
+        ax.text(x, 1.08, title, ha="center", fontsize=10, weight="bold")
+    ax.set_xlim(-0.3, 5.0)
+    ax.set_ylim(-0.08, 1.14)
+    ax.axis("off")
+    ax.set_title(f"why these {noun}s: orange links join each recommendation to the user's {noun}s that pull it "
+                 f"up most", fontsize=10, loc="left")
+    with warnings.catch_warnings():  # names in scripts the default font lacks are drawn as boxes
+        warnings.filterwarnings("ignore", "Glyph .* missing from font")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -295,3 +295,13 @@ def test_the_network_diagram_is_drawn_or_skipped_in_one_line(tmp_path, monkeypat
     lines.clear()
     run(replace(cfg, diagram=str(tmp_path / "other.svg")), log=lines.append, progress=False)
     assert lines[-1].startswith("diagram skipped: ") and not (tmp_path / "other.svg").exists()
+
+
+def test_plot_user_draws_a_png_and_rejects_an_unknown_user(checkpoint, tmp_path):
+    out = cli("recommend.py", "--plot-user", "3", str(tmp_path / "u.png"), "--checkpoint", checkpoint)
+    assert out.returncode == 0 and out.stdout.startswith(f"wrote {tmp_path / 'u.png'}: user 3"), out.stderr
+    assert (tmp_path / "u.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "Warning" not in out.stderr
+    bad = cli("recommend.py", "--plot-user", "nobody", str(tmp_path / "x.png"), "--checkpoint", checkpoint)
+    assert bad.returncode == 2 and "unknown user id 'nobody'" in bad.stderr and bad.stderr.count("\n") == 1
+    far = cli("recommend.py", "--plot-user", "999", str(tmp_path / "x.png"), "--checkpoint", checkpoint)
+    assert far.returncode == 2 and "out of range" in far.stderr and not (tmp_path / "x.png").exists()
