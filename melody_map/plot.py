@@ -146,3 +146,49 @@ def plot_user(model, data, user: int, path: str, top_k: int = 5, max_tracks: int
         fig.tight_layout()
         fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_artist_map(model, data, path: str, groups: dict[str, str] | None = None, most: int = 3000) -> None:
+    """Draw the artists in two dimensions: the leading principal components of their vectors
+    (``recommend.artist_vectors``), the ``most`` artists with the most tracks, each coloured by
+    its group (e.g. a genre or a tag) where ``groups`` names one.
+
+    Args:
+        model, data: from ``load_model`` (a playlists checkpoint).
+        path: the PNG to write.
+        groups: artist name -> group label; the 10 largest groups get colours, the rest grey.
+        most: artists drawn at most.
+    """
+    from collections import Counter
+
+    import numpy as np
+    import torch
+
+    from .recommend import artist_vectors
+
+    cat = data.catalogue
+    vectors = artist_vectors(model, data)
+    tracks = np.bincount(cat.item_artist, minlength=cat.num_artists)
+    keep = np.argsort(-tracks, kind="stable")[:most]
+    x = vectors[torch.from_numpy(keep)]
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    centred = x - x.mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    xy = (centred @ v[:2].T).numpy()  # (artists, 2): the two leading principal components
+    names = cat.artist_names.take(keep).to_pylist()
+    label = [groups.get(n, "") if groups else "" for n in names]
+    top = [g for g, _ in Counter(g for g in label if g).most_common(10)]
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    other = np.array([g not in top for g in label])
+    ax.scatter(xy[other, 0], xy[other, 1], s=8, color="0.8", label="other" if groups and other.any() else None)
+    for colour, g in zip(plt.get_cmap("tab10").colors, top):
+        mask = np.array([lab == g for lab in label])
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=10, color=colour, label=g)
+    if groups:
+        ax.legend(markerscale=2, fontsize=8, loc="best")
+    ax.set(xlabel="first principal component", ylabel="second principal component",
+           title=f"{len(keep):,} artists by their track vectors")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

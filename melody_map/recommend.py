@@ -214,10 +214,7 @@ def similar_artists(model: Recommender, data: RecommenderData, artist: str, top_
     wanted = index.get(_norm(artist))
     if wanted is None:
         raise ValueError(f"unknown artist {artist!r}{_suggest(artist, cat.artist_names.to_pylist())}")
-    tracks = _unit(_item_vectors(model))
-    sums = torch.zeros(cat.num_artists, tracks.shape[1]).index_add_(0, torch.from_numpy(
-        cat.item_artist.astype(np.int64)), tracks)
-    artists = _unit(sums)
+    artists = _unit(artist_vectors(model, data))
     scores = artists @ artists[wanted]
     scores[wanted] = float("-inf")
     best = torch.topk(scores, min(int(top_k), cat.num_artists - 1))
@@ -288,6 +285,15 @@ def _resolve_user(data: RecommenderData, user_idx: int | None, user_id: str | No
             or not 0 <= user_idx < data.num_users:
         raise ValueError(f"user index {user_idx!r} is out of range: valid indices are 0..{data.num_users - 1}")
     return int(user_idx)
+
+
+def artist_vectors(model: Recommender, data: RecommenderData) -> Tensor:
+    """(artists, width): each artist's mean unit track vector (a playlists checkpoint's artists)."""
+    cat = data.catalogue
+    tracks = _unit(_item_vectors(model))
+    return torch.zeros(cat.num_artists, tracks.shape[1]).index_add_(
+        0, torch.from_numpy(cat.item_artist.astype(np.int64)), tracks) / torch.from_numpy(
+        np.bincount(cat.item_artist, minlength=cat.num_artists).clip(1)).float()[:, None]
 
 
 def _frame(data: RecommenderData, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
