@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: a notebook without ipywidgets gets them too
 
 from .config import TrainConfig
 from .evaluate import UserItems, embedding_scores, evaluate, subsample_users
