@@ -305,3 +305,20 @@ def test_plot_user_draws_a_png_and_rejects_an_unknown_user(checkpoint, tmp_path)
     assert bad.returncode == 2 and "unknown user id 'nobody'" in bad.stderr and bad.stderr.count("\n") == 1
     far = cli("recommend.py", "--plot-user", "999", str(tmp_path / "x.png"), "--checkpoint", checkpoint)
     assert far.returncode == 2 and "out of range" in far.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_every_serving_path_runs_without_the_graph_library(checkpoint):
+    import subprocess
+    import sys
+
+    code = ("import sys; from melody_map.recommend import *; from melody_map.recommend import explain; "
+            "from melody_map.plot import plot_user; import tempfile, os; "
+            f"m, d = load_model({checkpoint!r}); name = item_labels(d)[0]; "
+            "get_recommendations(m, d, [0, 1], 5); recommend_for_tracks(m, d, [name]); "
+            "continue_playlist(m, d, 'Mix 0', user_idx=0); similar_tracks(m, d, name); "
+            "similar_artists(m, d, 'Artist 0-1'); explain(m, d, 0, 3); "
+            "plot_user(m, d, 0, os.path.join(tempfile.mkdtemp(), 'u.png')); "
+            "print(sorted(n for n in sys.modules if n.startswith('torch_geometric')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
