@@ -101,6 +101,8 @@ def explain(model: Recommender, data: RecommenderData, user_idx: int | None = No
         ``get_recommendations``'s DataFrame plus ``folded_score`` (the score the reasons add up to,
         with the rest) and ``reasons``: a list of (own track's name, its part, same artist?) per row.
     """
+    if _is_list(user_idx) or _is_list(user_id):
+        raise ValueError("explain takes one user; call it once per user")
     recs = get_recommendations(model, data, user_idx, top_k, user_id=user_id)
     user = data.user_index(user_id) if user_id is not None else int(user_idx)
     history = np.unique(data.known.of(user).astype(np.int64))
