@@ -70,11 +70,11 @@ def test_fold_in_solves_the_weighted_least_squares_it_claims():
 def test_a_new_listener_gets_their_own_community(checkpoint):
     model, data = load_model(checkpoint)
     labels = item_labels(data)
-    for c in (0, 1):
-        mine = [name for name in labels if community([name])[0] == c][:3]
+    for c in (0, 1):  # popularity alone would give both communities the larger one's tracks
+        mine = [name for name in labels if community([name])[0] == c][:5]
         recs = recommend_for_tracks(model, data, mine, top_k=10)
         got = recs["artist"] + " - " + recs["track"]
-        assert (community(got) == c).all(), (c, got.tolist())
+        assert (community(got) == c).mean() >= 0.9, (c, got.tolist())
         assert not set(got) & set(mine)  # the given tracks are left out
 
 
