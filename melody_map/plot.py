@@ -151,7 +151,8 @@ def plot_user(model, data, user: int, path: str, top_k: int = 5, max_tracks: int
 def plot_artist_map(model, data, path: str, groups: dict[str, str] | None = None, most: int = 3000) -> None:
     """Draw the artists in two dimensions: the leading principal components of their vectors
     (``recommend.artist_vectors``), the ``most`` artists with the most tracks, each coloured by
-    its group (e.g. a genre or a tag) where ``groups`` names one.
+    its group (e.g. a genre or a tag) where ``groups`` names one. For a plain table whose items
+    are artists (HetRec), the items are drawn, the most listened first.
 
     Args:
         model, data: from ``load_model`` (a playlists checkpoint).
@@ -167,15 +168,21 @@ def plot_artist_map(model, data, path: str, groups: dict[str, str] | None = None
     from .recommend import artist_vectors
 
     cat = data.catalogue
-    vectors = artist_vectors(model, data)
-    tracks = np.bincount(cat.item_artist, minlength=cat.num_artists)
-    keep = np.argsort(-tracks, kind="stable")[:most]
+    if cat.artist_names is not None:
+        vectors, all_names = artist_vectors(model, data), cat.artist_names
+        weight = np.bincount(cat.item_artist, minlength=cat.num_artists)  # tracks per artist
+        what = "artists by their track vectors"
+    else:  # a plain table whose items are artists (e.g. HetRec): the items' own vectors
+        vectors, all_names = model.item_vectors(), cat.item_names
+        weight = np.bincount(data.known.items, minlength=cat.num_items)  # listeners per item
+        what = f"{cat.noun}s by their vectors"
+    keep = np.argsort(-weight, kind="stable")[:most]
     x = vectors[torch.from_numpy(keep)]
     x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
     centred = x - x.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     xy = (centred @ v[:2].T).numpy()  # (artists, 2): the two leading principal components
-    names = cat.artist_names.take(keep).to_pylist()
+    names = all_names.take(keep).to_pylist()
     label = [groups.get(n, "") if groups else "" for n in names]
     top = [g for g, _ in Counter(g for g in label if g).most_common(10)]
     fig, ax = plt.subplots(figsize=(8, 6.5))
@@ -187,7 +194,7 @@ def plot_artist_map(model, data, path: str, groups: dict[str, str] | None = None
     if groups:
         ax.legend(markerscale=2, fontsize=8, loc="best")
     ax.set(xlabel="first principal component", ylabel="second principal component",
-           title=f"{len(keep):,} artists by their track vectors")
+           title=f"{len(keep):,} {what}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
