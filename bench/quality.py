@@ -243,7 +243,8 @@ def report(doc: dict[str, Any]) -> str:
             recall, ndcg = r["test"][f"recall@{K}"], r["test"][f"ndcg@{K}"]
             cell = f"**{recall:.4f}**" if recall == best else f"{recall:.4f}"
             name = f"{r['model']} ({r['update']})" if r.get("update") else r["model"]
-            untuned = " (untuned: its grid's first point)" if r.get("tuned") is False else ""
+            untuned = (" (untuned: its grid's first point)"
+                       if r.get("tuned") is False and entries()[r["model"]].grid else "")
             lines.append(f"| {name} | {cell} | {ndcg:.4f} | {r['fit_seconds']:.1f} s | "
                          f"{r['peak_rss_mb'] / 1024:.2f} GiB | {shown_params(r['model'], r['params'])}{untuned} | "
                          f"`{r['command']}` |")
