@@ -103,10 +103,16 @@ class GFCF(Recommender):
         return self._filter(UserItems(indptr, items).matrix(self.matrix.shape[1]))
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
-        """The filter is linear in the listener's row: item j adds its own filtered row."""
+        """The filter is linear in the listener's row: item j adds its filtered row, taken at the
+        targets only (never a (T, items) matrix)."""
         history = np.unique(np.asarray(history, np.int64))
-        parts = self.fold_in([np.array([j]) for j in history])[:, torch.tensor(np.asarray(targets, np.int64))]
-        return parts.T.contiguous(), torch.zeros(len(targets))
+        targets = np.asarray(targets, np.int64)
+        # ideal: (T, k) @ (k, R); linear: R~^T[j] . R~^T[t] over the users, (T, U) @ (U, R)
+        ideal = self._down[torch.from_numpy(history)] @ self._up[:, torch.from_numpy(targets.copy())]
+        if self.alpha != 1.0:
+            ideal.mul_(self.alpha)
+        linear = torch.from_numpy((self._norm_t_sp[history] @ self._norm_t_sp[targets].T).toarray())
+        return (ideal + linear).T.contiguous(), torch.zeros(len(targets))
 
     def _filter(self, rows: sp.csr_matrix) -> Tensor:
         """(B, I) scores of B binary rows of items."""
