@@ -11,7 +11,8 @@ loaded exactly as the train_gnn.py flags in DATASETS load it:
     sample   the shipped synthetic spotify_dataset.csv, 80/10/10 per user
     lastfm   the Last.fm split of the reference LightGCN code: data1.txt (train) / test1.txt (test),
              validation carved from training
-    hetrec   HetRec 2011 Last.fm 2K user_artists.dat, 70/10/20 per user
+    hetrec   HetRec 2011 Last.fm 2K user_artists.dat, 70/10/20 per user, with its artists' tags
+             (user_taggedartists.dat) for the GCN-tags row
     spotify10, spotify100
              the generated Spotify-shaped files of bench/full_scale.py at 10 % (1.29M rows,
              280k tracks) and 100 % (12.9M rows, 2.8M tracks), generated on first use;
@@ -57,7 +58,8 @@ K = 20
 DATASETS = {
     "sample": "--data spotify_dataset.csv",
     "lastfm": f"--data {SHARED}/lastfm-lightgcn/data1.txt --test {SHARED}/lastfm-lightgcn/test1.txt",
-    "hetrec": f"--data {SHARED}/hetrec2011-lastfm-2k/user_artists.dat --test-frac 0.2",
+    "hetrec": f"--data {SHARED}/hetrec2011-lastfm-2k/user_artists.dat --test-frac 0.2 "
+              f"--item-tags '{SHARED}/hetrec2011-lastfm-2k/user_taggedartists.part*.dat'",
     "spotify10": "--data bench/data/spotify_full_x0.1_seed0.csv",
     "spotify100": "--data bench/data/spotify_full_x1_seed0.csv",
 }
@@ -99,11 +101,14 @@ def entries() -> dict[str, Entry]:
         "GCN-disjoint": Entry(GCN, {"negatives": [4, 16]}, fixed={"disjoint": True}),
         "GCN-degree": Entry(GCN, fixed={"init": "spectral+degree"}),
         "GAT": Entry(GCN, fixed={"conv": "gat"}),
+        "GCN-tags": Entry(GCN, fixed={"init": "spectral+tags"}),  # needs --item-tags: hetrec only
+        "GCN+GF-CF-tags": Entry(GCNBlend, gcn_grid, fixed={"init": "spectral+tags"}),
     }
 
 
 MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
-          "GCN-tuned", "GCN+GF-CF", "GCN-all-items", "GCN-disjoint", "GCN-degree", "GAT")
+          "GCN-tuned", "GCN+GF-CF", "GCN-all-items", "GCN-disjoint", "GCN-degree", "GAT",
+          "GCN-tags", "GCN+GF-CF-tags")
 
 
 def load(dataset: str):

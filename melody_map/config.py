@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
 COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNRecommender
-INITS = ("spectral", "spectral+degree", "normal")  # the GCN's starting node vectors, see train.build_network
+INITS = ("spectral", "spectral+degree", "spectral+tags", "normal")  # the GCN's starting node vectors, see train.build_network
 CONVS = ("gcn", "gat")  # the GCN's two layers: PyG GCNConv (the design card) or GATConv
 GROUPS = {"data": "data and split", "model": "model", "training": "training", "output": "output"}
 
@@ -28,6 +28,9 @@ class TrainConfig:
                      "validation is carved from --data")
     item_names: str = _opt("", "data", "names of a plain table's items: id and name per line "
                            "(e.g. HetRec artists.dat)")
+    item_tags: str = _opt("", "data", "tags of a plain table's items: item id and tag per line, or a header "
+                          "naming the two columns (e.g. HetRec user_taggedartists.dat); a quoted glob reads "
+                          "several files; used by --init spectral+tags")
     seed: int = _opt(0, "data", "seed for the split, the initialisation and negative sampling")
     valid_frac: float = _opt(0.1, "data", "share of each user's (user, item) pairs held out for validation")
     test_frac: float = _opt(0.1, "data", "share of each user's pairs held out for the test (without --test)")
@@ -46,8 +49,9 @@ class TrainConfig:
                         "second GCNConv's output) or 'last' (the second GCNConv's output only)")
     init: str = _opt("spectral", "model", "starting node vectors: 'spectral' (leading singular vectors of the "
                      "normalised user-item matrix), 'spectral+degree' (the same, its last column replaced by each "
-                     "node's standardised log-degree: user activity, track popularity) or 'normal' (random, "
-                     "std 0.1)")
+                     "node's standardised log-degree: user activity, track popularity), 'spectral+tags' (the "
+                     "same, its last quarter replaced by the items' --item-tags vectors, and each other node's "
+                     "mean of its items') or 'normal' (random, std 0.1)")
     # training
     lr: float = _opt(0.01, "training", "Adam learning rate")
     epochs: int = _opt(300, "training", "most epochs; early stopping on validation usually ends sooner. "

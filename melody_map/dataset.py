@@ -21,7 +21,13 @@ from .graph import Graph, build_graph
 from .playlists import read_playlists
 from .readers import Catalogue, DataError, Interactions, LoadReport, Sized
 from .split import TEST, Pairs, split_pairs
-from .tables import is_table, read_item_names, read_table, read_train_test
+from .tables import (
+    is_table,
+    read_item_names,
+    read_item_tags,
+    read_table,
+    read_train_test,
+)
 
 Stage = Callable[[str], AbstractContextManager]  # times a named stage of loading
 
@@ -34,6 +40,7 @@ class Dataset(Sized):
     pairs: Pairs  # distinct pairs, each TRAIN, VALID or TEST
     graph: Graph  # over the TRAIN pairs and the rows behind them
     reports: list[LoadReport]  # one per file read
+    item_tags: sp.csr_matrix | None = None  # (items, tags) counts from --item-tags, or None
 
     @property
     def catalogue(self) -> Catalogue:
@@ -58,7 +65,7 @@ class Dataset(Sized):
 
 
 def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) -> Dataset:
-    """Read ``cfg.data`` (and ``cfg.test``, ``cfg.item_names``), split it and build the graph.
+    """Read ``cfg.data`` (and ``cfg.test``, ``cfg.item_names``, ``cfg.item_tags``), split it and build the graph.
 
     Args:
         cfg: the data and split fields are read.
@@ -68,8 +75,10 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
         DataError: unusable input; the message is one line that says what to do.
     """
     table = is_table(cfg.data)
-    if not table and (cfg.test or cfg.item_names):
-        flag = "--test" if cfg.test else "--item-names"
+    if cfg.init == "spectral+tags" and not cfg.item_tags:
+        raise DataError("--init spectral+tags needs the items' tags: pass --item-tags FILE")
+    if not table and (cfg.test or cfg.item_names or cfg.item_tags):
+        flag = "--test" if cfg.test else "--item-names" if cfg.item_names else "--item-tags"
         raise DataError(f"{flag} is for plain interaction tables; {cfg.data} is a playlists CSV, whose test "
                         f"split is held out per user (--test-frac) and whose tracks are named already")
     with stage("load"):
@@ -84,9 +93,11 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
             names = read_item_names(cfg.item_names, ids)
             named = replace(rows.catalogue, item_names=pa.array(np.where(names == "", ids, names), pa.string()))
             rows = replace(rows, catalogue=named)
+        tags, tag_reports = (read_item_tags(cfg.item_tags, rows.catalogue.item_ids) if cfg.item_tags
+                             else (None, []))
     with stage("split"):
         pairs = split_pairs(rows, cfg.valid_frac, cfg.test_frac, cfg.min_user_pairs, cfg.seed, test)
     with stage("graph"):
         graph = build_graph(rows, pairs)
-    reports = [rows.report] + ([test.report] if test is not None else [])
-    return Dataset(rows=rows, pairs=pairs, graph=graph, reports=reports)
+    reports = [rows.report] + ([test.report] if test is not None else []) + tag_reports
+    return Dataset(rows=rows, pairs=pairs, graph=graph, reports=reports, item_tags=tags)

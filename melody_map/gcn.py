@@ -61,7 +61,7 @@ class GCN(Recommender):
         from . import train  # the training stack imports torch_geometric
 
         device = train.resolve_device(self.cfg.device)
-        net = train.build_network(self.cfg, data.graph, data.pairs)
+        net = train.build_network(self.cfg, data.graph, data.pairs, data.item_tags)
         if log:
             log(f"model: {net!r} on {device}; {sum(p.numel() for p in net.parameters()):,} parameters")
         self.report = train.train(net, data.graph, data.pairs, self.cfg, device, progress=progress)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -55,12 +56,59 @@ def spectral_embedding(graph: Graph, user: np.ndarray, item: np.ndarray, weight:
     item_weight = torch.from_numpy(np.sqrt(di)).float()[:, None]
     x[graph.item_offset: graph.item_offset + i_n, : len(s)] = v * root * item_weight
 
-    # Artists and playlists: weighted mean of the items they touch, (N, N) @ (N, dim).
+    rest = slice(graph.artist_offset, graph.num_nodes)  # artists and playlists
+    x[rest] = item_means(graph, x)[rest]
+    return x * (rms / x.pow(2).mean().sqrt().clamp_min(1e-12))
+
+
+def item_means(graph: Graph, x: Tensor) -> Tensor:
+    """(N, d): each node's weighted mean of the item rows of ``x`` over its graph edges.
+
+    Rows of nodes with no item neighbour are zero; ``(N, N) @ (N, d)``, with x's non-item
+    rows masked out.
+    """
     is_item = torch.zeros(graph.num_nodes, 1)
-    is_item[graph.item_offset: graph.item_offset + i_n] = 1
+    is_item[graph.item_offset: graph.item_offset + graph.num_items] = 1
     total = torch.sparse.mm(graph.adj, x * is_item)
     mass = torch.sparse.mm(graph.adj, is_item)
-    rest = slice(graph.artist_offset, graph.num_nodes)
-    x[rest] = total[rest] / mass[rest].clamp_min(1e-12)
-    return x * (rms / x.pow(2).mean().sqrt().clamp_min(1e-12))
+    return total / mass.clamp_min(1e-12)
+
+
+def tag_embedding(graph: Graph, tags: sp.csr_matrix, dim: int, seed: int, niter: int = 4) -> Tensor:
+    """(N, dim) node vectors from item tags: a content start beside the spectral one.
+
+    Each item's tag counts are weighted ``log1p(count) * idf`` and scaled to unit length; the
+    leading ``dim`` singular directions of that items x tags matrix give the items' vectors.
+    Every other node (users, artists, playlists) gets the weighted mean of its items', so a
+    user's dot product with an item measures how well the item's tags match the user's
+    tracks. Untagged items are zero. The whole is scaled to unit root-mean-square.
+
+    Args:
+        graph: the training graph.
+        tags: (items, tags) counts, e.g. from :func:`melody_map.tables.read_item_tags`.
+        dim: vector size (at most the number of tags).
+        seed: seeds the randomised SVD.
+        niter: power iterations of the randomised SVD.
+    """
+    tags = sp.csr_matrix(tags, dtype=np.float64)
+    tagged = np.diff(tags.indptr) > 0
+    idf = np.log(max(int(tagged.sum()), 1) / np.maximum(np.bincount(tags.indices, minlength=tags.shape[1]), 1))
+    weighted = tags.copy()
+    weighted.data = np.log1p(weighted.data) * idf[weighted.indices]
+    norm = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    weighted = sp.diags(1 / np.where(norm > 0, norm, 1)) @ weighted
+    coo = weighted.tocoo()
+    with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.sparse_coo_tensor(torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64)),
+                                    torch.from_numpy(coo.data.astype(np.float32)), coo.shape).coalesce().to_sparse_csr()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        u, s, _ = torch.svd_lowrank(t, q=min(dim, *tags.shape), niter=niter)
+    x = torch.zeros(graph.num_nodes, dim)
+    x[graph.item_offset: graph.item_offset + graph.num_items, : len(s)] = u * s
+    is_item = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    is_item[graph.item_offset: graph.item_offset + graph.num_items] = True
+    x[~is_item] = item_means(graph, x)[~is_item]
+    return x / x.pow(2).mean().sqrt().clamp_min(1e-12)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import glob
 import os
 import re
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from .readers import (
     BAD_UTF8,
@@ -56,7 +58,7 @@ from .readers import (
     rows_where,
 )
 
-__all__ = ["is_table", "read_item_names", "read_table", "read_train_test", "sniff_table"]
+__all__ = ["is_table", "read_item_names", "read_item_tags", "read_table", "read_train_test", "sniff_table"]
 
 # Reasons that say the file itself is malformed (as opposed to ids it does not share with
 # a training file): when these take most rows, the file is rejected rather than trimmed.
@@ -440,3 +442,83 @@ def read_item_names(path: str | os.PathLike, item_ids: Sequence[str] | pa.Array)
     pos = index.get_indexer(_strings(item_ids))
     found = file_names[first_of_id][np.maximum(pos, 0)] if len(index) else np.array([""] * len(pos), dtype=object)
     return np.asarray(np.where(pos >= 0, found, ""), dtype=object).astype(str)
+
+
+# ----------------------------------------------------------------------------- item tags
+
+TAG_EXPECTED = "rows of item, tag separated by a tab or a comma (or a header naming an item and a tag column)"
+_TAG_ITEM_NAMES = ("artistid", "itemid", "item", "artist", "trackid", "track")
+_TAG_NAMES = ("tagid", "tag")
+
+
+def tag_files(pattern: str) -> list[str]:
+    """The files ``--item-tags`` names: the path itself, or the files a glob pattern matches, sorted."""
+    if os.path.exists(pattern) or not glob.has_magic(pattern):
+        return [pattern]
+    found = sorted(glob.glob(pattern))
+    if not found:
+        raise DataError(f"{pattern}: no file matches; expected {TAG_EXPECTED}")
+    return found
+
+
+def read_item_tags(pattern: str, item_ids: Sequence[str] | pa.Array) -> tuple[sp.csr_matrix, list[LoadReport]]:
+    """Item tags such as HetRec's ``user_taggedartists.dat``, as an items x tags count matrix.
+
+    A first line naming an item column (``artistID``, ``itemID``, ``item``...) and a tag
+    column (``tagID``, ``tag``) is a header and picks those columns, so HetRec's
+    ``userID artistID tagID day month year`` reads as it is; otherwise the first two columns
+    are the item and the tag. Every row has one fate, counted in its file's report: dropped
+    (blank, wrong shape, invalid UTF-8, empty field, or an item the data does not hold),
+    kept, or merged into an earlier row of the same (item, tag) pair, whose count it raises.
+
+    Args:
+        pattern: one file, or a glob pattern for several (``user_taggedartists.part*.dat``).
+        item_ids: ``catalogue.item_ids``, the id of each item code.
+
+    Returns:
+        ((items, tags) float32 CSR of row counts, one report per file).
+
+    Raises:
+        DataError: a missing, empty or binary file, one column only, or no row naming a known item.
+    """
+    index = _vocabulary(item_ids, "item")[1]
+    items, tags, reports = [], [], []
+    for path in tag_files(pattern):
+        raw = read_bytes(path, TAG_EXPECTED)
+        _refuse_binary(raw, path, TAG_EXPECTED)
+        first = first_lines(raw, path, TAG_EXPECTED)[0]
+        delimiter = "\t" if "\t" in first.text else ","
+        fields = [re.sub(r"[^a-z]", "", f.lower()) for f in _split_line(first.text, delimiter)]
+        if len(fields) < 2:
+            raise DataError(f"{path}: first line has 1 column; expected {TAG_EXPECTED}")
+        named = [next((k for k, f in enumerate(fields) if f == want), None) for want in _TAG_ITEM_NAMES + _TAG_NAMES]
+        item_col = next((k for k in named[: len(_TAG_ITEM_NAMES)] if k is not None), None)
+        tag_col = next((k for k in named[len(_TAG_ITEM_NAMES):] if k is not None), None)
+        header = item_col is not None and tag_col is not None
+        item_col, tag_col = (item_col, tag_col) if header else (0, 1)
+        names = [f"c{k}" for k in range(len(fields))]
+        report = LoadReport(path=path, layout=f"{_delimiter_name(delimiter)}, item tags, "
+                                              f"{'header' if header else 'no header'}, {len(fields)} columns")
+        table = parse_columns(raw[first.end if header else first.start:], names, report, TAG_EXPECTED,
+                              delimiter=delimiter, quoted=delimiter == ",",
+                              include=[names[min(item_col, tag_col)], names[max(item_col, tag_col)]])
+        cols = clean_columns(table)
+        item, tag = cols if item_col < tag_col else cols[::-1]
+        code = index.get_indexer(item.values.to_numpy(zero_copy_only=False))[item.codes]
+        live = count_fates(report, cols, [(BLANK_LINE, blank_rows(cols)), (BAD_UTF8, rows_where(cols, "bad_utf8")),
+                                          (EMPTY_FIELD, rows_where(cols, "empty")), (UNKNOWN_ITEM, code < 0)],
+                           sep=delimiter)
+        keys = np.unique(code[live] * np.int64(max(len(tag.values), 1)) + tag.codes[live])
+        report.rows_kept, report.duplicates_merged = len(keys), int(live.sum()) - len(keys)
+        report.pairs = True
+        items.append(code[live])
+        tags.append(tag.values.to_numpy(zero_copy_only=False)[tag.codes[live]])
+        reports.append(report)
+    item = np.concatenate(items)
+    if not len(item):
+        raise DataError(f"{pattern}: no row names an item of the data; is it the tag file of another data set? "
+                        f"({'; '.join(r.summary() for r in reports)})")
+    tag, _ = pd.factorize(np.concatenate(tags))
+    counts = sp.csr_matrix((np.ones(len(item), np.float32), (item, tag)), shape=(len(index), tag.max() + 1))
+    counts.sum_duplicates()
+    return counts, reports

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 from tqdm import tqdm  # text bars: a notebook without ipywidgets gets them too
@@ -26,7 +27,7 @@ from .evaluate import UserItems, embedding_scores, evaluate, subsample_users
 from .graph import Graph
 from .model import GCNRecommender
 from .recommender import FitReport
-from .spectral import spectral_embedding
+from .spectral import spectral_embedding, tag_embedding
 from .split import TRAIN, VALID, Pairs
 
 MIN_GROUP_USERS = 1024  # users in a training step's batch, at least (or all of them)
@@ -50,8 +51,15 @@ def split_embeddings(z: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
     return z[: graph.num_users], z[graph.item_offset: graph.item_offset + graph.num_items]
 
 
-def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs) -> GCNRecommender:
-    """A fresh, seeded GCN over ``graph``, its node vectors started as ``cfg.init`` says."""
+def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs,
+                  item_tags: sp.csr_matrix | None = None) -> GCNRecommender:
+    """A fresh, seeded GCN over ``graph``, its node vectors started as ``cfg.init`` says.
+
+    Raises:
+        ValueError: ``--init spectral+tags`` without ``item_tags`` (the data's ``--item-tags``).
+    """
+    if cfg.init == "spectral+tags" and item_tags is None:
+        raise ValueError("--init spectral+tags needs the items' tags: pass --item-tags FILE")
     torch.manual_seed(cfg.seed)
     net = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine, cfg.conv)
     if cfg.init.startswith("spectral"):
@@ -62,6 +70,10 @@ def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs) -> GCNRecommende
             degree = torch.log1p(torch.from_numpy(graph.degrees()).float())
             degree = (degree - degree.mean()) / degree.std().clamp_min(1e-12)
             start[:, -1] = degree * start[:, :-1].pow(2).mean().sqrt()  # at the other columns' scale
+        if cfg.init == "spectral+tags":  # the last quarter: the least informative singular columns
+            width = max(1, cfg.dim // 4)
+            scale = start[:, :-width].pow(2).mean().sqrt()  # at the other columns' scale
+            start[:, -width:] = tag_embedding(graph, item_tags, width, cfg.seed) * scale
         with torch.no_grad():
             net.embedding.weight.copy_(start)
     return net

@@ -267,3 +267,37 @@ def test_degree_start_holds_each_nodes_standardised_log_degree_in_its_last_colum
     log_degree = torch.log1p(torch.from_numpy(graph.degrees()).float())
     assert torch.corrcoef(torch.stack([x[:, -1], log_degree]))[0, 1] > 0.9999
     torch.testing.assert_close(x[:, :-1], spectral[:, :-1])
+
+
+def test_tag_start_ranks_a_users_unheard_items_by_their_tags():
+    """Items 10-19 and 30-39 have no listener; only their tags say that the first ten are
+    genre a (the genre of users 0-9) and the last ten genre b (users 10-19)."""
+    import scipy.sparse as sp
+
+    from melody_map.train import build_network
+
+    user = np.repeat(np.arange(20), 10)
+    item = np.r_[np.tile(np.arange(10), 10), np.tile(np.arange(20, 30), 10)]
+    data = pairs_dataset(user, item, num_items=40)
+    genre = np.arange(40) // 20  # the tag of each item: 0 (genre a) or 1 (genre b)
+    tags = sp.csr_matrix((np.ones(40), (np.arange(40), genre)), shape=(40, 2))
+    graph = data.graph
+    heard, cold_a, cold_b = np.r_[0:10, 20:30], np.arange(10, 20), np.arange(30, 40)
+
+    def start_scores(init):
+        net = build_network(TrainConfig(init=init, dim=4), graph, data.pairs, tags)
+        x = net.embedding.weight.detach()
+        return (x[:20] @ x[graph.item_offset: graph.item_offset + 40].T).numpy()
+
+    spectral, tagged = start_scores("spectral"), start_scores("spectral+tags")
+    assert np.allclose(spectral[:, np.r_[cold_a, cold_b]], 0)  # nothing to go on without tags
+    assert (tagged[:10, cold_a].min(axis=1) > tagged[:10, cold_b].max(axis=1)).all()
+    assert (tagged[10:, cold_b].min(axis=1) > tagged[10:, cold_a].max(axis=1)).all()
+    assert np.allclose(tagged[:, heard].argmax(axis=1), spectral[:, heard].argmax(axis=1))
+    with pytest.raises(ValueError, match="--item-tags"):
+        build_network(TrainConfig(init="spectral+tags", dim=4), graph, data.pairs)
+    from melody_map.readers import DataError
+    with pytest.raises(DataError, match="--item-tags"):
+        load(ROOT / "spotify_dataset.csv", init="spectral+tags")
+    with pytest.raises(DataError, match="--item-tags is for plain interaction tables"):
+        load(ROOT / "spotify_dataset.csv", item_tags="tags.tsv")

@@ -24,6 +24,7 @@ from melody_map.readers import (
 from melody_map.tables import (
     is_table,
     read_item_names,
+    read_item_tags,
     read_table,
     read_train_test,
     sniff_table,
@@ -290,3 +291,42 @@ def test_hetrec_user_artists_and_names():
     first = names[ids(inter)[1].index("51")]  # user 2's first artist
     print(f"artist 51: {first}")
     assert first == "Duran Duran"
+
+
+# ----------------------------------------------------------------------------- item tags
+
+
+def test_item_tags_from_hetrec_style_parts_by_glob(tmp_path):
+    header = "userID\tartistID\ttagID\tday\tmonth\tyear\r\n"
+    write(tmp_path, "tagged.part1.dat", header + "2\t51\t13\t1\t4\t2009\r\n7\t51\t13\t1\t4\t2009\r\n"
+                                              "2\t52\t15\t1\t4\t2009\r\n\r\n2\t999\t13\t1\t4\t2009\r\n")
+    write(tmp_path, "tagged.part2.dat", header + "3\t52\t13\t1\t4\t2009\r\n3\t52\t\t1\t4\t2009\r\n")
+    counts, reports = read_item_tags(str(tmp_path / "tagged.part*.dat"), ["51", "52", "53"])
+    assert [r.path for r in reports] == [str(tmp_path / "tagged.part1.dat"), str(tmp_path / "tagged.part2.dat")]
+    assert all(r.balanced() for r in reports)
+    first, second = reports
+    assert (first.rows_read, first.rows_kept, first.duplicates_merged) == (5, 2, 1)
+    assert {why: n for why, n in first.dropped.items() if n} == {BLANK_LINE: 1, UNKNOWN_ITEM: 1}
+    assert {why: n for why, n in second.dropped.items() if n} == {EMPTY_FIELD: 1}
+    assert counts.shape == (3, 2)  # tags 13 and 15, in order of first appearance
+    assert counts.toarray().tolist() == [[2, 0], [1, 1], [0, 0]]  # artist 53 has no tag
+
+
+def test_item_tags_without_header_take_the_first_two_columns(tmp_path):
+    path = write(tmp_path, "tags.csv", 'i1,rock\ni2,"hip hop"\ni1,rock\n')
+    counts, (report,) = read_item_tags(str(path), ["i1", "i2"])
+    assert counts.toarray().tolist() == [[2, 0], [0, 1]]
+    assert (report.rows_read, report.rows_kept, report.duplicates_merged) == (3, 2, 1)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("a\tb\nc\td\n", ["no row names an item of the data"]),
+    ("one column\n", ["1 column"]),
+])
+def test_item_tags_errors_are_one_line(tmp_path, content, words):
+    with pytest.raises(DataError) as excinfo:
+        read_item_tags(str(write(tmp_path, "tags.tsv", content)), ["i1"])
+    one_line_error(excinfo, *words)
+    with pytest.raises(DataError) as excinfo:
+        read_item_tags(str(tmp_path / "nothing*.dat"), ["i1"])
+    one_line_error(excinfo, "no file matches")
