@@ -38,6 +38,7 @@ from melody_map.recommend import (
     similar_tracks,
     write_recommendations,
 )
+from melody_map.text import printable
 
 __all__ = ["continue_playlist", "explain", "get_recommendations", "load_model", "main", "recommend_for_tracks",
            "similar_artists", "similar_tracks"]
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 user = int(who)
                 get_recommendations(model, data, user, 1)  # checks the range
             plot_user(model, data, user, png, top_k=args.top_k)
-            print(f"wrote {png}: user {user} ({data.user_ids[user].as_py()}), their top {args.top_k} {noun}s")
+            print(printable(f"wrote {png}: user {user} ({data.user_ids[user].as_py()}), their top {args.top_k} {noun}s"))
             return 0
         if args.export_onnx:
             from melody_map.export import export_onnx
@@ -147,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"{len(data.known.of(idx))} {noun}s known"
                       f"{' (included)' if args.include_known else ' (excluded)'}:")
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}"), file=sys.stderr)
         return 2
-    print(header)
+    print(printable(header))
     for row, (rank, name, score) in enumerate(zip(recs["rank"], _names(recs, noun), recs["score"])):
-        print(f"{rank:>3}. {name}  ({score:.4f})")
+        print(printable(f"{rank:>3}. {name}  ({score:.4f})"))
         if "reasons" in recs:
             why = [f"{track} (+{part:.3f}{', same artist' if same else ''})"
                    for track, part, same in recs["reasons"].iloc[row]]
-            print(f"       because you have: {'; '.join(why) if why else 'no track of yours adds to it'}")
+            print(printable(f"       because you have: {'; '.join(why) if why else 'no track of yours adds to it'}"))
     return 0
 
 

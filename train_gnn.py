@@ -13,15 +13,16 @@ import sys
 
 from melody_map.config import TrainConfig, parse_config
 from melody_map.pipeline import run
+from melody_map.text import printable
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(TrainConfig, argv, __doc__)
     print("config: " + ", ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
     try:
-        run(cfg)
+        run(cfg, log=lambda line: print(printable(line)))  # names and rows from the data are escaped
     except ValueError as e:  # bad input: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

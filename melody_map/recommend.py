@@ -16,6 +16,7 @@ from .checkpoint import RecommenderData, load_checkpoint
 from .evaluate import top_k as rank_top_k
 from .gcn import MODELS
 from .recommender import Recommender
+from .text import tsv_field
 
 __all__ = ["RecommenderData", "continue_playlist", "explain", "get_recommendations", "item_labels", "load_model",
            "recommend_all", "recommend_for_tracks", "similar_artists", "similar_tracks", "write_recommendations"]
@@ -256,19 +257,19 @@ def write_recommendations(path: str | os.PathLike, data: RecommenderData, users:
                           items: np.ndarray, scores: np.ndarray) -> int:
     """Write ``user<TAB>item<TAB>rank<TAB>score`` lines with the dataset's own ids; returns the count.
 
-    Tabs and line breaks inside names become spaces.
+    Ids and names are written through :func:`melody_map.text.tsv_field`: tabs, line breaks,
+    backslashes and control characters escaped, formula-like cells neutralised.
     """
     names = item_labels(data)
-    clean = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
     user_ids = data.user_ids.to_pylist()
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         for row, user in enumerate(users):
-            uid = str(user_ids[user]).translate(clean)
+            uid = tsv_field(user_ids[user])
             for rank, (item, score) in enumerate(zip(items[row], scores[row]), start=1):
                 if not np.isfinite(score):
                     break
-                f.write(f"{uid}\t{str(names[item]).translate(clean)}\t{rank}\t{score:.6g}\n")
+                f.write(f"{uid}\t{tsv_field(names[item])}\t{rank}\t{score:.6g}\n")
                 count += 1
     return count
 
