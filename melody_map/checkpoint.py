@@ -14,19 +14,27 @@ so it loads with ``torch.load(weights_only=True)`` and no pickled code:
                       ``recommend.py --all-users`` exactly as the test metrics leave them out
     metrics           test metrics, best epoch, validation metrics
     counts, versions  dataset sizes; torch and Python versions that wrote it
+    checksum          crc32 of everything above, so that a damaged file is named as damaged
 
 Name tables are stored as one UTF-8 byte tensor plus an offsets tensor each: millions of
-names load as two tensors instead of millions of Python strings. Writing is atomic (a
-temporary file, then a rename). Reading this module never imports ``torch_geometric``.
+names load as two tensors instead of millions of Python strings. Writing is atomic and
+durable: a temporary file beside the target, flushed to disk, then renamed over it, so a
+kill, a crash or a full disk leaves the previous checkpoint whole under its name. Reading
+refuses pickled code, checks the zip's members against the file's size before torch reads
+them, verifies the checksum, and checks every index against the sizes it points into, so
+a damaged or hostile file gets one line, never a crash. Reading this module never imports
+``torch_geometric``.
 """
 
 from __future__ import annotations
 
+import errno
+import glob
 import os
 import pickle
 import sys
-import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +65,8 @@ REQUIRED: dict[str, type] = {
 OPTIONAL: dict[str, type] = {"catalogue.item_ids": dict, "catalogue.artist_names": dict,
                              "catalogue.item_artist": torch.Tensor, "catalogue.playlist_names": dict,
                              "catalogue.playlist_user": torch.Tensor, "playlists": dict,
-                             "playlists.indptr": torch.Tensor, "playlists.items": torch.Tensor}
+                             "playlists.indptr": torch.Tensor, "playlists.items": torch.Tensor,
+                             "checksum": int}
 HINT = "train one with: python train_gnn.py"
 
 
@@ -127,17 +136,108 @@ def checkpoint_payload(cfg: TrainConfig, model: Recommender, data: Dataset, metr
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then a rename over ``path``."""
+    """Write ``payload`` and its checksum atomically and durably.
+
+    The bytes go to ``.<name>.<pid>.tmp`` beside ``path``, are flushed to disk, and the file
+    is renamed over ``path``; the folder is then flushed too. A writer killed at any point
+    leaves either the previous file or the new one under ``path``, never a part. Temporary
+    files of writers that are no longer running are removed first. Two writers of the same
+    path each write their own temporary file; the last rename wins, whole.
+
+    Raises:
+        CheckpointError: the file cannot be written (a full disk, no permission); ``path``
+            is left as it was and the temporary file is removed.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=folder)
+    _remove_stale_temporaries(path)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    payload = {**{k: v for k, v in payload.items() if k != "checksum"}, "checksum": 0}
+    payload["checksum"] = payload_checksum(payload)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_folder(folder)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        hint = ("free some space or choose another --output" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "choose another --output")
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({e.strerror or e}); {hint}; "
+                              f"the previous file, if any, is unchanged") from None
     except BaseException:
-        os.unlink(tmp)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Remove ``.<name>.<pid>.tmp`` files beside ``path`` whose writing process is gone."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.tmp")):
+        pid = tmp[len(os.path.join(folder, f".{name}.")): -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens folders
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def payload_checksum(payload: Any) -> int:
+    """crc32 over a payload's keys, numbers, strings and tensor bytes in a fixed order.
+
+    The ``checksum`` entry itself is left out, so the stored value can be checked against it.
+    """
+    crc = 0
+
+    def walk(value: Any, key: str) -> None:
+        nonlocal crc
+        if isinstance(value, dict):
+            for k in sorted(value, key=str):
+                if not (key == "" and k == "checksum"):
+                    walk(value[k], f"{key}.{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            crc = zlib.crc32(f"{key}:{t.dtype}:{tuple(value.shape)}".encode(), crc)
+            crc = zlib.crc32(t.view(torch.uint8).numpy(), crc)
+        else:
+            crc = zlib.crc32(f"{key}={type(value).__name__}:{value!r}".encode(), crc)
+
+    walk(payload, "")
+    return crc
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], RecommenderData]:
@@ -153,6 +253,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found; {HINT}")
+    _check_zip(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as e:
@@ -160,7 +261,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
         why = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "unsafe content")
         raise CheckpointError(f"{path}: refused, it holds pickled objects that weights_only loading "
                               f"does not allow ({why[:160]}); {HINT}") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError):
+    except Exception:  # a damaged file fails in many ways: zip, pickle, storage, decoding
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt, truncated or not a torch file); "
                               f"{HINT}") from None
     if not isinstance(ckpt, dict) or not str(ckpt.get("format", "")).startswith(FORMAT):
@@ -169,6 +270,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
         raise CheckpointError(f"{path}: written by another Melody Map version (checkpoint format "
                               f"{ckpt.get('version', ckpt.get('format'))!r}, this one reads {VERSION}); {HINT}")
     _check(ckpt, path)
+    if "checksum" in ckpt and payload_checksum(ckpt) != ckpt["checksum"]:
+        raise CheckpointError(f"{path}: corrupt, its contents do not match the checksum written with them "
+                              f"(damaged on disk or in a copy); copy it again or {HINT[0].lower()}{HINT[1:]}")
+    _check_contents(ckpt, path)
     cat = ckpt["catalogue"]
     catalogue = Catalogue(
         user_ids=unpack_strings(cat["user_ids"]),
@@ -205,6 +310,89 @@ def _check(ckpt: dict, path: str) -> None:
         raise CheckpointError(f"{path}: checkpoint {'; '.join(problems)}; {HINT}")
     if "artist_names" in ckpt["catalogue"] and "item_artist" not in ckpt["catalogue"]:
         raise CheckpointError(f"{path}: checkpoint lacks catalogue.item_artist beside its artist names; {HINT}")
+
+
+def _check_zip(path: str) -> None:
+    """Refuse a torch zip whose members are compressed or claim more bytes than the file holds,
+    before torch reads (or maps) them."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            size = os.path.getsize(path)
+            bad = [m.filename for m in z.infolist()
+                   if m.compress_type != zipfile.ZIP_STORED or m.file_size > size or m.compress_size > size]
+    except zipfile.BadZipFile:
+        return  # not a zip: torch.load says what it is (a legacy torch file, or not one at all)
+    except Exception:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt zip directory); {HINT}") from None
+    if bad:
+        raise CheckpointError(f"{path}: corrupt or hostile, zip member {bad[0][:80]!r} claims more bytes than the "
+                              f"file holds; {HINT}")
+
+
+def _check_contents(ckpt: dict, path: str) -> None:
+    """Every table is as long as the counts say, and every index lies inside what it points into."""
+    counts = ckpt["counts"]
+    sizes = {key: counts.get(key) for key in ("users", "items", "artists", "playlists")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 40 for v in sizes.values()):
+        raise CheckpointError(f"{path}: checkpoint counts are not sizes ({sizes}); {HINT}")
+    users, items = sizes["users"], sizes["items"]
+    cat = ckpt["catalogue"]
+    problems = [
+        *_strings_problems(cat, "user_ids", users), *_strings_problems(cat, "item_names", items),
+        *(_strings_problems(cat, "item_ids", items) if "item_ids" in cat else []),
+        *(_strings_problems(cat, "artist_names", sizes["artists"]) if "artist_names" in cat else []),
+        *(_strings_problems(cat, "playlist_names", sizes["playlists"]) if "playlist_names" in cat else []),
+        *(_index_problems(cat["item_artist"], "catalogue.item_artist", items, sizes["artists"])
+          if "item_artist" in cat else []),
+        *(_index_problems(cat["playlist_user"], "catalogue.playlist_user", sizes["playlists"], users)
+          if "playlist_user" in cat else []),
+        *_lists_problems(ckpt["known"], "known", users, items),
+        *_lists_problems(ckpt["trained"], "trained", users, items),
+        *(_lists_problems(ckpt["playlists"], "playlists", sizes["playlists"], items) if "playlists" in ckpt else []),
+    ]
+    if problems:
+        raise CheckpointError(f"{path}: checkpoint is inconsistent: {problems[0]}; {HINT}")
+
+
+def _index_problems(t: Any, key: str, length: int, bound: int) -> list[str]:
+    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype not in (torch.int32, torch.int64):
+        return [f"{key} is not a 1-d integer tensor"]
+    if len(t) != length:
+        return [f"{key} has {len(t):,} entries, expected {length:,}"]
+    if len(t) and (int(t.min()) < 0 or int(t.max()) >= bound):
+        return [f"{key} holds indices outside 0..{bound - 1:,}"]
+    return []
+
+
+def _lists_problems(packed: dict, key: str, rows: int, bound: int) -> list[str]:
+    """A CSR list (indptr, items): rows + 1 non-decreasing offsets from 0 to len(items), items in range."""
+    indptr, members = packed.get("indptr"), packed.get("items")
+    problems = _index_problems(members, f"{key}.items", len(members) if isinstance(members, torch.Tensor) else 0,
+                               bound)
+    if problems:
+        return problems
+    if not isinstance(indptr, torch.Tensor) or indptr.dim() != 1 or indptr.dtype != torch.int64:
+        return [f"{key}.indptr is not a 1-d int64 tensor"]
+    if len(indptr) != rows + 1 or int(indptr[0]) != 0 or int(indptr[-1]) != len(members) \
+            or bool((indptr[1:] < indptr[:-1]).any()):
+        return [f"{key}.indptr is not {rows + 1:,} non-decreasing offsets from 0 to {len(members):,}"]
+    return []
+
+
+def _strings_problems(cat: dict, key: str, length: int | None) -> list[str]:
+    packed = cat[key]
+    data, offsets = packed.get("data"), packed.get("offsets")
+    if not (isinstance(data, torch.Tensor) and data.dtype == torch.uint8 and data.dim() == 1
+            and isinstance(offsets, torch.Tensor) and offsets.dtype == torch.int64 and offsets.dim() == 1):
+        return [f"catalogue.{key} is not a uint8 data and int64 offsets tensor"]
+    if len(offsets) != (length or 0) + 1 or (len(offsets) and (int(offsets[0]) != 0 or int(offsets[-1]) != len(data)
+                                                                or bool((offsets[1:] < offsets[:-1]).any()))):
+        return [f"catalogue.{key} does not hold {length:,} names"]
+    try:
+        unpack_strings(packed).validate(full=True)  # valid UTF-8 throughout
+    except pa.ArrowException:
+        return [f"catalogue.{key} holds invalid UTF-8"]
+    return []
 
 
 def pack_strings(values: pa.Array) -> dict[str, torch.Tensor]:

@@ -140,7 +140,7 @@ def test_train_cli_errors_exit_2_without_traceback(args, message):
 def test_checkpoint_write_is_atomic(checkpoint, tmp_path):
     # No temp files are left beside the checkpoint, and the file loads whole.
     folder = os.path.dirname(checkpoint)
-    assert not [f for f in os.listdir(folder) if f.startswith(".tmp-")]
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     ckpt = torch.load(checkpoint, weights_only=True)
     assert (ckpt["format"], ckpt["version"]) == ("melody-map", 2)
 
