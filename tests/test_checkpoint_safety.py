@@ -215,3 +215,33 @@ def test_two_writers_at_once_leave_one_whole_checkpoint(tmp_path):
 def test_load_checkpoint_reads_what_save_wrote(checkpoint):
     record, data = load_checkpoint(checkpoint)
     assert data.num_users == torch.load(checkpoint, weights_only=True)["counts"]["users"]
+
+
+# ----------------------------------------------------------------------------- determinism
+
+
+def _tensors(value, key=""):
+    if isinstance(value, dict):
+        for k in sorted(value):
+            yield from _tensors(value[k], f"{key}.{k}")
+    elif isinstance(value, torch.Tensor):
+        yield key, value
+
+
+def test_the_same_seed_in_two_fresh_processes_gives_identical_checkpoints_and_output(tmp_path):
+    data = write_original(tmp_path / "c.csv", community_rows((20, 30), tracks_per_user=10))
+    outputs = []
+    for run_ in ("a", "b"):
+        ckpt = tmp_path / f"{run_}.pth"
+        train = subprocess.run([sys.executable, "train_gnn.py", "--data", str(data), "--epochs", "6", "--output",
+                                str(ckpt), "--plot", ""], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert train.returncode == 0, train.stderr[-2000:]
+        recs = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(ckpt), "--all-users", "--top-k",
+                               "20"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert recs.returncode == 0, recs.stderr[-2000:]
+        outputs.append((dict(_tensors(torch.load(ckpt, weights_only=True))), recs.stdout))
+    (first, first_recs), (second, second_recs) = outputs
+    assert first.keys() == second.keys() and len(first) > 10
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    assert first_recs == second_recs and len(first_recs.splitlines()) == 50 * 20
