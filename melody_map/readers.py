@@ -257,7 +257,24 @@ def parse_columns(body: np.ndarray, names: list[str], report: LoadReport, expect
         return "skip"
 
     kept = include or names
-    table = pcsv.read_csv(
+    before = (dict(report.dropped), dict(report.examples))
+    try:
+        table = _read_csv(body, names, kept, delimiter, quoted, newlines_in_values, block_size, skip)
+    except pa.ArrowInvalid:
+        # pyarrow cannot hand a row of the wrong shape holding invalid UTF-8 to the handler and
+        # fails the whole file; read it again with each invalid byte as U+FFFD, which
+        # clean_column flags as invalid UTF-8 like any other.
+        report.dropped, report.examples = dict(before[0]), dict(before[1])
+        skipped = 0
+        repaired = np.frombuffer(body.tobytes().decode("utf-8", errors="replace").encode("utf-8"), np.uint8)
+        table = _read_csv(repaired, names, kept, delimiter, quoted, newlines_in_values, block_size, skip)
+    report.rows_read = table.num_rows + skipped
+    return table
+
+
+def _read_csv(body: np.ndarray, names: list[str], kept: list[str], delimiter: str, quoted: bool,
+              newlines_in_values: bool, block_size: int, skip) -> pa.Table:
+    return pcsv.read_csv(
         pa.BufferReader(pa.py_buffer(body)),
         read_options=pcsv.ReadOptions(column_names=names, block_size=block_size),
         parse_options=pcsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
@@ -269,8 +286,6 @@ def parse_columns(body: np.ndarray, names: list[str], report: LoadReport, expect
         convert_options=pcsv.ConvertOptions(include_columns=kept, column_types={c: pa.binary() for c in kept},
                                             strings_can_be_null=False, quoted_strings_can_be_null=False),
     )
-    report.rows_read = table.num_rows + skipped
-    return table
 
 
 # ----------------------------------------------------------------------------- cleaning
@@ -301,6 +316,8 @@ def clean_column(chunks: pa.ChunkedArray | pa.Array, strip_quotes: bool = False)
     bad_utf8 = np.zeros(len(raw), dtype=bool)
     try:
         values = raw.cast(pa.large_string())
+        # U+FFFD: a byte some earlier reading (or parse_columns' fallback) could not decode.
+        bad_utf8 = pc.match_substring(values, "\ufffd").to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
         fixed = []
         for i, v in enumerate(raw.to_pylist()):
