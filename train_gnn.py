@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(TrainConfig, argv, __doc__)
     print("config: " + ", ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
     try:
-        run(cfg, log=lambda line: print(printable(line)))  # names and rows from the data are escaped
+        # Names and rows from the data are escaped; the lines of a table stay lines.
+        run(cfg, log=lambda text: print("\n".join(map(printable, text.split("\n")))))
     except ValueError as e:  # bad input: one line, no traceback
         print(printable(f"error: {e}"), file=sys.stderr)
         return 2
