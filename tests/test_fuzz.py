@@ -103,8 +103,21 @@ def _rows(lines: list[bytes], end: bytes) -> int:
     return len(re.findall(rb"\r\n|\r|\n", end.join(lines) + end))
 
 
-def _one_line(error: DataError) -> None:
-    assert "\n" not in str(error) and str(error), str(error)
+def _read(reader, header: bytes, lines: list[bytes], end: bytes, bom: bool, total: dict):
+    """``reader`` on the written file, counted in ``total``; None where it stops with one line."""
+    path = _write(header, lines, end, bom)
+    total["files"] += 1
+    total["lines"] += len(lines) + 1
+    try:
+        inter = reader(path)
+    except DataError as e:
+        assert "\n" not in str(e) and str(e), str(e)
+        total["refused"] += 1
+        return None
+    finally:
+        os.unlink(path)
+    total["loaded"] += 1
+    return inter
 
 
 @pytest.mark.parametrize("kind", ["original", "csv"])
@@ -116,18 +129,9 @@ def test_fuzzed_playlists_csvs(kind):
     def one(drawn, bom):
         lines, truth, end = drawn
         header = (ORIGINAL_HEADER if kind == "original" else "user_id,artistname,trackname,playlistname").encode()
-        path = _write(header, lines, end, bom)
-        total["files"] += 1
-        total["lines"] += len(lines) + 1
-        try:
-            inter = read_playlists(path)
-        except DataError as e:
-            _one_line(e)
-            total["refused"] += 1
+        inter = _read(read_playlists, header, lines, end, bom, total)
+        if inter is None:
             return
-        finally:
-            os.unlink(path)
-        total["loaded"] += 1
         assert inter.report.balanced(), inter.report
         assert inter.report.rows_read == _rows(lines, end), (inter.report.rows_read, _rows(lines, end))
         cat = inter.catalogue
@@ -159,18 +163,9 @@ def test_fuzzed_interaction_tables(kind):
         else:
             head = header.replace("\t", "\t" if kind == "tsv" else ",").replace(",", "\t" if kind == "tsv" else ",")
             head = head.encode()
-        path = _write(head, lines, end, bom)
-        total["files"] += 1
-        total["lines"] += len(lines) + 1
-        try:
-            inter = read_table(path)
-        except DataError as e:
-            _one_line(e)
-            total["refused"] += 1
+        inter = _read(read_table, head, lines, end, bom, total)
+        if inter is None:
             return
-        finally:
-            os.unlink(path)
-        total["loaded"] += 1
         report = inter.report
         assert report.balanced(), report
         # A headerless file's first line may be read as a header or as data: it is rows or not.
