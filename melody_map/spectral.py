@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .graph import Graph
+from .sparse import torch_csr
 
 
 def spectral_embedding(graph: Graph, user: np.ndarray, item: np.ndarray, weight: np.ndarray, dim: int,
@@ -96,12 +97,7 @@ def tag_embedding(graph: Graph, tags: sp.csr_matrix, dim: int, seed: int, niter:
     weighted = tags.copy()
     weighted.data = np.log1p(weighted.data) * idf[weighted.indices]
     norm = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    weighted = sp.diags(1 / np.where(norm > 0, norm, 1)) @ weighted
-    coo = weighted.tocoo()
-    with warnings.catch_warnings():  # torch flags sparse CSR as "beta"
-        warnings.simplefilter("ignore", UserWarning)
-        t = torch.sparse_coo_tensor(torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64)),
-                                    torch.from_numpy(coo.data.astype(np.float32)), coo.shape).coalesce().to_sparse_csr()
+    t = torch_csr(sp.csr_matrix(sp.diags(1 / np.where(norm > 0, norm, 1)) @ weighted).sorted_indices())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         u, s, _ = torch.svd_lowrank(t, q=min(dim, *tags.shape), niter=niter)

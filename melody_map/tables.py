@@ -47,6 +47,7 @@ from .readers import (
     Column,
     DataError,
     Interactions,
+    Line,
     LoadReport,
     blank_rows,
     clean_columns,
@@ -423,14 +424,8 @@ def read_item_names(path: str | os.PathLike, item_ids: Sequence[str] | pa.Array)
     """
     path = os.fspath(path)
     expected = "a text table of id, name rows separated by a tab or a comma"
-    raw = read_bytes(path, expected)
-    _refuse_binary(raw, path, expected)
-    first = first_lines(raw, path, expected)[0]
-    delimiter = "\t" if "\t" in first.text else ","
-    ncols = len(_split_line(first.text, delimiter))
-    if ncols < 2:
-        raise DataError(f"{path}: first line has 1 column; expected {expected}")
-    names = [f"c{k}" for k in range(ncols)]
+    raw, first, delimiter, fields = _side_table(path, expected)
+    names = [f"c{k}" for k in range(len(fields))]
     scratch = LoadReport(path=path, layout="names")  # rows of another shape are skipped, not reported
     table = parse_columns(raw[first.start:], names, scratch, expected, delimiter=delimiter,
                           quoted=delimiter == ",", include=names[:2])
@@ -442,6 +437,19 @@ def read_item_names(path: str | os.PathLike, item_ids: Sequence[str] | pa.Array)
     pos = index.get_indexer(_strings(item_ids))
     found = file_names[first_of_id][np.maximum(pos, 0)] if len(index) else np.array([""] * len(pos), dtype=object)
     return np.asarray(np.where(pos >= 0, found, ""), dtype=object).astype(str)
+
+
+def _side_table(path: str, expected: str) -> tuple[np.ndarray, Line, str, list[str]]:
+    """A names or tags table's bytes, first line, delimiter (a tab if the first line has one,
+    else a comma) and first-line fields; DataError if it is missing, binary, empty or 1 column."""
+    raw = read_bytes(path, expected)
+    _refuse_binary(raw, path, expected)
+    first = first_lines(raw, path, expected)[0]
+    delimiter = "\t" if "\t" in first.text else ","
+    fields = _split_line(first.text, delimiter)
+    if len(fields) < 2:
+        raise DataError(f"{path}: first line has 1 column; expected {expected}")
+    return raw, first, delimiter, fields
 
 
 # ----------------------------------------------------------------------------- item tags
@@ -484,13 +492,8 @@ def read_item_tags(pattern: str, item_ids: Sequence[str] | pa.Array) -> tuple[sp
     index = _vocabulary(item_ids, "item")[1]
     items, tags, reports = [], [], []
     for path in tag_files(pattern):
-        raw = read_bytes(path, TAG_EXPECTED)
-        _refuse_binary(raw, path, TAG_EXPECTED)
-        first = first_lines(raw, path, TAG_EXPECTED)[0]
-        delimiter = "\t" if "\t" in first.text else ","
-        fields = [re.sub(r"[^a-z]", "", f.lower()) for f in _split_line(first.text, delimiter)]
-        if len(fields) < 2:
-            raise DataError(f"{path}: first line has 1 column; expected {TAG_EXPECTED}")
+        raw, first, delimiter, fields = _side_table(path, TAG_EXPECTED)
+        fields = [re.sub(r"[^a-z]", "", f.lower()) for f in fields]
         named = [next((k for k, f in enumerate(fields) if f == want), None) for want in _TAG_ITEM_NAMES + _TAG_NAMES]
         item_col = next((k for k in named[: len(_TAG_ITEM_NAMES)] if k is not None), None)
         tag_col = next((k for k in named[len(_TAG_ITEM_NAMES):] if k is not None), None)

@@ -50,6 +50,16 @@ def community_csv(tmp_path: Path) -> Path:
     return write_original(tmp_path / "communities.csv", community_rows())
 
 
+def train_checkpoint(csv: os.PathLike, out: os.PathLike, **overrides) -> str:
+    """Train quietly on ``csv`` (no plot unless given) and write the checkpoint to ``out``."""
+    from melody_map.config import TrainConfig
+    from melody_map.pipeline import run
+
+    run(TrainConfig(data=str(csv), output=str(out), **{"plot": "", **overrides}), log=lambda line: None,
+        progress=False)
+    return str(out)
+
+
 def shared_file(*parts: str) -> Path:
     """A file in ../shared/data, or skip the test where it is absent (a user's machine)."""
     path = SHARED_DATA.joinpath(*parts)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, community_rows, write_original
+from conftest import ROOT, community_rows, train_checkpoint, write_original
 
 from melody_map import checkpoint as ckpt_module
 from melody_map.checkpoint import (
@@ -22,8 +22,6 @@ from melody_map.checkpoint import (
     payload_checksum,
     save_checkpoint,
 )
-from melody_map.config import TrainConfig
-from melody_map.pipeline import run
 from melody_map.recommend import get_recommendations, load_model
 
 
@@ -31,9 +29,7 @@ from melody_map.recommend import get_recommendations, load_model
 def checkpoint(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("safety")
     data = write_original(folder / "c.csv", community_rows((20, 30), tracks_per_user=10))
-    out = folder / "model.pth"
-    run(TrainConfig(data=str(data), output=str(out), plot="", epochs=2), log=lambda line: None, progress=False)
-    return str(out)
+    return train_checkpoint(data, folder / "model.pth", epochs=2)
 
 
 def refused(path, *words: str) -> str:

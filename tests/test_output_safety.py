@@ -6,10 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ROOT, community_rows, write_original
+from conftest import ROOT, community_rows, train_checkpoint, write_original
 
-from melody_map.config import TrainConfig
-from melody_map.pipeline import run
 from melody_map.text import printable, tsv_field
 
 HOSTILE = ["\x1b[31mred\x1b[0m", "=HYPERLINK(\"http://x\")", "+1+cmd", "-2", "@SUM(A1)", "tab\there",
@@ -39,8 +37,7 @@ def test_hostile_names_stay_inert_on_the_terminal_and_in_the_tsv(tmp_path):
     rows = [(u, "=cmd|' /C calc'!A0" if a.endswith("-0") else a,
              HOSTILE[int(t.split()[1])] if a.startswith("Artist 0") else t, p) for u, a, t, p in rows]
     csv = write_original(tmp_path / "hostile.csv", [tuple(f.replace('"', '""') for f in r) for r in rows])
-    ckpt = tmp_path / "m.pth"
-    run(TrainConfig(data=str(csv), output=str(ckpt), plot="", epochs=2), log=lambda line: None, progress=False)
+    ckpt = train_checkpoint(csv, tmp_path / "m.pth", epochs=2)
 
     out = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(ckpt), "--all-users", "--top-k", "10",
                           "--output", str(tmp_path / "recs.tsv")], cwd=ROOT, capture_output=True, text=True,

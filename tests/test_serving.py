@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, community_rows, write_original
+from conftest import ROOT, community_rows, train_checkpoint, write_original
 from test_recommend import cli
 
 from melody_map.config import TrainConfig
@@ -30,10 +30,7 @@ from melody_map.recommend import (
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("serving")
-    path = write_original(folder / "c.csv", community_rows())
-    out = folder / "model.pth"
-    run(TrainConfig(data=str(path), output=str(out), plot="", epochs=20), log=lambda line: None, progress=False)
-    return str(out)
+    return train_checkpoint(write_original(folder / "c.csv", community_rows()), folder / "model.pth", epochs=20)
 
 
 def community(labels) -> np.ndarray:
