@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
         model, data = load_model(args.checkpoint)
         noun = data.catalogue.noun
+        if isinstance(data.config.get("interrupted"), dict):
+            print(printable(f"note: {args.checkpoint} is from an interrupted run (the best model so far); "
+                            f"python train_gnn.py --resume {args.checkpoint} finishes it"), file=sys.stderr)
         if args.plot_user:
             from melody_map.plot import plot_user
 

@@ -5,6 +5,9 @@ user,item[,weight] table), builds one graph of users, tracks, artists and playli
 out 10% + 10% of each user's pairs for validation and test, trains two GCNConv layers with
 a linear scorer (MSE, Adam), reports test Recall/NDCG/HitRate/Coverage@k beside a
 popularity baseline, and writes a self-contained checkpoint plus a training-curve PNG.
+
+Ctrl-C during training writes the best model so far, marked interrupted, and exits 130;
+--resume CHECKPOINT carries on from it. A second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from melody_map.config import TrainConfig, parse_config
+from melody_map.interrupt import TrainingInterrupted
 from melody_map.pipeline import run
 from melody_map.text import printable
 
@@ -25,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # bad input: one line, no traceback
         print(printable(f"error: {e}"), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except TrainingInterrupted as e:  # the first Ctrl-C in training: the checkpoint so far is written
+        print(printable(str(e)), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # elsewhere, or a second Ctrl-C: at once
+        print(f"interrupted; nothing written ({cfg.output or 'no --output'} is as it was)", file=sys.stderr)
         return 130
     return 0
 

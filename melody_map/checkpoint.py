@@ -14,6 +14,8 @@ so it loads with ``torch.load(weights_only=True)`` and no pickled code:
                       ``recommend.py --all-users`` exactly as the test metrics leave them out
     metrics           test metrics, best epoch, validation metrics
     counts, versions  dataset sizes; torch and Python versions that wrote it
+    resume            an interrupted run's only (config["interrupted"] says where it stopped):
+                      the training state to carry on from, see ``load_resume``
     checksum          crc32 of everything above, so that a damaged file is named as damaged
 
 Name tables are stored as one UTF-8 byte tensor plus an offsets tensor each: millions of
@@ -66,7 +68,7 @@ OPTIONAL: dict[str, type] = {"catalogue.item_ids": dict, "catalogue.artist_names
                              "catalogue.item_artist": torch.Tensor, "catalogue.playlist_names": dict,
                              "catalogue.playlist_user": torch.Tensor, "playlists": dict,
                              "playlists.indptr": torch.Tensor, "playlists.items": torch.Tensor,
-                             "checksum": int}
+                             "checksum": int, "resume": dict}
 HINT = "train one with: python train_gnn.py"
 
 
@@ -250,7 +252,78 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
         CheckpointError: missing file, not a torch file, pickled objects inside, another
             format or version, or a required field missing or of the wrong kind.
     """
+    ckpt = _read(os.fspath(path))
+    cat = ckpt["catalogue"]
+    catalogue = Catalogue(
+        user_ids=unpack_strings(cat["user_ids"]),
+        item_names=unpack_strings(cat["item_names"]),
+        item_ids=unpack_strings(cat["item_ids"]) if "item_ids" in cat else None,
+        artist_names=unpack_strings(cat["artist_names"]) if "artist_names" in cat else None,
+        item_artist=cat["item_artist"].numpy() if "item_artist" in cat else None,
+        playlist_names=unpack_strings(cat["playlist_names"]) if "playlist_names" in cat else None,
+        playlist_user=cat["playlist_user"].numpy() if "playlist_user" in cat else None,
+        noun="track" if "artist_names" in cat else "item",
+    )
+    data = RecommenderData(config=ckpt["config"], catalogue=catalogue, known=_unpack_items(ckpt["known"]),
+                           trained=_unpack_items(ckpt["trained"]), metrics=ckpt["metrics"])
+    if "playlists" in ckpt:
+        data.playlists = UserItems(ckpt["playlists"]["indptr"].numpy(), ckpt["playlists"]["items"].numpy())
+    return ckpt["model"], data
+
+
+@dataclass
+class ResumePoint:
+    """What an interrupted run's checkpoint holds to carry on from (``pipeline.run``'s ``--resume``)."""
+
+    config: dict[str, Any]  # the interrupted run's TrainConfig
+    phase: str  # "fit" or "refit": the training that Ctrl-C stopped
+    trainer: dict[str, Any]  # train.train's state at the stop (FitReport.resume)
+    split_digest: str  # Pairs.digest() of the interrupted run's split: the data must be the same
+    fit_report: dict[str, Any]  # the fit's history, best epoch and validation (for a refit)
+    model: dict[str, Any]  # the checkpoint's model record: the fitted model, in a refit
+
+
+# The resume section's keys and what each must be.
+RESUME: dict[str, type] = {"phase": str, "trainer": dict, "split_digest": str, "fit_report": dict}
+TRAINER: dict[str, type] = {"epoch": int, "step": int, "steps": int, "losses": list, "weights": dict,
+                            "optimizer": dict, "numpy_rng": dict, "torch_rng": torch.Tensor, "best": dict,
+                            "best_recall": float, "stale": int, "history": list, "best_epoch": int,
+                            "best_valid": dict}
+
+
+def interrupted_payload(payload: dict[str, Any], phase: str, trainer: dict[str, Any], split_digest: str,
+                        fit_report: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` (``checkpoint_payload``'s) marked interrupted in its config, with the state to resume from."""
+    marked = {"phase": phase, "epoch": trainer["epoch"], "step": trainer["step"], "steps": trainer["steps"]}
+    return {**payload, "config": {**payload["config"], "interrupted": marked},
+            "resume": {"phase": phase, "trainer": trainer, "split_digest": split_digest, "fit_report": fit_report}}
+
+
+def load_resume(path: str | os.PathLike) -> ResumePoint:
+    """An interrupted run's state, checked like any checkpoint and then for its resume section.
+
+    Raises:
+        CheckpointError: as ``load_checkpoint``; or the file is a finished run's, or its
+            resume section is damaged.
+    """
     path = os.fspath(path)
+    ckpt = _read(path)
+    section = ckpt.get("resume")
+    if section is None:
+        raise CheckpointError(f"{path}: a finished run's checkpoint, not an interrupted one: nothing to resume; "
+                              f"train anew without --resume")
+    wrong = [key for key, kind in RESUME.items() if not isinstance(section.get(key), kind)]
+    wrong += [f"trainer.{key}" for key, kind in TRAINER.items()
+              if not isinstance(section.get("trainer", {}).get(key), (float, int) if kind is float else kind)]
+    if wrong or section["phase"] not in ("fit", "refit"):
+        raise CheckpointError(f"{path}: its resume state is damaged ({', '.join(wrong) or 'phase'}); "
+                              f"train anew without --resume")
+    return ResumePoint(config=ckpt["config"], phase=section["phase"], trainer=section["trainer"],
+                       split_digest=section["split_digest"], fit_report=section["fit_report"], model=ckpt["model"])
+
+
+def _read(path: str) -> dict[str, Any]:
+    """The checkpoint at ``path`` as a dict, every check passed (see the module's doc)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint not found; {HINT}")
     _check_zip(path)
@@ -274,22 +347,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
         raise CheckpointError(f"{path}: corrupt, its contents do not match the checksum written with them "
                               f"(damaged on disk or in a copy); copy it again or {HINT[0].lower()}{HINT[1:]}")
     _check_contents(ckpt, path)
-    cat = ckpt["catalogue"]
-    catalogue = Catalogue(
-        user_ids=unpack_strings(cat["user_ids"]),
-        item_names=unpack_strings(cat["item_names"]),
-        item_ids=unpack_strings(cat["item_ids"]) if "item_ids" in cat else None,
-        artist_names=unpack_strings(cat["artist_names"]) if "artist_names" in cat else None,
-        item_artist=cat["item_artist"].numpy() if "item_artist" in cat else None,
-        playlist_names=unpack_strings(cat["playlist_names"]) if "playlist_names" in cat else None,
-        playlist_user=cat["playlist_user"].numpy() if "playlist_user" in cat else None,
-        noun="track" if "artist_names" in cat else "item",
-    )
-    data = RecommenderData(config=ckpt["config"], catalogue=catalogue, known=_unpack_items(ckpt["known"]),
-                           trained=_unpack_items(ckpt["trained"]), metrics=ckpt["metrics"])
-    if "playlists" in ckpt:
-        data.playlists = UserItems(ckpt["playlists"]["indptr"].numpy(), ckpt["playlists"]["items"].numpy())
-    return ckpt["model"], data
+    return ckpt
 
 
 def _check(ckpt: dict, path: str) -> None:

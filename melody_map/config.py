@@ -78,6 +78,9 @@ class TrainConfig:
     k: int = _opt(20, "training", "cut-off of Recall@k, NDCG@k, HitRate@k and Coverage@k")
     refit: bool = _opt(False, "training", "after choosing epochs (and the blend) on validation, fit again on "
                        "training + validation with those choices, then test (as bench/quality.py does)")
+    resume: str = _opt("", "training", "carry on from the checkpoint that an interrupted run (Ctrl-C) wrote, to "
+                       "the result the uninterrupted run would have had: the data, model and training options "
+                       "are the checkpoint's; the output options and --device are this command's")
     device: str = _opt("auto", "training", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
     # output
     output: str = _opt("gnn_model.pth", "output", "where to write the self-contained checkpoint ('' for none)")
@@ -114,6 +117,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def resuming(self, saved: dict[str, Any]) -> TrainConfig:
+        """This config with ``saved``'s data, model and training options (an interrupted run's),
+        keeping its own output options, device and resume."""
+        own = {f.name for f in dataclasses.fields(self) if f.metadata.get("group") == "output"} | {"device", "resume"}
+        return TrainConfig(**{f.name: saved[f.name] if f.name in saved and f.name not in own else getattr(self, f.name)
+                              for f in dataclasses.fields(self)})
 
 
 def build_parser(cls: type, description: str) -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ for recommendations needs neither the graph nor ``torch_geometric``: the trainin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -57,14 +57,21 @@ class GCN(Recommender):
         self._norm_order: tuple[Tensor, Tensor] | None = None
         self._fold: FoldIn | None = None
 
-    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCN:
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
+            stop: Callable[[], bool] | None = None, resume: dict | None = None) -> GCN:
+        """Train (see ``train.train``; ``stop`` and ``resume`` are its), then embed every node once.
+
+        When ``stop`` ends training early, the model holds the best weights so far and
+        ``report.resume`` the state to carry on from; the fold-in's alpha is then not chosen.
+        """
         from . import train  # the training stack imports torch_geometric
 
         device = train.resolve_device(self.cfg.device)
         net = train.build_network(self.cfg, data.graph, data.pairs, data.item_tags)
         if log:
             log(f"model: {net!r} on {device}; {sum(p.numel() for p in net.parameters()):,} parameters")
-        self.report = train.train(net, data.graph, data.pairs, self.cfg, device, progress=progress)
+        self.report = train.train(net, data.graph, data.pairs, self.cfg, device, progress=progress, stop=stop,
+                                  resume=resume)
         if log and self.report.best_valid:
             log(f"best validation epoch {self.report.best_epoch}: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in self.report.best_valid.items() if k != "users"))
@@ -75,7 +82,7 @@ class GCN(Recommender):
         users, items = train.split_embeddings(z, data.graph)
         self._load({name: p.detach() for name, p in net.state_dict().items()}, users.contiguous(),
                    items.contiguous())
-        if not self.cfg.fold_in_alpha:
+        if not self.cfg.fold_in_alpha and not self.report.interrupted:
             # A few hundred listeners decide it: each candidate ranks the whole catalogue for each.
             valid = subsample_users(data.items(VALID), min(self.cfg.valid_users, FOLD_IN_USERS),
                                     np.random.default_rng(self.cfg.seed + 3))
@@ -203,8 +210,16 @@ class GCNBlend(Recommender):
     def report(self) -> FitReport:
         return self.gcn.report
 
-    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> GCNBlend:
-        self.gcn.fit(data, log=log, progress=progress)
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
+            stop: Callable[[], bool] | None = None, resume: dict | None = None) -> GCNBlend:
+        """Fit the GCN (``stop``, ``resume``: see ``GCN.fit``), then the filter and the blend.
+
+        When ``stop`` ends the GCN's training early, the filter is not built: ``self.gcn``
+        is the usable model so far.
+        """
+        self.gcn.fit(data, log=log, progress=progress, stop=stop, resume=resume)
+        if self.gcn.report.interrupted:
+            return self
         if None in self.choice.values():
             cfg = self.gcn.cfg
             valid = subsample_users(data.items(VALID), cfg.valid_users, np.random.default_rng(cfg.seed + 2))

@@ -9,13 +9,20 @@ import resource
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
-from .checkpoint import checkpoint_payload, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_payload,
+    interrupted_payload,
+    load_resume,
+    save_checkpoint,
+)
 from .config import TrainConfig
 from .dataset import Dataset, load_dataset
 from .evaluate import evaluate, evaluate_popularity
-from .gcn import make_model
+from .gcn import MODELS, make_model
+from .interrupt import StopRequest, TrainingInterrupted
 from .readers import LoadReport
 from .recommender import FitReport, Recommender
 from .split import TRAIN, VALID
@@ -42,8 +49,13 @@ def peak_rss_mb() -> float:
 def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = True) -> RunSummary:
     """Load -> split -> graph -> fit (-> refit) -> test -> checkpoint -> plot.
 
+    The first Ctrl-C during training ends it at the next step: the best model so far is
+    written to ``cfg.output``, marked interrupted, with the state that ``cfg.resume`` carries
+    on from, and ``TrainingInterrupted`` says so. A second Ctrl-C stops at once.
+
     Raises:
         ValueError (DataError, CheckpointError): bad input; the message is one line.
+        TrainingInterrupted: Ctrl-C during training, after the checkpoint is written.
     """
     summary = RunSummary()
 
@@ -53,6 +65,15 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         yield
         summary.stages[name] = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 
+    resumed = None
+    if cfg.resume:
+        resumed = load_resume(cfg.resume)
+        try:
+            cfg = cfg.resuming(resumed.config)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{cfg.resume}: its config cannot be resumed ({e}); train anew without --resume")
+        log(f"resuming the {resumed.phase} of {cfg.resume} at epoch {resumed.trainer['epoch']}, step "
+            f"{resumed.trainer['step'] + 1} of {resumed.trainer['steps']}")
     data = load_dataset(cfg, stage)
     summary.reports, summary.split, summary.graph = data.reports, data.pairs.counts(), data.graph.summary()
     summary.split_digest = data.pairs.digest()
@@ -60,20 +81,35 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         log(report.summary())
     log(describe_split(data))
     log(summary.graph)
+    if resumed and resumed.split_digest != summary.split_digest:
+        raise CheckpointError(f"{cfg.resume}: its run had another split (the data {cfg.data} changed since); "
+                              "resume with the same data, or train anew without --resume")
     if cfg.stats_only:
         _write_summary(cfg, summary)
         return summary
 
-    model = make_model(cfg)
-    with stage("train"):
-        model.fit(data, log=log, progress=progress)
-    summary.train = model.report
+    stop = StopRequest()
+    if resumed and resumed.phase == "refit":  # the fit was done: its model is the checkpoint's
+        model = MODELS[resumed.model["name"]].from_state(resumed.model["params"], resumed.model["state"])
+        summary.train = FitReport(**resumed.fit_report)
+    else:
+        model = make_model(cfg)
+        with stage("train"), stop.armed():
+            model.fit(data, log=log, progress=progress, stop=stop,
+                      resume=resumed.trainer if resumed else None)
+        summary.train = model.report
+        if model.report.interrupted:  # the blend's filter is not built: its GCN is the model so far
+            _save_interrupted(cfg, getattr(model, "gcn", model), data, "fit", model.report, summary, log)
     if cfg.refit:
+        fitted, fit_data = model, data
         data = data.with_valid_in_train()
         log(f"refit on training + validation ({int((data.pairs.part == TRAIN).sum()):,} pairs) with "
             f"{_choices(model)}")
-        with stage("refit"):
-            model = model.refit(data, log=log, progress=progress)
+        with stage("refit"), stop.armed():
+            model = model.refit(data, log=log, progress=progress, stop=stop,
+                                resume=resumed.trainer if resumed and resumed.phase == "refit" else None)
+        if model.report.interrupted:  # the fitted model is the whole model so far
+            _save_interrupted(cfg, fitted, fit_data, "refit", model.report, summary, log)
     summary.model, summary.params = repr(model), model.params()
 
     with stage("evaluate"):
@@ -97,6 +133,25 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         log(draw_network(model, data, cfg.diagram))
     _write_summary(cfg, summary)
     return summary
+
+
+def _save_interrupted(cfg: TrainConfig, model: Recommender, data: Dataset, phase: str, report: FitReport,
+                      summary: RunSummary, log: Callable[[str], None]) -> NoReturn:
+    """Write ``model`` (the usable model so far) marked interrupted, with ``report``'s state; then raise."""
+    state = report.resume
+    where = f"epoch {state['epoch']}, step {state['step'] + 1} of {state['steps']}"
+    if not cfg.output:
+        raise TrainingInterrupted(f"interrupted during the {phase} at {where}; nothing written (--output is '')")
+    fit = summary.train
+    metrics = {"test": {}, "best_epoch": fit.best_epoch, "valid": fit.best_valid}
+    fit_report = {"history": fit.history, "best_epoch": fit.best_epoch, "best_valid": fit.best_valid}
+    save_checkpoint(cfg.output, interrupted_payload(checkpoint_payload(cfg, model, data, metrics), phase, state,
+                                                    summary.split_digest, fit_report))
+    kept = (f"the best weights so far (epoch {fit.best_epoch})" if phase == "fit"
+            else "the fitted model; the refit is not finished")
+    log(f"wrote {cfg.output}, marked interrupted (the {phase} at {where}), holding {kept}")
+    raise TrainingInterrupted(f"interrupted: {cfg.output} holds {kept}; carry on with: "
+                              f"python train_gnn.py --resume {cfg.output}")
 
 
 def test_metrics(model: Recommender, data: Dataset, k: int) -> dict[str, dict[str, float]]:

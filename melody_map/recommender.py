@@ -37,6 +37,11 @@ class FitReport:
     history: list[dict] = field(default_factory=list)  # per epoch: loss, validation metrics where checked
     best_epoch: int = 0  # the epoch whose weights were kept
     best_valid: dict = field(default_factory=dict)  # its validation metrics
+    resume: dict | None = None  # set when Ctrl-C stopped it: the state to carry on from (see train.py)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.resume is not None
 
 
 class Recommender:
@@ -97,9 +102,13 @@ class Recommender:
         """A fitted model from ``params()`` and ``state()``."""
         raise NotImplementedError
 
-    def refit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> Recommender:
-        """A new model with this one's choices, fitted on ``data`` (e.g. training + validation)."""
-        return type(self)(**self.params()).fit(data, log=log, progress=progress)
+    def refit(self, data: Dataset, *, log: Log | None = None, progress: bool = False, **fit_options: Any
+              ) -> Recommender:
+        """A new model with this one's choices, fitted on ``data`` (e.g. training + validation).
+
+        ``fit_options`` go to ``fit`` as they are (the GCN's ``stop`` and ``resume``).
+        """
+        return type(self)(**self.params()).fit(data, log=log, progress=progress, **fit_options)
 
     def __repr__(self) -> str:
         try:

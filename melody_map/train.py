@@ -10,11 +10,17 @@ Counting steps rather than fixing a batch size keeps the number of steps the sam
 step (epoch 0, the untrained start) and every ``eval_every`` epochs; the best weights are
 kept and training stops after ``patience`` checks without improvement. Without validation
 pairs (a refit), training runs all ``epochs`` and keeps the last.
+
+``stop`` (see ``interrupt.StopRequest``) is read after every step: when it is set, training
+ends there, keeps the best weights so far and hands back its whole state (current weights,
+Adam's moments, both random generators, the epoch's position) in ``FitReport.resume``;
+``train(..., resume=that)`` carries on from that step and ends where an uninterrupted run ends.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -79,21 +85,21 @@ def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs,
     return net
 
 
-def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
-          device: torch.device, progress: bool = True) -> FitReport:
+def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
+          progress: bool = True, stop: Callable[[], bool] | None = None, resume: dict | None = None) -> FitReport:
     """Fit ``model`` in place (deterministically: same seed, same weights); see ``_train``."""
     # Multi-threaded scatter-adds in the backward pass sum in varying order; the
     # deterministic kernels make the same seed give the same model bit for bit.
     was = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(model, graph, pairs, cfg, device, progress)
+        return _train(model, graph, pairs, cfg, device, progress, stop or (lambda: False), resume)
     finally:
         torch.use_deterministic_algorithms(was)
 
 
-def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
-           device: torch.device, progress: bool) -> FitReport:
+def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
+           progress: bool, stop: Callable[[], bool], resume: dict | None) -> FitReport:
     """Fit ``model`` in place and leave it holding the best validation weights.
 
     Args:
@@ -104,6 +110,8 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             patience, k, seed.
         device: where to train.
         progress: show a tqdm bar.
+        stop: read after each step; True ends training there (``FitReport.resume`` holds its state).
+        resume: an interrupted run's ``FitReport.resume``, to carry on from.
     """
     rng = np.random.default_rng(cfg.seed + 1)
     adj = graph.adj.to(device)
@@ -130,19 +138,19 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     pairs_per_step = min(cfg.pairs_per_epoch, len(pos_user)) / steps
     item_sample = min(cfg.item_sample, graph.num_items)
 
-    def batches():
-        for _ in range(steps):
-            users = np.sort(rng.choice(active_users, size=group, replace=False))
-            batch = user_pairs.batch(users)[1]
-            share = 1.0  # the share of the group's pairs in the step, which the all-items term matches
-            if len(batch) > pairs_per_step:
-                share = pairs_per_step / len(batch)
-                batch = batch[rng.random(len(batch)) < share]
-            items = None
-            if cfg.all_items > 0:  # items for the all-items term: a random sample, or all of them
-                items = np.sort(rng.choice(graph.num_items, size=item_sample, replace=False))
-            yield users, share, items, _with_negatives(rng, pos_user[batch], pos_item[batch], pos_target[batch],
-                                                       known_keys, graph.num_items, cfg.negatives)
+    def draw() -> tuple[np.ndarray, float, np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One step's users, their pairs' share, the all-items term's items, and the scored pairs."""
+        users = np.sort(rng.choice(active_users, size=group, replace=False))
+        batch = user_pairs.batch(users)[1]
+        share = 1.0  # the share of the group's pairs in the step, which the all-items term matches
+        if len(batch) > pairs_per_step:
+            share = pairs_per_step / len(batch)
+            batch = batch[rng.random(len(batch)) < share]
+        items = None
+        if cfg.all_items > 0:  # items for the all-items term: a random sample, or all of them
+            items = np.sort(rng.choice(graph.num_items, size=item_sample, replace=False))
+        return users, share, items, _with_negatives(rng, pos_user[batch], pos_item[batch], pos_target[batch],
+                                                    known_keys, graph.num_items, cfg.negatives)
 
     has_valid = bool(valid.counts().sum())
     result = FitReport()
@@ -163,16 +171,60 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             stale += 1
         return recall
 
-    if has_valid:  # epoch 0: the untrained start, which training must beat to be kept
+    def snapshot(epoch: int, step: int, losses: list[float]) -> dict:
+        """Everything the rest of the run depends on, as tensors, numbers and strings."""
+        trained = {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+        return {"epoch": epoch, "step": step, "steps": steps, "losses": [float(x) for x in losses],
+                "weights": trained, "optimizer": _to_cpu(optimizer.state_dict()),
+                "numpy_rng": _rng_state(rng), "torch_rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+                "best": {} if best_state is None else _to_cpu(best_state), "best_recall": best_recall,
+                "stale": stale, "history": result.history, "best_epoch": result.best_epoch,
+                "best_valid": result.best_valid}
+
+    first_epoch, first_step, losses = 1, 0, []
+    if resume is not None:
+        first_epoch, first_step, losses = resume["epoch"], resume["step"], list(resume["losses"])
+        if resume["steps"] != steps:
+            raise ValueError(f"the checkpoint's run took {resume['steps']} steps an epoch, this one {steps}: "
+                             "resume with the same data and options")
+        try:
+            _check_weights(model, resume["weights"], "weights")
+            _check_weights(model, resume["best"], "best")
+            model.load_state_dict(resume["weights"], strict=False)
+            optimizer.load_state_dict(resume["optimizer"])
+            _set_rng_state(rng, resume["numpy_rng"])
+            saved = resume["torch_rng"]
+            if saved.dtype != torch.uint8 or saved.shape != torch.get_rng_state().shape:
+                raise ValueError("torch_rng is not a torch generator state")
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ValueError(f"--resume: the checkpoint's training state does not fit this model ({reason}); "
+                             "train anew without --resume") from None
+        best_state = {name: t.to(device) for name, t in resume["best"].items()} or None
+        best_recall, stale = resume["best_recall"], resume["stale"]
+        result.history, result.best_epoch, result.best_valid = (list(resume["history"]), resume["best_epoch"],
+                                                                 resume["best_valid"])
+    elif has_valid:  # epoch 0: the untrained start, which training must beat to be kept
         start = {"epoch": 0, "loss": None, "seconds": 0.0}
         check(start)
         result.history.append(start)
-    bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
+    if resume is not None:  # last, so that nothing above draws from the restored generator
+        torch.set_rng_state(resume["torch_rng"])
+        if "cuda_rng" in resume and device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+    bar = tqdm(range(first_epoch, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress,
+               initial=first_epoch - 1, total=cfg.epochs)
     for epoch in bar:
         started = time.perf_counter()
         model.train()
-        losses = []
-        for users, share, items, (u, t, y) in batches():
+        if epoch != first_epoch:
+            losses = []
+        for step in range(first_step if epoch == first_epoch else 0, steps):
+            if stop():  # Ctrl-C: hand back the state before this step, keep the best weights so far
+                result.resume = snapshot(epoch, step, losses)
+                break
+            users, share, items, (u, t, y) = draw()
             t = t + graph.item_offset
             drop = _own_edges(u[y > 0], t[y > 0], graph.num_nodes) if cfg.disjoint else None
             wanted = [u, t] if items is None else [u, t, users, items + graph.item_offset]
@@ -187,6 +239,8 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+        if result.resume is not None:
+            break
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
         if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             recall = check(record)
@@ -199,9 +253,43 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig,
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
-    else:  # no validation: the last epoch's weights
+    elif result.resume is None:  # no validation: the last epoch's weights
         result.best_epoch = len(result.history)  # epoch 0 is recorded only when validated
     return result
+
+
+def _check_weights(model: GCNRecommender, weights: dict, key: str) -> None:
+    """Every tensor in ``weights`` names a trained parameter of ``model`` and has its shape and dtype."""
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    for name, t in weights.items():
+        p = params.get(name)
+        if p is None or not isinstance(t, Tensor) or t.shape != p.shape or t.dtype != p.dtype:
+            raise ValueError(f"{key}.{name} is not one of the model's trained tensors, of its shape and dtype")
+    if key == "weights" and set(weights) != set(params):
+        raise ValueError(f"{key} lacks {sorted(set(params) - set(weights))}")
+
+
+def _to_cpu(value):
+    """A state dict (nested dicts and lists of tensors) with every tensor copied to the CPU."""
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value.detach().cpu().clone() if isinstance(value, Tensor) else value
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    """numpy's generator state with its 128-bit integers as strings (a checkpoint holds no pickled objects)."""
+    state = rng.bit_generator.state
+    return {"bit_generator": state["bit_generator"], "state": str(state["state"]["state"]),
+            "inc": str(state["state"]["inc"]), "has_uint32": int(state["has_uint32"]),
+            "uinteger": int(state["uinteger"])}
+
+
+def _set_rng_state(rng: np.random.Generator, saved: dict) -> None:
+    rng.bit_generator.state = {"bit_generator": saved["bit_generator"],
+                               "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
+                               "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
 
 
 def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: UserItems,
