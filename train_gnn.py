@@ -8,12 +8,16 @@ popularity baseline, and writes a self-contained checkpoint plus a training-curv
 
 Ctrl-C during training writes the best model so far, marked interrupted, and exits 130;
 --resume CHECKPOINT carries on from it. A second Ctrl-C stops at once.
+
+Under torchrun (torchrun --nproc-per-node N train_gnn.py ...) the ranks train data-parallel
+with DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 tests and writes.
 """
 
 from __future__ import annotations
 
 import sys
 
+from melody_map import distributed
 from melody_map.config import TrainConfig, parse_config
 from melody_map.interrupt import TrainingInterrupted
 from melody_map.pipeline import run
@@ -22,7 +26,9 @@ from melody_map.text import printable
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(TrainConfig, argv, __doc__)
-    print("config: " + ", ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
+    group = distributed.init_from_env(cfg.device)  # under torchrun: join the other ranks
+    if group.rank == 0:
+        print("config: " + ", ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
     try:
         # Names and rows from the data are escaped; the lines of a table stay lines.
         run(cfg, log=lambda text: print("\n".join(map(printable, text.split("\n")))))
@@ -35,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # elsewhere, or a second Ctrl-C: at once
         print(f"interrupted; nothing written ({cfg.output or 'no --output'} is as it was)", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
     return 0
 
 

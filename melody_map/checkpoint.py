@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .dataset import Dataset
 
 FORMAT = "melody-map"
-VERSION = 2
+VERSION = 3  # 3: a concat GCN stores only its second layer's half of the final embeddings
 # Required keys and what each must be; nested ones as "outer.inner".
 REQUIRED: dict[str, type] = {
     "format": str, "version": int, "config": dict, "model": dict, "model.name": str, "model.params": dict,

@@ -81,6 +81,9 @@ class TrainConfig:
     resume: str = _opt("", "training", "carry on from the checkpoint that an interrupted run (Ctrl-C) wrote, to "
                        "the result the uninterrupted run would have had: the data, model and training options "
                        "are the checkpoint's; the output options and --device are this command's")
+    memory_check: bool = _opt(True, "training", "estimate the run's peak memory from the file's size, then from "
+                              "the data's counts and the flags, and stop with a note of the flags that lower it "
+                              "when it exceeds the available memory (CPU runs)")
     device: str = _opt("auto", "training", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
     # output
     output: str = _opt("gnn_model.pth", "output", "where to write the self-contained checkpoint ('' for none)")

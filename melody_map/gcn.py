@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from .config import TrainConfig
-from .evaluate import embedding_scores, subsample_users
+from .distributed import Group
+from .evaluate import NormOrderedTopK, UserItems, embedding_scores, subsample_users
 from .filters import GFCF, blended, choose_blend
 from .foldin import FoldIn, choose_alpha
 from .recommender import FitReport, Log, Recommender
@@ -55,7 +56,8 @@ class GCN(Recommender):
         self._network_state: dict[str, Tensor] = {}
         self._score_fn = None
         self._norm_order: tuple[Tensor, Tensor] | None = None
-        self._fold: FoldIn | None = None
+        self._fold: FoldIn | None = None  # built on first use: its float64 item matrix is large
+        self._alpha: float | None = None  # the fold-in's confidence, once fitted or loaded
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
             stop: Callable[[], bool] | None = None, resume: dict | None = None) -> GCN:
@@ -72,6 +74,8 @@ class GCN(Recommender):
             log(f"model: {net!r} on {device}; {sum(p.numel() for p in net.parameters()):,} parameters")
         self.report = train.train(net, data.graph, data.pairs, self.cfg, device, progress=progress, stop=stop,
                                   resume=resume)
+        if Group.current().rank != 0:  # under torchrun, rank 0 alone embeds, tests and writes
+            return self
         if log and self.report.best_valid:
             log(f"best validation epoch {self.report.best_epoch}: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in self.report.best_valid.items() if k != "users"))
@@ -88,10 +92,10 @@ class GCN(Recommender):
                                     np.random.default_rng(self.cfg.seed + 3))
             alpha = DEFAULT_FOLD_IN_ALPHA
             if valid.counts().any():
-                alpha = choose_alpha(self._fold, data.items(TRAIN), valid, data.num_items, self.cfg.k)
+                alpha = choose_alpha(self._fold_in(), data.items(TRAIN), valid, data.num_items, self.cfg.k)
                 if log:
                     log(f"fold-in of new listeners: alpha {alpha:g}, chosen on validation")
-            self._fold = self._fold.with_alpha(alpha)
+            self._alpha, self._fold = alpha, None  # rebuilt when a fold-in is asked for
         return self
 
     def _load(self, network_state: dict[str, Tensor], users: Tensor, items: Tensor) -> None:
@@ -104,22 +108,36 @@ class GCN(Recommender):
         self.user_embeddings, self.item_embeddings = users, items
         self._score_fn = embedding_scores(self.scorer, users, items)
         self._norm_order = None
-        self._fold = FoldIn(items, self.scorer.weight[0].detach(), float(self.scorer.bias.detach()),
-                            self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA)
+        self._fold, self._alpha = None, self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA
+        self._ranker: NormOrderedTopK | None = None  # built on first use
+
+    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-k of every item (``evaluate.NormOrderedTopK``: items scanned longest first)."""
+        if self._ranker is None:
+            self._ranker = NormOrderedTopK(self.user_embeddings * self.scorer.weight[0].detach(),
+                                           self.item_embeddings, float(self.scorer.bias.detach()))
+        return self._ranker(users, k, exclude)
+
+    def _fold_in(self) -> FoldIn:
+        """The fold-in of new listeners (``foldin.FoldIn``), built on first use."""
+        if self._fold is None:
+            self._fold = FoldIn(self.item_embeddings, self.scorer.weight[0].detach(),
+                                float(self.scorer.bias.detach()), self._alpha)
+        return self._fold
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
 
     def fold_in(self, histories) -> Tensor:
         """Each listener's vector fitted to their items with the item embeddings fixed (``foldin``)."""
-        return self._fold.scores([np.unique(np.asarray(h, np.int64)) for h in histories])
+        return self._fold_in().scores([np.unique(np.asarray(h, np.int64)) for h in histories])
 
     def item_vectors(self) -> Tensor:
         """(items, width) the items' final embeddings, e.g. for similar items."""
         return self.item_embeddings
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
-        return self._fold.contributions(np.unique(np.asarray(history, np.int64)), targets)
+        return self._fold_in().contributions(np.unique(np.asarray(history, np.int64)), targets)
 
     @torch.no_grad()
     def recommend(self, user: int, k: int, exclude: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -158,18 +176,30 @@ class GCN(Recommender):
         params = {name: getattr(self.cfg, name) for name in GCN_OPTIONS}
         fitted = bool(self.report.history or self.report.best_valid)
         params["epochs"] = self.report.best_epoch if fitted else self.cfg.epochs  # what validation chose
-        if self._fold is not None:
-            params["fold_in_alpha"] = self._fold.alpha
+        if self._alpha is not None:
+            params["fold_in_alpha"] = self._alpha
         return params
 
     def state(self) -> dict[str, Any]:
-        return {"network": self._network_state, "user_embeddings": self.user_embeddings,
-                "item_embeddings": self.item_embeddings}
+        """The network's weights and the final embeddings; with ``combine="concat"`` only their
+        second layer's half, as the first half is the node vectors the network holds."""
+        users, items = self.user_embeddings, self.item_embeddings
+        if self.cfg.combine == "concat":
+            users, items = users[:, self.cfg.dim:], items[:, self.cfg.dim:]
+        # Copies of their own: torch.save writes a view's whole storage (every node's embedding).
+        return {"network": self._network_state,
+                "user_embeddings": users.clone(memory_format=torch.contiguous_format),
+                "item_embeddings": items.clone(memory_format=torch.contiguous_format)}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GCN:
         model = cls(**params)
-        model._load(state["network"], state["user_embeddings"], state["item_embeddings"])
+        users, items = state["user_embeddings"], state["item_embeddings"]
+        if model.cfg.combine == "concat":  # the node vectors beside the second layer's output (model.py)
+            nodes, n_users = state["network"]["embedding.weight"], len(users)
+            users = torch.cat([nodes[:n_users], users], dim=1)
+            items = torch.cat([nodes[n_users: n_users + len(items)], items], dim=1)
+        model._load(state["network"], users, items)
         return model
 
     def network(self) -> GCNRecommender:
@@ -218,7 +248,7 @@ class GCNBlend(Recommender):
         is the usable model so far.
         """
         self.gcn.fit(data, log=log, progress=progress, stop=stop, resume=resume)
-        if self.gcn.report.interrupted:
+        if self.gcn.report.interrupted or Group.current().rank != 0:
             return self
         if None in self.choice.values():
             cfg = self.gcn.cfg

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, NoReturn
 
+from . import memory
 from .checkpoint import (
     CheckpointError,
     checkpoint_payload,
@@ -20,6 +21,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .dataset import Dataset, load_dataset
+from .distributed import Group
 from .evaluate import evaluate, evaluate_popularity
 from .gcn import MODELS, make_model
 from .interrupt import StopRequest, TrainingInterrupted
@@ -39,6 +41,8 @@ class RunSummary:
     train: FitReport | None = None
     test: dict[str, dict[str, float]] = field(default_factory=dict)  # model label -> metrics
     stages: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> seconds, peak RSS
+    reading_estimate_mb: float | None = None  # memory.reading_peak's estimate, made before reading
+    memory_estimate_mb: float | None = None  # memory.run_peak's estimate, made before the model's allocations
 
 
 def peak_rss_mb() -> float:
@@ -58,6 +62,9 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         TrainingInterrupted: Ctrl-C during training, after the checkpoint is written.
     """
     summary = RunSummary()
+    group = Group.current()  # under torchrun: rank 0 logs, tests and writes; every rank trains
+    if group.rank != 0:
+        log = lambda line: None  # noqa: E731
 
     @contextmanager
     def stage(name: str) -> Iterator[None]:
@@ -74,6 +81,10 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
             raise CheckpointError(f"{cfg.resume}: its config cannot be resumed ({e}); train anew without --resume")
         log(f"resuming the {resumed.phase} of {cfg.resume} at epoch {resumed.trainer['epoch']}, step "
             f"{resumed.trainer['step'] + 1} of {resumed.trainer['steps']}")
+    check = cfg.memory_check and _on_cpu(cfg)
+    summary.reading_estimate_mb = memory.reading_peak(_input_bytes(cfg)) / memory.MB
+    if check:  # before the reader's allocations
+        memory.check_reading(_input_bytes(cfg), memory.available_bytes(), memory.resident_bytes())
     data = load_dataset(cfg, stage)
     summary.reports, summary.split, summary.graph = data.reports, data.pairs.counts(), data.graph.summary()
     summary.split_digest = data.pairs.digest()
@@ -81,6 +92,15 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
         log(report.summary())
     log(describe_split(data))
     log(summary.graph)
+    if not cfg.stats_only and _on_cpu(cfg):  # before the model's
+        counts, resident = memory.Counts.of(data), memory.resident_bytes()
+        available = memory.available_bytes() // group.local_size  # the ranks on a machine share its memory
+        peak, phase = memory.run_peak(counts, cfg, resident)
+        if check:
+            memory.check_run(counts, cfg, resident, available)
+        summary.memory_estimate_mb = peak / memory.MB
+        log(f"memory: about {memory.gb(peak)} at the peak ({phase}), estimated from the counts and the flags; "
+            f"{memory.gb(resident + available)} available")
     if resumed and resumed.split_digest != summary.split_digest:
         raise CheckpointError(f"{cfg.resume}: its run had another split (the data {cfg.data} changed since); "
                               "resume with the same data, or train anew without --resume")
@@ -110,6 +130,8 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
                                 resume=resumed.trainer if resumed and resumed.phase == "refit" else None)
         if model.report.interrupted:  # the fitted model is the whole model so far
             _save_interrupted(cfg, fitted, fit_data, "refit", model.report, summary, log)
+    if group.rank != 0:
+        return summary
     summary.model, summary.params = repr(model), model.params()
 
     with stage("evaluate"):
@@ -135,11 +157,25 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
     return summary
 
 
+def _on_cpu(cfg: TrainConfig) -> bool:
+    """Whether the run trains on the CPU, where the memory estimate applies."""
+    import torch
+
+    return cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+
+
+def _input_bytes(cfg: TrainConfig) -> int:
+    """The bytes of the input tables (a missing one is the reader's to report)."""
+    return sum(os.path.getsize(p) for p in (cfg.data, cfg.test) if p and os.path.isfile(p))
+
+
 def _save_interrupted(cfg: TrainConfig, model: Recommender, data: Dataset, phase: str, report: FitReport,
                       summary: RunSummary, log: Callable[[str], None]) -> NoReturn:
     """Write ``model`` (the usable model so far) marked interrupted, with ``report``'s state; then raise."""
     state = report.resume
     where = f"epoch {state['epoch']}, step {state['step'] + 1} of {state['steps']}"
+    if Group.current().rank != 0:
+        raise TrainingInterrupted(f"interrupted at {where}; rank 0 writes the checkpoint")
     if not cfg.output:
         raise TrainingInterrupted(f"interrupted during the {phase} at {where}; nothing written (--output is '')")
     fit = summary.train
@@ -159,7 +195,7 @@ def test_metrics(model: Recommender, data: Dataset, k: int) -> dict[str, dict[st
     known = data.items(TRAIN, VALID)
     heldout = data.test_items()
     train_items = data.pairs.select(TRAIN)[1]
-    return {model.label: evaluate(model.scores, heldout, known, data.num_items, k),
+    return {model.label: evaluate(model.scores, heldout, known, data.num_items, k, top_k_fn=model.top_k),
             "popularity": evaluate_popularity(train_items, heldout, known, data.num_items, k)}
 
 
@@ -215,6 +251,8 @@ def _write_summary(cfg: TrainConfig, summary: RunSummary) -> None:
         "checkpoint_bytes": os.path.getsize(cfg.output) if cfg.output and os.path.exists(cfg.output)
         and not cfg.stats_only else None,
         "peak_rss_mb": peak_rss_mb(),
+        "reading_estimate_mb": summary.reading_estimate_mb,
+        "memory_estimate_mb": summary.memory_estimate_mb,
     }
     with open(cfg.summary_json, "w") as f:
         json.dump(doc, f, indent=2)

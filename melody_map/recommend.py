@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 from .checkpoint import CheckpointError, RecommenderData, load_checkpoint
-from .evaluate import top_k as rank_top_k
 from .gcn import MODELS
 from .recommender import Recommender
 from .text import tsv_field
@@ -85,7 +84,7 @@ def get_recommendations(model: Recommender, data: RecommenderData, user_idx: int
     users = (np.array([_resolve_user(data, u, None) for u in user_idx], np.int64) if user_id is None
              else np.array([data.user_index(u) for u in user_id], np.int64))
     exclude = None if include_known else data.known
-    items, scores = rank_top_k(model.scores, users, int(top_k), exclude)
+    items, scores = model.top_k(users, int(top_k), exclude)
     frames = []
     for row, user in enumerate(users):
         keep = np.isfinite(scores[row])
@@ -250,7 +249,7 @@ def recommend_all(model: Recommender, data: RecommenderData,
     """
     _check_top_k(top_k)
     users = np.arange(data.num_users)
-    items, scores = rank_top_k(model.scores, users, int(top_k), data.trained)
+    items, scores = model.top_k(users, int(top_k), data.trained)
     return users, items, scores
 
 

@@ -3,6 +3,7 @@
     model = Model(**params).fit(data)          # fit on data's TRAIN pairs; VALID may steer it
     model.scores(users)                        # (B, items): every item scored for each user
     model.recommend(user, k, exclude)          # one user's k best items, best first
+    model.top_k(users, k, exclude)             # many users' k best items (the test metrics' ranking)
     model.fold_in(histories)                   # (B, items): listeners it never saw, from their items
     model.contributions(history, targets)      # those scores split over the listener's items
     model.params()                             # its hyper-parameters, with what fitting chose
@@ -26,6 +27,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:  # the dataset module imports the graph library; serving never needs it
     from .dataset import Dataset
+    from .evaluate import UserItems
 
 Log = Callable[[str], None]
 
@@ -78,6 +80,13 @@ class Recommender:
         best = torch.topk(scores, min(int(k), len(scores)))
         keep = torch.isfinite(best.values)
         return best.indices[keep].numpy(), best.values[keep].numpy()
+
+    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's ``k`` best items of the whole catalogue, ``exclude``'s left out: items (n, k)
+        and scores (n, k), best first, -inf padding a short list (``evaluate.top_k`` over ``scores``)."""
+        from .evaluate import top_k
+
+        return top_k(self.scores, users, k, exclude)
 
     def fold_in(self, histories: Sequence[np.ndarray]) -> Tensor:
         """(B, items) scores for B listeners the model never saw, each given by an array of item

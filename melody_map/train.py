@@ -29,7 +29,8 @@ from torch import Tensor
 from tqdm import tqdm  # text bars: a notebook without ipywidgets gets them too
 
 from .config import TrainConfig
-from .evaluate import UserItems, embedding_scores, evaluate, subsample_users
+from .distributed import Group
+from .evaluate import NormOrderedTopK, UserItems, evaluate, subsample_users
 from .graph import Graph
 from .model import GCNRecommender
 from .recommender import FitReport
@@ -87,19 +88,22 @@ def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs,
 
 def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
           progress: bool = True, stop: Callable[[], bool] | None = None, resume: dict | None = None) -> FitReport:
-    """Fit ``model`` in place (deterministically: same seed, same weights); see ``_train``."""
+    """Fit ``model`` in place (deterministically: same seed, same weights); see ``_train``.
+
+    Under ``torchrun`` (``distributed.Group``) every rank runs this with the same data and seed.
+    """
     # Multi-threaded scatter-adds in the backward pass sum in varying order; the
     # deterministic kernels make the same seed give the same model bit for bit.
     was = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(model, graph, pairs, cfg, device, progress, stop or (lambda: False), resume)
+        return _train(model, graph, pairs, cfg, device, progress, stop or (lambda: False), resume, Group.current())
     finally:
         torch.use_deterministic_algorithms(was)
 
 
 def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
-           progress: bool, stop: Callable[[], bool], resume: dict | None) -> FitReport:
+           progress: bool, stop: Callable[[], bool], resume: dict | None, ranks: Group) -> FitReport:
     """Fit ``model`` in place and leave it holding the best validation weights.
 
     Args:
@@ -112,6 +116,9 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
         progress: show a tqdm bar.
         stop: read after each step; True ends training there (``FitReport.resume`` holds its state).
         resume: an interrupted run's ``FitReport.resume``, to carry on from.
+        ranks: the torchrun ranks. Each draws the same step, takes its share of the step's
+            users and their pairs, and DistributedDataParallel averages the gradients; rank 0
+            validates and tells the others.
     """
     rng = np.random.default_rng(cfg.seed + 1)
     adj = graph.adj.to(device)
@@ -159,7 +166,9 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
     def check(record: dict) -> float:
         """Validate the current weights into ``record``; keep them if they are the best so far."""
         nonlocal best_state, best_recall, stale
-        metrics = evaluate_split(model, graph, adj, valid, known, cfg.k, cached)
+        # Rank 0 validates; every rank gets its metrics, so all keep the same weights and stop together.
+        metrics = evaluate_split(model, graph, adj, valid, known, cfg.k, cached) if ranks.rank == 0 else None
+        metrics = ranks.broadcast(metrics)
         record.update({f"valid_{name}": value for name, value in metrics.items()})
         recall = metrics[f"recall@{cfg.k}"]
         if recall > best_recall:
@@ -182,6 +191,7 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
                 "stale": stale, "history": result.history, "best_epoch": result.best_epoch,
                 "best_valid": result.best_valid}
 
+    step_loss = ranks.wrap(StepLoss(model, graph, adj, cached, cfg, device))
     first_epoch, first_step, losses = 1, 0, []
     if resume is not None:
         first_epoch, first_step, losses = resume["epoch"], resume["step"], list(resume["losses"])
@@ -213,7 +223,8 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
         torch.set_rng_state(resume["torch_rng"])
         if "cuda_rng" in resume and device.type == "cuda":
             torch.cuda.set_rng_state(resume["cuda_rng"], device)
-    bar = tqdm(range(first_epoch, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress,
+    bar = tqdm(range(first_epoch, cfg.epochs + 1), desc="training", unit="epoch",
+               disable=not progress or ranks.rank != 0,
                initial=first_epoch - 1, total=cfg.epochs)
     for epoch in bar:
         started = time.perf_counter()
@@ -221,20 +232,15 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
         if epoch != first_epoch:
             losses = []
         for step in range(first_step if epoch == first_epoch else 0, steps):
-            if stop():  # Ctrl-C: hand back the state before this step, keep the best weights so far
+            if ranks.any(stop()):  # Ctrl-C (on any rank): hand back the state before this step
                 result.resume = snapshot(epoch, step, losses)
                 break
-            users, share, items, (u, t, y) = draw()
-            t = t + graph.item_offset
-            drop = _own_edges(u[y > 0], t[y > 0], graph.num_nodes) if cfg.disjoint else None
-            wanted = [u, t] if items is None else [u, t, users, items + graph.item_offset]
-            z = _embed_nodes(model, graph, adj, cached, wanted, device, drop)
-            loss = torch.nn.functional.mse_loss(model.score(z[0], z[1]), torch.from_numpy(y).to(device))
-            if items is not None:
-                # iALS's term: the squared score of every (user, item) pair of the group, target 0,
-                # estimated from the sampled items and matched to the share of pairs scored.
-                every = model.scorer.score_all(z[2], z[3]).pow(2).sum() * (graph.num_items / len(items))
-                loss = loss + cfg.all_items * share * every / len(y)
+            users, share, items, (u, t, y) = draw()  # the same draw on every rank
+            if ranks.size > 1:  # this rank's share of the group's users, and their pairs
+                users = users[ranks.rank::ranks.size]
+                mine = np.isin(u, users)
+                u, t, y = u[mine], t[mine], y[mine]
+            loss = step_loss(u, t, y, users, items, share)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -292,14 +298,45 @@ def _set_rng_state(rng: np.random.Generator, saved: dict) -> None:
                                "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
 
 
+class StepLoss(torch.nn.Module):
+    """A training step's loss as a module (so that DistributedDataParallel can wrap it).
+
+    MSE of the pairs' scores against their targets, plus ``--all-items``'s term: the squared
+    score of every (user, item) pair of the step's users, target 0, estimated from the
+    sampled items and matched to the share of pairs scored.
+    """
+
+    def __init__(self, model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None,
+                 cfg: TrainConfig, device: torch.device):
+        super().__init__()
+        self.model = model
+        self.graph, self.adj, self.cached, self.cfg, self.device = graph, adj, cached, cfg, device
+
+    def forward(self, u: np.ndarray, t: np.ndarray, y: np.ndarray, users: np.ndarray, items: np.ndarray | None,
+                share: float) -> Tensor:
+        graph, model = self.graph, self.model
+        if not len(y):  # a rank whose share of a tiny group holds no pairs: a zero that still reaches every weight
+            return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+        t = t + graph.item_offset
+        drop = _own_edges(u[y > 0], t[y > 0], graph.num_nodes) if self.cfg.disjoint else None
+        wanted = [u, t] if items is None else [u, t, users, items + graph.item_offset]
+        z = _embed_nodes(model, graph, self.adj, self.cached, wanted, self.device, drop)
+        loss = torch.nn.functional.mse_loss(model.score(z[0], z[1]), torch.from_numpy(y).to(self.device))
+        if items is not None:
+            every = model.scorer.score_all(z[2], z[3]).pow(2).sum() * (graph.num_items / len(items))
+            loss = loss + self.cfg.all_items * share * every / max(len(y), 1)
+        return loss
+
+
 def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: UserItems,
                    exclude: UserItems, k: int, cached: Tensor | None = None) -> dict[str, float]:
     """Metrics of the model's current weights on one held-out part (all items ranked)."""
     model.eval()
     with torch.no_grad():
         z = model(adj, cached)
-    return evaluate(embedding_scores(model.scorer, *split_embeddings(z, graph)), heldout, exclude,
-                    graph.num_items, k)
+        users, items = split_embeddings(z, graph)
+        ranker = NormOrderedTopK(users * model.scorer.weight[0], items, float(model.scorer.bias))
+    return evaluate(None, heldout, exclude, graph.num_items, k, top_k_fn=ranker)
 
 
 def _own_edges(u: np.ndarray, t: np.ndarray, num_nodes: int) -> np.ndarray:
@@ -321,11 +358,20 @@ def _embed_nodes(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tenso
     else:
         rows = np.unique(np.concatenate(wanted))
         block, cols = graph.row_block(rows, drop)
-        z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block.to(device),
+        z = model.forward_rows(cached[torch.from_numpy(cols).to(device)], block_to(block, device),
                                torch.from_numpy(rows).to(device))
         index = [np.searchsorted(rows, w) for w in wanted]
     # index_select: its backward is one index_add, where z[idx]'s is a (deterministic, sorting) index_put.
     return [z.index_select(0, torch.from_numpy(i).to(device)) for i in index]
+
+
+def block_to(block: Tensor, device: torch.device) -> Tensor:
+    """``graph.row_block``'s block on ``device`` with its ``transposed`` beside it (``.to`` drops
+    Python attributes, and without it the backward pass sorts the block to transpose it)."""
+    moved = block.to(device)
+    if moved is not block:
+        moved.transposed = block.transposed.to(device)
+    return moved
 
 
 def _with_negatives(rng: np.random.Generator, pos_user: np.ndarray, pos_item: np.ndarray,

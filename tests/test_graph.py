@@ -128,3 +128,16 @@ def test_degrees_count_each_nodes_neighbours_without_its_self_loop(community_csv
     dense = graph.adj.to_dense()
     off_diagonal = (dense != 0).sum(1) - (dense.diagonal() != 0).long()
     assert graph.degrees().tolist() == off_diagonal.tolist()
+
+
+def test_a_row_block_keeps_its_transpose_on_another_device(community_csv):
+    """``.to(device)`` drops the block's ``transposed``; ``block_to`` carries it (here to "meta", as to CUDA)."""
+    from melody_map.train import block_to
+
+    graph = load(community_csv).graph
+    block, cols = graph.row_block(np.array([0, 1, graph.item_offset]))
+    assert not hasattr(block.to("meta"), "transposed")
+    moved = block_to(block, torch.device("meta"))
+    assert moved.device.type == "meta" and moved.transposed.device.type == "meta"
+    assert moved.transposed.shape == (len(cols), 3)
+    assert block_to(block, torch.device("cpu")) is block

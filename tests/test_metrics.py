@@ -111,3 +111,26 @@ def test_unseen_heldout_items_count_as_misses():
     assert m["recall@2"] == pytest.approx((1 / 2 + 0) / 2)
     assert m["ndcg@2"] == pytest.approx((1.0 / (1 + 1 / np.log2(3)) + 0) / 2)
     assert m["hitrate@2"] == pytest.approx(0.5)
+
+
+def test_the_norm_ordered_scan_ranks_exactly_as_scoring_every_item():
+    """Items of skewed norms (as trained embeddings have), a few known items per user left out,
+    users with fewer items left than k, and tied scores: the same top k as the full score matrix."""
+    from melody_map.evaluate import NormOrderedTopK, UserItems, top_k
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, d = 200, 5000, 8
+    items = torch.from_numpy(rng.normal(size=(n_items, d)) * (rng.pareto(2.0, n_items) + 0.1)[:, None]).float()
+    items[10:20] = items[3]  # ten items tied with item 3 for every user
+    q = torch.from_numpy(rng.normal(size=(n_users, d))).float()
+    user, item = rng.integers(0, n_users, 4000), rng.integers(0, n_items, 4000)
+    user, item = np.append(user, [7] * (n_items - 5)), np.append(item, np.arange(5, n_items))  # user 7: 5 left
+    exclude = UserItems.from_pairs(user, item, n_users)
+    ranker = NormOrderedTopK(q, items, -0.2, chunk=256)
+    got_items, got_scores = ranker(np.arange(n_users), 20, exclude, batch_size=64)
+    want_items, want_scores = top_k(lambda u: q[torch.from_numpy(u)] @ items.T - 0.2, np.arange(n_users), 20, exclude)
+    assert np.allclose(got_scores, want_scores, atol=1e-6)  # -inf pads user 7's list in both
+    finite = np.isfinite(want_scores)
+    tied = np.isin(want_items, [3, *range(10, 20)])
+    assert np.array_equal(got_items[finite & ~tied], want_items[finite & ~tied])
+    assert np.isfinite(got_scores[7]).sum() == 5 and set(got_items[7][:5]) == set(range(5))

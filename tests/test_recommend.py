@@ -142,7 +142,7 @@ def test_checkpoint_write_is_atomic(checkpoint, tmp_path):
     folder = os.path.dirname(checkpoint)
     assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     ckpt = torch.load(checkpoint, weights_only=True)
-    assert (ckpt["format"], ckpt["version"]) == ("melody-map", 2)
+    assert (ckpt["format"], ckpt["version"]) == ("melody-map", 3)
 
 
 def test_pruned_single_user_ranking_equals_a_full_scan(checkpoint):

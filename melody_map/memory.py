@@ -1,0 +1,213 @@
+"""The run's peak memory, estimated from the data's counts and the flags before the big allocations.
+
+Two checks stop a run that would run out of memory, with one line, before it starts the
+allocation that would fail:
+
+- before reading, ``reading_peak``: the reader's peak grows with the input's bytes;
+- once the graph is built, ``run_peak``: the memory resident now plus the largest of the
+  later phases, each the sum of the arrays it holds at once, counted in bytes from the
+  counts (nodes, users, items, training pairs, adjacency non-zeros) and the flags.
+
+The phases after the graph, for the default GCN (frozen node vectors):
+
+    spectral   randomised SVD of the user-item matrix: (users + items) x dim factors, and
+               the node vectors built from them, a few copies of each
+    training   node vectors and the cached first layer; a validation check's forward pass
+               over the graph and its ranker (a sorted copy of the item vectors, a chunk of scores)
+    fit's end  the final embeddings, the fold-in's item matrix (float64) and its alpha's
+               validation, beside the network's own node vectors
+    test       the fitted model, and one block of the score matrix
+    checkpoint the fitted model, and the copies the checkpoint writes
+
+``--model gcn+gf-cf`` adds GF-CF's (items x k) factors and its SVD; ``--no-fixed-features``
+adds the autograd graph of a whole-graph forward pass and Adam's moments on every node
+vector; ``--conv gat`` adds per-edge messages. ``docs/reliability.md`` compares the
+estimates with measured peaks. The multipliers (how many copies a phase holds at once)
+come from reading the code and from runs on files of other sizes than the ones checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import dataclass
+
+from .config import TrainConfig
+
+MB = 1 << 20
+BASE_BYTES = 400 * MB  # Python, torch, PyG, pyarrow and pandas imported
+READ_FIXED_BYTES = 230 * MB  # the reader's pools and buffers, whatever the file's size
+READ_BYTES_PER_INPUT_BYTE = 3.7  # the parsed columns, their codes and the tables built from them
+SCORE_BLOCK_FLOATS = 1 << 27  # evaluate.top_k's block of the score matrix (users x all items)
+RANK_BATCH, RANK_CHUNK = 2048, 1 << 15  # evaluate.NormOrderedTopK's users per batch and items per chunk
+GF_CF_K = 256  # filters.GF_CF_GRID's largest k
+GF_CF_MAX_FACTOR_FLOATS = 1 << 28  # filters.MAX_FACTOR_FLOATS
+STEP_BYTES_PER_NNZ = 100  # a step's block: positions, columns, values, its CSR and transposed copies
+TRAIN_FIXED_BYTES = 100 * MB  # autograd's and the sparse kernels' buffers, whatever the size
+
+
+class MemoryShortage(ValueError):
+    """The run's estimated peak exceeds the memory available; the message names the flags that lower it."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The sizes a run's memory grows with."""
+
+    users: int
+    items: int
+    nodes: int  # users + items + artists + playlists
+    train_pairs: int
+    nnz: int  # non-zeros of the normalised adjacency, self-loops included
+    valid_users: int  # users with validation pairs
+    test_users: int  # users with test pairs
+
+    @classmethod
+    def of(cls, data) -> Counts:
+        """The counts of a ``Dataset``."""
+        import numpy as np
+
+        from .split import TEST, TRAIN, VALID
+
+        part = data.pairs.part
+        users_with = [len(np.unique(data.pairs.user[part == p])) for p in (VALID, TEST)]
+        return cls(users=data.num_users, items=data.num_items, nodes=data.graph.num_nodes,
+                   train_pairs=int((part == TRAIN).sum()), nnz=int(data.graph.adj._nnz()),
+                   valid_users=users_with[0], test_users=users_with[1])
+
+
+def ranker_bytes(users: int, items: int, width: int) -> int:
+    """``evaluate.NormOrderedTopK``: its sorted copy of the item vectors, their norms and order,
+    and one chunk of scores (with top-k's workspace) for a batch of users."""
+    return items * width * 4 + 20 * items + min(users, RANK_BATCH) * min(items, RANK_CHUNK) * 8
+
+
+def reading_peak(input_bytes: int) -> int:
+    """The peak while reading, splitting and building the graph of ``input_bytes`` of CSV or TSV."""
+    return int(BASE_BYTES + READ_FIXED_BYTES + READ_BYTES_PER_INPUT_BYTE * input_bytes)
+
+
+def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
+    """Bytes each phase after the graph adds to what is resident when the graph is built."""
+    d, f = cfg.dim, 4  # float32
+    width = 2 * d if cfg.combine == "concat" else d  # what the scorer reads
+    node, item, z = c.nodes * d * f, c.items * width * f, c.nodes * width * f
+    valid = ranker_bytes(min(c.valid_users, cfg.valid_users), c.items, width)
+    forward = c.nodes * (3 * d + width) * f  # a layer's output, its ReLU, the second layer's, the scorer's input
+    # A step's block of the graph: the rows of the items its sampled pairs touch (graph.row_block).
+    # Freed after each step, it stays in the allocator's heap: later phases come on top.
+    sampled = min(cfg.pairs_per_epoch, c.train_pairs) / cfg.steps_per_epoch * (1 + cfg.negatives)
+    touched = 1 - math.exp(-sampled / max(c.items, 1))  # the share of items drawn at least once
+    step = int(STEP_BYTES_PER_NNZ * c.nnz * touched)
+    out = {
+        "spectral": 3 * (c.users + c.items) * d * f + 3 * node + 40 * c.train_pairs,
+        "training": 2 * node + TRAIN_FIXED_BYTES + step + max(forward, z + valid),
+        # the network's node vectors, the final embeddings, the fold-in's float64 item matrix, its
+        # float32 copy and the ranker over it (foldin.choose_alpha)
+        "fit's end": node + step + z + 3 * item + ranker_bytes(min(c.valid_users, 500), c.items, width),
+        "test": node + step + z + ranker_bytes(c.test_users, c.items, width),
+        "checkpoint": node + step + z + c.nodes * d * f + (c.users + c.items) * (width - d if width > d else d) * f,
+    }
+    if not cfg.fixed_features:  # autograd keeps the whole graph's activations; Adam two moments per vector
+        out["training"] += forward + 3 * node
+    if cfg.conv == "gat":  # edge_index, attention coefficients and a message per edge, per layer
+        out["training"] += c.nnz * (16 + 3 * f + 2 * d * f)
+    if cfg.model == "gcn+gf-cf":
+        k = max(1, min(GF_CF_K, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1)))
+        factors = c.items * k * f
+        block = min(c.valid_users, 4096, SCORE_BLOCK_FLOATS // max(c.items, 1)) * c.items * f  # evaluate.top_k's
+        out["blend"] = out["test"] + 5 * factors + 40 * c.train_pairs + 8 * block
+        out["test"] += 2 * factors + 40 * c.train_pairs + 8 * block
+    return out
+
+
+def run_peak(c: Counts, cfg: TrainConfig, resident: int) -> tuple[int, str]:
+    """The run's estimated peak from here on, and the phase that reaches it."""
+    parts = phases(c, cfg)
+    phase = max(parts, key=parts.get)
+    return resident + parts[phase], phase
+
+
+# Flags whose other value lowers the estimate, tried in this order for the message.
+def _alternatives(cfg: TrainConfig) -> list[tuple[str, TrainConfig]]:
+    options = []
+    if cfg.model != "gcn":
+        options.append(("--model gcn", dataclasses.replace(cfg, model="gcn")))
+    if not cfg.fixed_features:
+        options.append(("--fixed-features", dataclasses.replace(cfg, fixed_features=True)))
+    if cfg.conv != "gcn":
+        options.append(("--conv gcn", dataclasses.replace(cfg, conv="gcn", disjoint=False)))
+    if cfg.dim > 8:
+        options.append((f"--dim {cfg.dim // 2}", dataclasses.replace(cfg, dim=cfg.dim // 2)))
+    if cfg.combine != "last":
+        options.append(("--combine last", dataclasses.replace(cfg, combine="last")))
+    return options
+
+
+def check_run(c: Counts, cfg: TrainConfig, resident: int, available: int) -> int:
+    """The estimated peak; ``MemoryShortage`` when what it adds to ``resident`` exceeds ``available``."""
+    peak, phase = run_peak(c, cfg, resident)
+    if peak - resident <= available:
+        return peak
+    lower = []
+    for flag, other in _alternatives(cfg):
+        other_peak = run_peak(c, other, resident)[0]
+        if other_peak < peak:
+            lower.append(f"{flag} ({gb(other_peak)})")
+    hint = f"lower it with {', '.join(lower)}" if lower else "no flag lowers it much: use a machine with more memory"
+    raise MemoryShortage(f"this run needs about {gb(peak)} at its peak ({phase}), estimated from the data's counts "
+                         f"and the flags, but {gb(resident + available)} is available to it; {hint}; or pass "
+                         f"--no-memory-check to try anyway")
+
+
+def check_reading(input_bytes: int, available: int, resident: int) -> int:
+    """The reader's estimated peak; ``MemoryShortage`` when it cannot fit."""
+    peak = reading_peak(input_bytes)
+    if peak - BASE_BYTES > available:  # what reading adds to the process
+        raise MemoryShortage(f"reading {gb(input_bytes, 1)} of input needs about {gb(peak)}, estimated from its size, "
+                             f"but {gb(resident + available)} is available; use a machine with more memory or a "
+                             f"smaller file, or pass --no-memory-check to try anyway")
+    return peak
+
+
+def gb(n: float, digits: int = 1) -> str:
+    return f"{n / (1 << 30):.{digits}f} GB"
+
+
+def available_bytes() -> int:
+    """Memory this process may still take: the system's available memory, within a cgroup limit if any."""
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            found = re.search(r"^MemAvailable:\s+(\d+) kB", f.read(), re.M)
+        free = int(found.group(1)) * 1024 if found else None
+    except OSError:
+        pass
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return 1 << 62  # unknown: never stop
+    try:  # cgroup v2: a container's limit may be far below the machine's
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(free, 0)
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

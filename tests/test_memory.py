@@ -1,0 +1,76 @@
+"""The memory estimate stops a run that would not fit, before it allocates, with one line naming the flags that lower it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import ROOT, community_rows, write_original
+
+import train_gnn
+from melody_map import memory
+from melody_map.config import TrainConfig
+from melody_map.gcn import GCN
+from melody_map.memory import Counts, MemoryShortage, phases, run_peak
+from melody_map.pipeline import run
+
+GB = 1 << 30
+# The 100 % file's counts (bench/README.md's full-scale table).
+FULL = Counts(users=15_900, items=2_800_004, nodes=3_335_904, train_pairs=7_497_530, nnz=44_568_184,
+              valid_users=15_485, test_users=15_485)
+
+
+def test_the_estimate_grows_with_what_each_flag_allocates():
+    base = TrainConfig()
+    peak = run_peak(FULL, base, 0)[0]
+    assert 4 * GB < peak < 6 * GB  # the 100 % file: node and item matrices of GBs, not MBs or TBs
+    # Doubling dim doubles every (rows x dim) matrix; the score blocks stay.
+    wider = run_peak(FULL, dataclasses.replace(base, dim=64), 0)[0]
+    assert 1.5 * peak < wider < 2 * peak
+    for other in (dict(model="gcn+gf-cf"), dict(fixed_features=False), dict(conv="gat")):
+        assert run_peak(FULL, dataclasses.replace(base, **other), 0)[0] > peak, other
+    assert run_peak(FULL, dataclasses.replace(base, combine="last"), 0)[0] < peak
+    # A tenth of everything: a tenth of the matrices, while the score blocks keep their caps.
+    tenth = Counts(**{k: v // 10 for k, v in dataclasses.asdict(FULL).items()})
+    assert run_peak(tenth, base, 0)[0] < peak / 2
+    assert phases(FULL, base)["test"] > memory.ranker_bytes(FULL.test_users, FULL.items, 64)
+
+
+def test_a_run_that_does_not_fit_stops_before_training_with_one_line(tmp_path, monkeypatch, capsys):
+    data = write_original(tmp_path / "c.csv", community_rows())
+    monkeypatch.setattr(memory, "available_bytes", lambda: 200 << 20)  # 200 MB left beside what is resident
+    monkeypatch.setattr(memory, "reading_peak", lambda n: 0)  # the reading check is the next test's
+    trained, fit = [], GCN.fit
+    monkeypatch.setattr(GCN, "fit", lambda self, *a, **k: trained.append(1) or fit(self, *a, **k))
+    code = train_gnn.main(["--data", str(data), "--output", str(tmp_path / "m.pth"), "--plot", "", "--dim", "16384",
+                           "--no-fixed-features"])
+    err = capsys.readouterr().err.strip()
+    print(err)
+    assert code == 2 and "\n" not in err and not trained and not (tmp_path / "m.pth").exists()
+    assert err.startswith("error: this run needs about ") and "GB at its peak" in err
+    assert "--fixed-features (" in err and "--dim 8192 (" in err and "--no-memory-check" in err
+
+    # The estimate is what decides: at the default width the same data fits in the same 200 MB.
+    code = train_gnn.main(["--data", str(data), "--output", "", "--plot", "", "--epochs", "1"])
+    assert code == 0 and trained == [1]
+
+
+def test_a_file_too_large_to_read_stops_before_reading(tmp_path, monkeypatch, capsys):
+    data = write_original(tmp_path / "c.csv", community_rows())
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 20)
+    read = []
+    monkeypatch.setattr("melody_map.pipeline.load_dataset", lambda *a, **k: read.append(1))
+    assert train_gnn.main(["--data", str(data), "--plot", "", "--output", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: reading ") and "estimated from its size" in err and not read
+
+
+def test_no_memory_check_runs_anyway_and_the_summary_holds_the_estimates(tmp_path, monkeypatch):
+    data = write_original(tmp_path / "c.csv", community_rows())
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1 << 20)
+    with pytest.raises(MemoryShortage):
+        run(TrainConfig(data=str(data), output="", plot="", epochs=1), log=lambda line: None, progress=False)
+    summary = run(TrainConfig(data=str(data), output="", plot="", epochs=1, memory_check=False),
+                  log=lambda line: None, progress=False)
+    assert summary.memory_estimate_mb > 400 and summary.reading_estimate_mb > 400
+    assert (ROOT / "bench" / "memory.py").exists()
