@@ -7,6 +7,7 @@ and a Markdown table to stdout.
 
     python bench/memory.py bench/data/spotify_full_x0.01_seed0.csv bench/data/spotify_full_x0.1_seed0.csv
     python bench/memory.py FILE --extra "--dim 64"
+    python bench/memory.py --per-entity    # the model's bytes per user, track, ... at each --dim
 """
 
 from __future__ import annotations
@@ -53,13 +54,47 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def per_entity_table(dims: tuple[int, ...] = (16, 32, 64, 128)) -> str:
+    """The estimate's bytes per user, track, artist, playlist and undirected edge at the 100 % file's
+    counts (one more of each, the rest fixed), its fixed part, and its peak phase, at each --dim."""
+    sys.path.insert(0, str(ROOT))
+    import dataclasses
+
+    from melody_map.config import TrainConfig
+    from melody_map.memory import Counts, run_peak
+
+    full = Counts(users=15_900, items=2_800_004, nodes=3_335_904, train_pairs=7_497_530, nnz=44_568_184,
+                  valid_users=15_485, test_users=15_485)
+    step = 1000  # finite differences over 1,000 more of each
+    grow = {"user": dict(users=step, nodes=step, nnz=step),
+            "track": dict(items=step, nodes=step, nnz=step),
+            "artist": dict(nodes=step, nnz=step), "playlist": dict(nodes=step, nnz=step),
+            "edge": dict(nnz=2 * step)}
+    lines = ["| --dim | per user | per track | per artist | per playlist | per edge | 100 % file (phase) |",
+             "|---:|---:|---:|---:|---:|---:|---|"]
+    for dim in dims:
+        cfg = TrainConfig(dim=dim)
+        base, phase = run_peak(full, cfg, 0)
+        cells = []
+        for more in grow.values():
+            bigger = dataclasses.replace(full, **{k: getattr(full, k) + v for k, v in more.items()})
+            cells.append(f"{(run_peak(bigger, cfg, 0)[0] - base) / step:,.0f} B")
+        lines.append(f"| {dim} | " + " | ".join(cells) + f" | {base / (1 << 30):.2f} GB ({phase}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+", help="input files, each run once")
+    ap.add_argument("files", nargs="*", help="input files, each run once")
+    ap.add_argument("--per-entity", action="store_true",
+                    help="print the estimate's bytes per user, track, artist, playlist and edge at each --dim")
     ap.add_argument("--extra", default="", metavar="ARGS", help='more flags for train_gnn.py, e.g. "--dim 64"')
     ap.add_argument("--out", type=Path, default=Path("bench/results/memory.json"),
                     help="results JSON; runs are appended to what it holds")
     args = ap.parse_args(argv)
+    if args.per_entity:
+        print(per_entity_table())
+        return 0
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "memory", "runs": []}
     rows = []
     for path in args.files:

@@ -96,11 +96,6 @@ def _train_cell(r: Result) -> str:
             f"{fmt_int(t.get('epochs_run'))} epochs, best {fmt_int(t.get('best_epoch'))}{stop}")
 
 
-def _train_seconds_to_early_stop(r: Result) -> float | None:
-    """Seconds to early stop; None (not judged) when the run was capped before stopping."""
-    return _train_total_seconds(r) if _early_stopped(r) else None
-
-
 def _pair(name: str, metric: str) -> Callable[[Result], str]:
     def cell(r: Result) -> str:
         gcn, pop = _get(r, "test", "GCN", metric), _get(r, "test", "popularity", metric)
@@ -128,6 +123,15 @@ def _checkpoint_cell(r: Result) -> str:
     return DASH if b is None else f"{b / 1024 ** 2:,.1f} MiB"
 
 
+def _estimate_cell(r: Result) -> str:
+    """``memory.py``'s estimate (the larger of reading's and the rest's) against the measured peak."""
+    reading, rest = _get(r, "summary", "reading_estimate_mb"), _get(r, "summary", "memory_estimate_mb")
+    if reading is None or rest is None or not r.get("peak_rss_mb"):
+        return DASH
+    estimate = max(reading, rest)
+    return f"{fmt_gib(estimate)} ({100 * (estimate / r['peak_rss_mb'] - 1):+.0f} %)"
+
+
 def _generate_cell(r: Result) -> str:
     return fmt_seconds(_get(r, "dataset", "generate_seconds"))
 
@@ -142,15 +146,16 @@ ROWS: list[Row] = [
     ("graph", _stage("graph"), "", None, None),
     ("ids + graph + split total", lambda r: fmt_seconds(ids_graph_split_seconds(r)), "≤ 30 s",
      ids_graph_split_seconds, 30),
-    ("training to early stop", _train_cell, "≤ 8 min", _train_seconds_to_early_stop, 8 * 60),
+    ("training to early stop", _train_cell, "", None, None),
     ("training per epoch (median, excl. validation)",
      lambda r: fmt_seconds(_get(r, "train", "epoch_seconds_median")), "", None, None),
-    ("evaluation (test, GCN + popularity)", _stage("evaluate"), "≤ 2 min", _stage_seconds("evaluate"), 2 * 60),
+    ("evaluation (test, GCN + popularity)", _stage("evaluate"), "≤ 90 s", _stage_seconds("evaluate"), 90),
     ("checkpoint write", _stage("checkpoint"), "", None, None),
-    ("whole run (`train_gnn.py`, wall)", lambda r: fmt_seconds(r.get("wall_seconds")), "≤ 10 min",
-     lambda r: r.get("wall_seconds") if _early_stopped(r) else None, 10 * 60),
+    ("whole run (`train_gnn.py`, wall)", lambda r: fmt_seconds(r.get("wall_seconds")), "≤ 8 min",
+     lambda r: r.get("wall_seconds") if _early_stopped(r) else None, 8 * 60),
     ("peak RSS (whole run)", lambda r: fmt_gib(r.get("peak_rss_mb")), "≤ 10 GB (9.31 GiB)",
      lambda r: None if r.get("peak_rss_mb") is None else r["peak_rss_mb"] * 1024 ** 2, 10e9),
+    ("memory estimate made before allocating (error vs the peak)", _estimate_cell, "", None, None),
     ("cold `recommend.py` (new process, median of 3)",
      lambda r: fmt_seconds(_get(r, "cold_recommend", "median_seconds")), "≤ 3 s",
      lambda r: _get(r, "cold_recommend", "median_seconds"), 3),
