@@ -70,7 +70,7 @@ def per_entity_table(dims: tuple[int, ...] = (16, 32, 64, 128)) -> str:
             "track": dict(items=step, nodes=step, nnz=step),
             "artist": dict(nodes=step, nnz=step), "playlist": dict(nodes=step, nnz=step),
             "edge": dict(nnz=2 * step)}
-    lines = ["| --dim | per user | per track | per artist | per playlist | per edge | 100 % file (phase) |",
+    lines = ["| --dim | per user | per track | per artist | per playlist | per edge | added on the 100 % file (peak phase) |",
              "|---:|---:|---:|---:|---:|---:|---|"]
     for dim in dims:
         cfg = TrainConfig(dim=dim)

@@ -2,6 +2,7 @@
 
     python bench/report.py                                # bench/results/full_scale.json
     python bench/report.py path/to/full_scale.json
+    python bench/report.py bench/results/full_scale.json bench/results/full_scale_200pct.json   # side by side
 
 `bench/full_scale.py` prints the same table when it finishes (it calls `render_table`).
 """
@@ -230,16 +231,30 @@ def render_table(doc: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("json", nargs="?", default=DEFAULT_JSON, help="results written by bench/full_scale.py")
+    ap.add_argument("json", nargs="*", default=[DEFAULT_JSON],
+                    help="results written by bench/full_scale.py; several are merged into one table, "
+                         "their scales side by side")
     args = ap.parse_args(argv)
-    try:
-        with open(args.json) as f:
-            doc = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        print(f"error: cannot read {args.json}: {e}", file=sys.stderr)
-        return 2
-    print(render_table(doc))
+    docs = []
+    for path in args.json:
+        try:
+            with open(path) as f:
+                docs.append(json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"error: cannot read {path}: {e}", file=sys.stderr)
+            return 2
+    print(render_table(merge(docs)))
     return 0
+
+
+def merge(docs: list[dict]) -> dict:
+    """One document with every scale of ``docs`` in order of scale; the first's header, the others'
+    commands and dates named beside it."""
+    doc = {**docs[0], "scales": sorted((e for d in docs for e in d.get("scales", [])), key=lambda e: e.get("scale", 0))}
+    if len(docs) > 1:
+        doc["command"] = "; ".join(f"{d.get('command', '?')} ({d.get('date', '?')}, git {_get(d, 'machine', 'git')})"
+                                   for d in docs)
+    return doc
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class GCN(Recommender):
         self._norm_order = None
         self._fold, self._alpha = None, self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA
         self._ranker: NormOrderedTopK | None = None  # built on first use
+        self._scanned = False  # recommend's first call scans; later ones sort by norm once
 
     def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-k of every item (``evaluate.NormOrderedTopK``: items scanned longest first)."""
@@ -146,8 +147,13 @@ class GCN(Recommender):
         An item's score is ``q . t + b`` with ``q = z_u * w``, at most ``|q| |t| + b``: once
         that bound for the next (smaller-norm) item falls below the k-th best score so far,
         no item left can enter the list, so a large catalogue is mostly never scored. Equal
-        to a full scan up to the order of exactly tied scores.
+        to a full scan up to the order of exactly tied scores. The first call scores every item
+        (the base class's scan, cheaper than sorting millions of norms once, as a one-off
+        ``recommend.py`` asks); the order is sorted on the second and kept.
         """
+        if self._norm_order is None and not self._scanned:
+            self._scanned = True
+            return super().recommend(user, k, exclude)
         if self._norm_order is None:
             norms = self.item_embeddings.norm(dim=1)
             order = torch.argsort(norms, descending=True)

@@ -114,3 +114,14 @@ def test_training_capped_by_epochs_is_not_judged_against_the_early_stop_target()
     assert row[3].endswith("(hit the --epochs cap: no early stop)")
     # ...nor is the whole run, which the cap shortened.
     assert _row(render_table(doc), "whole run (`train_gnn.py`, wall)")[5] == "—"
+
+
+def test_two_result_files_merge_into_one_table_ordered_by_scale():
+    from bench.report import merge
+
+    big = {"command": "python bench/full_scale.py --scales 2", "date": "d2", "machine": {"git": "b"},
+           "scales": [{"scale": 2.0, "median": {"wall_seconds": 900.0}, "runs": []}]}
+    table = render_table(merge([big, _doc()]))
+    assert _row(table, "stage")[1:5] == ["1%", "10%", "100%", "200%"]
+    assert _row(table, "whole run (`train_gnn.py`, wall)")[4] == "15.0 min"
+    assert "--scales 2 (d2, git b)" in table
