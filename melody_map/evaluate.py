@@ -258,6 +258,8 @@ def ranking_metrics(users: np.ndarray, top_items: np.ndarray, top_scores: np.nda
         num_items: size of the catalogue, for coverage.
         k: cut-off.
     """
+    if not len(users):  # nobody to evaluate (a tiny dataset): no figure, and no numpy warning
+        return {f"{name}@{k}": float("nan") for name in ("recall", "ndcg", "hitrate", "coverage")}
     top_items, top_scores = top_items[:, :k], top_scores[:, :k]
     valid = np.isfinite(top_scores)
     keys = users[:, None].astype(np.int64) * num_items + top_items
