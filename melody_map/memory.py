@@ -146,11 +146,12 @@ def _alternatives(cfg: TrainConfig) -> list[tuple[str, TrainConfig]]:
     return options
 
 
-def check_run(c: Counts, cfg: TrainConfig, resident: int, available: int) -> int:
-    """The estimated peak; ``MemoryShortage`` when what it adds to ``resident`` exceeds ``available``."""
+def check_run(c: Counts, cfg: TrainConfig, resident: int, available: int) -> tuple[int, str]:
+    """``run_peak``'s estimate and phase; ``MemoryShortage`` when what it adds to ``resident``
+    exceeds ``available``."""
     peak, phase = run_peak(c, cfg, resident)
     if peak - resident <= available:
-        return peak
+        return peak, phase
     lower = []
     for flag, other in _alternatives(cfg):
         other_peak = run_peak(c, other, resident)[0]

@@ -81,10 +81,10 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
             raise CheckpointError(f"{cfg.resume}: its config cannot be resumed ({e}); train anew without --resume")
         log(f"resuming the {resumed.phase} of {cfg.resume} at epoch {resumed.trainer['epoch']}, step "
             f"{resumed.trainer['step'] + 1} of {resumed.trainer['steps']}")
-    check = cfg.memory_check and _on_cpu(cfg)
-    summary.reading_estimate_mb = memory.reading_peak(_input_bytes(cfg)) / memory.MB
+    check, input_bytes = cfg.memory_check and _on_cpu(cfg), _input_bytes(cfg)
+    summary.reading_estimate_mb = memory.reading_peak(input_bytes) / memory.MB
     if check:  # before the reader's allocations
-        memory.check_reading(_input_bytes(cfg), memory.available_bytes(), memory.resident_bytes())
+        memory.check_reading(input_bytes, memory.available_bytes(), memory.resident_bytes())
     data = load_dataset(cfg, stage)
     summary.reports, summary.split, summary.graph = data.reports, data.pairs.counts(), data.graph.summary()
     summary.split_digest = data.pairs.digest()
@@ -95,9 +95,8 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
     if not cfg.stats_only and _on_cpu(cfg):  # before the model's
         counts, resident = memory.Counts.of(data), memory.resident_bytes()
         available = memory.available_bytes() // group.local_size  # the ranks on a machine share its memory
-        peak, phase = memory.run_peak(counts, cfg, resident)
-        if check:
-            memory.check_run(counts, cfg, resident, available)
+        peak, phase = (memory.check_run(counts, cfg, resident, available) if check
+                       else memory.run_peak(counts, cfg, resident))
         summary.memory_estimate_mb = peak / memory.MB
         log(f"memory: about {memory.gb(peak)} at the peak ({phase}), estimated from the counts and the flags; "
             f"{memory.gb(resident + available)} available")

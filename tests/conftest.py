@@ -60,6 +60,15 @@ def train_checkpoint(csv: os.PathLike, out: os.PathLike, **overrides) -> str:
     return str(out)
 
 
+def leaves(record, key: str = ""):
+    """Every leaf of a nested dict (tensors, numbers, strings, lists), with its dotted key."""
+    if isinstance(record, dict):
+        for k in sorted(record, key=str):
+            yield from leaves(record[k], f"{key}.{k}")
+    else:
+        yield key, record
+
+
 def shared_file(*parts: str) -> Path:
     """A file in ../shared/data, or skip the test where it is absent (a user's machine)."""
     path = SHARED_DATA.joinpath(*parts)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, community_rows, train_checkpoint, write_original
+from conftest import ROOT, community_rows, leaves, train_checkpoint, write_original
 
 from melody_map import checkpoint as ckpt_module
 from melody_map.checkpoint import (
@@ -216,14 +216,6 @@ def test_load_checkpoint_reads_what_save_wrote(checkpoint):
 # ----------------------------------------------------------------------------- determinism
 
 
-def _tensors(value, key=""):
-    if isinstance(value, dict):
-        for k in sorted(value):
-            yield from _tensors(value[k], f"{key}.{k}")
-    elif isinstance(value, torch.Tensor):
-        yield key, value
-
-
 def test_the_same_seed_in_two_fresh_processes_gives_identical_checkpoints_and_output(tmp_path):
     data = write_original(tmp_path / "c.csv", community_rows((20, 30), tracks_per_user=10))
     outputs = []
@@ -235,7 +227,8 @@ def test_the_same_seed_in_two_fresh_processes_gives_identical_checkpoints_and_ou
         recs = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(ckpt), "--all-users", "--top-k",
                                "20"], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert recs.returncode == 0, recs.stderr[-2000:]
-        outputs.append((dict(_tensors(torch.load(ckpt, weights_only=True))), recs.stdout))
+        saved = leaves(torch.load(ckpt, weights_only=True))
+        outputs.append(({k: v for k, v in saved if isinstance(v, torch.Tensor)}, recs.stdout))
     (first, first_recs), (second, second_recs) = outputs
     assert first.keys() == second.keys() and len(first) > 10
     for key in first:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, community_rows, write_original
+from conftest import ROOT, community_rows, leaves, write_original
 
 from melody_map.checkpoint import load_checkpoint, payload_checksum
 from melody_map.config import TrainConfig
@@ -51,17 +51,8 @@ def signal_on_check(monkeypatch, call: int, signals: int = 1) -> None:
     monkeypatch.setattr(StopRequest, "__call__", checked)
 
 
-def tensors(value, key=""):
-    """Every tensor and number in a nested record, by its dotted key."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from tensors(v, f"{key}.{k}")
-    else:
-        yield key, value
-
-
 def same_model(a: str, b: str) -> None:
-    ra, rb = (dict(tensors(torch.load(p, weights_only=True)["model"])) for p in (a, b))
+    ra, rb = (dict(leaves(torch.load(p, weights_only=True)["model"])) for p in (a, b))
     assert ra.keys() == rb.keys()
     for key in ra:
         equal = torch.equal(ra[key], rb[key]) if isinstance(ra[key], torch.Tensor) else ra[key] == rb[key]
