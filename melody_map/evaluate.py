@@ -156,8 +156,8 @@ class NormOrderedTopK:
 
     def __init__(self, q_users: Tensor, items: Tensor, bias: float, chunk: int = 1 << 15):
         norms = items.norm(dim=1)
-        self.order = torch.argsort(norms, descending=True)
-        self.items = items[self.order]  # (I, d), longest first
+        self.order = torch.argsort(norms, descending=True)  # the scan: item ids, longest first
+        self.items = items  # (I, d), not copied: a chunk of the scan is gathered through the order
         self.norms = norms[self.order]
         self.position = torch.empty_like(self.order)
         self.position[self.order] = torch.arange(len(self.order))  # item -> its place in the scan
@@ -167,45 +167,57 @@ class NormOrderedTopK:
     def __call__(self, users: np.ndarray, k: int, exclude: UserItems | None,
                  batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """items (n, k) int64 and scores (n, k) float32 of ``users``, best first; -inf pads a short list."""
-        n_items = len(self.order)
-        k = min(k, n_items)
+        k = min(k, len(self.order))
         out_items = np.zeros((len(users), k), np.int64)
         out_scores = np.full((len(users), k), -np.inf, np.float32)
         for s in range(0, len(users), batch_size):
             batch = users[s:s + batch_size]
-            q = self.q_users[torch.from_numpy(batch)]
-            q_norm = q.norm(dim=1)
-            best = torch.full((len(batch), k), float("-inf"))
-            best_at = torch.zeros((len(batch), k), dtype=torch.int64)  # places in the scan
-            hidden = None
-            if exclude is not None:  # (row, place) of each excluded item, sorted by place
-                rows, cols = exclude.batch(batch)
-                places = self.position[torch.from_numpy(cols)]
-                by_place = torch.argsort(places)
-                hidden = (torch.from_numpy(rows)[by_place], places[by_place])
-            active = torch.arange(len(batch))
-            for start in range(0, n_items, self.chunk):
-                if start:  # users whose k-th best beats every item left are done
-                    bound = q_norm[active] * float(self.norms[start]) + self.bias
-                    active = active[bound >= best[active, -1]]
-                    if not len(active):
-                        break
-                stop = min(start + self.chunk, n_items)
-                scores = q[active] @ self.items[start:stop].T + self.bias  # (A, C)
-                if hidden is not None:
-                    lo, hi = torch.searchsorted(hidden[1], torch.tensor([start, stop]))
-                    r, p = hidden[0][lo:hi], hidden[1][lo:hi] - start
-                    keep = torch.isin(r, active)
-                    slot = torch.searchsorted(active, r[keep])
-                    scores[slot, p[keep]] = float("-inf")
-                chunk_top, chunk_pick = torch.topk(scores, min(k, stop - start), dim=1)
-                merged = torch.cat([best[active], chunk_top], dim=1)
-                places = torch.cat([best_at[active], chunk_pick + start], dim=1)
-                top, pick = torch.topk(merged, k, dim=1)
-                best[active], best_at[active] = top, torch.gather(places, 1, pick)
-            out_scores[s:s + len(batch)] = best.numpy()
-            out_items[s:s + len(batch)] = self.order[best_at].numpy()
+            rows, cols = exclude.batch(batch) if exclude is not None else (None, None)
+            items, scores = self.rank(self.q_users[torch.from_numpy(batch)], k, rows, cols)
+            out_items[s:s + len(batch)], out_scores[s:s + len(batch)] = items.numpy(), scores.numpy()
         return out_items, out_scores
+
+    @torch.no_grad()
+    def rank(self, q: Tensor, k: int, rows: np.ndarray | None = None, cols: np.ndarray | None = None,
+             chunk: int | None = None) -> tuple[Tensor, Tensor]:
+        """Top-k items (B, k) and scores (B, k) of B query vectors, best first; -inf pads a short list.
+
+        Args:
+            q: (B, d) user vectors, already multiplied by the scorer's weights.
+            k: list length, at most the number of items.
+            rows, cols: (row in q, item) of each item to leave out, or None.
+            chunk: items scored per step of the scan (default: the ranker's).
+        """
+        n_items, chunk = len(self.order), chunk or self.chunk
+        q_norm = q.norm(dim=1)
+        best = torch.full((len(q), k), float("-inf"))
+        best_at = torch.zeros((len(q), k), dtype=torch.int64)  # places in the scan
+        hidden = None
+        if rows is not None and len(rows):  # (row, place) of each excluded item, sorted by place
+            places = self.position[torch.from_numpy(np.asarray(cols, np.int64))]
+            by_place = torch.argsort(places)
+            hidden = (torch.from_numpy(np.asarray(rows, np.int64))[by_place], places[by_place])
+        active = torch.arange(len(q))
+        for start in range(0, n_items, chunk):
+            if start:  # users whose k-th best beats every item left are done
+                bound = q_norm[active] * float(self.norms[start]) + self.bias
+                active = active[bound >= best[active, -1]]
+                if not len(active):
+                    break
+            stop = min(start + chunk, n_items)
+            scores = q[active] @ self.items[self.order[start:stop]].T + self.bias  # (A, C)
+            if hidden is not None:
+                lo, hi = torch.searchsorted(hidden[1], torch.tensor([start, stop]))
+                r, p = hidden[0][lo:hi], hidden[1][lo:hi] - start
+                keep = torch.isin(r, active)
+                slot = torch.searchsorted(active, r[keep])
+                scores[slot, p[keep]] = float("-inf")
+            chunk_top, chunk_pick = torch.topk(scores, min(k, stop - start), dim=1)
+            merged = torch.cat([best[active], chunk_top], dim=1)
+            places = torch.cat([best_at[active], chunk_pick + start], dim=1)
+            top, pick = torch.topk(merged, k, dim=1)
+            best[active], best_at[active] = top, torch.gather(places, 1, pick)
+        return self.order[best_at], best
 
 
 def topk_rows(scores: Tensor, k: int, stride: int = 64,

@@ -42,12 +42,14 @@ class FoldIn:
     """
 
     def __init__(self, item_embeddings: Tensor, weight: Tensor, bias: float, alpha: float):
-        self.q = (item_embeddings * weight).double()  # (I, d)
+        self.items = item_embeddings * weight  # (I, d) the q_t, float32; sums and solves take float64
         self.bias = float(bias)
         self.alpha = float(alpha)
-        self.gram = self.q.T @ self.q  # (d, d)
-        self.total = self.q.sum(0)  # (d,)
-        d = self.q.shape[1]
+        q = self.items.double()  # (I, d), only while the catalogue-wide sums are taken
+        self.gram = q.T @ q  # (d, d)
+        self.total = q.sum(0)  # (d,)
+        del q
+        d = self.items.shape[1]
         # A little ridge keeps M invertible when the catalogue has fewer items than dimensions.
         self.reg = 1e-6 * float(self.gram.diagonal().mean()) + 1e-12
         self.eye = torch.eye(d, dtype=torch.float64)
@@ -58,9 +60,13 @@ class FoldIn:
         other.alpha = float(alpha)
         return other
 
+    def _rows(self, items: np.ndarray) -> Tensor:
+        """(len(items), d) float64 q_t of the given items."""
+        return self.items[torch.tensor(np.asarray(items, np.int64))].double()
+
     def _system(self, items: np.ndarray) -> tuple[Tensor, Tensor]:
         """(M, right-hand side) of one listener's normal equations."""
-        q_t = self.q[torch.tensor(np.asarray(items, np.int64))]  # (|T|, d)
+        q_t = self._rows(items)  # (|T|, d)
         m = self.gram + self.alpha * (q_t.T @ q_t) + self.reg * self.eye
         c = (1 + self.alpha) * (1 - self.bias) + self.bias
         return m, c * q_t.sum(0) - self.bias * self.total
@@ -68,7 +74,7 @@ class FoldIn:
     def vectors(self, histories: Sequence[np.ndarray]) -> Tensor:
         """(B, d) folded-in vectors of B listeners, each given by an array of item indices."""
         if not len(histories):
-            return torch.zeros(0, self.q.shape[1])
+            return torch.zeros(0, self.items.shape[1])
         systems = [self._system(items) for items in histories]
         m = torch.stack([s[0] for s in systems])
         rhs = torch.stack([s[1] for s in systems])
@@ -76,7 +82,7 @@ class FoldIn:
 
     def scores(self, histories: Sequence[np.ndarray]) -> Tensor:
         """(B, I) scores of every item for B listeners given by their items."""
-        return self.vectors(histories) @ self.q.float().T + self.bias
+        return self.vectors(histories) @ self.items.T + self.bias
 
     def contributions(self, items: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
         """How much each of a listener's items adds to the score of each target item.
@@ -90,8 +96,8 @@ class FoldIn:
             term): each row's sum plus its rest is the folded-in score of that target.
         """
         m, _ = self._system(items)
-        q_t = self.q[torch.tensor(np.asarray(items, np.int64))]  # (T, d)
-        q_r = self.q[torch.tensor(np.asarray(targets, np.int64))]  # (R, d)
+        q_t = self._rows(items)  # (T, d)
+        q_r = self._rows(targets)  # (R, d)
         solved = torch.linalg.solve(m, q_r.T)  # (d, R): M^-1 q_r
         c = (1 + self.alpha) * (1 - self.bias) + self.bias
         parts = c * (q_t @ solved).T  # (R, T)
@@ -110,7 +116,7 @@ def choose_alpha(fold: FoldIn, fit: UserItems, valid: UserItems, num_items: int,
     users = np.flatnonzero(valid.heldout_counts() > 0)
     histories = histories_of(fit, users)
     # One scan order serves every alpha: the folded-in vectors change, the items do not.
-    ranker = NormOrderedTopK(torch.zeros(fit.num_users, fold.q.shape[1]), fold.q.float(), fold.bias)
+    ranker = NormOrderedTopK(torch.zeros(fit.num_users, fold.items.shape[1]), fold.items, fold.bias)
     best, best_recall = ALPHAS[0], -1.0
     for alpha in ALPHAS:
         ranker.q_users[torch.from_numpy(users)] = fold.with_alpha(alpha).vectors(histories)

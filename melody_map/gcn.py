@@ -55,8 +55,9 @@ class GCN(Recommender):
         self.item_embeddings: Tensor | None = None  # (items, width)
         self._network_state: dict[str, Tensor] = {}
         self._score_fn = None
-        self._norm_order: tuple[Tensor, Tensor] | None = None
-        self._fold: FoldIn | None = None  # built on first use: its float64 item matrix is large
+        self._fold: FoldIn | None = None  # built on first use (an items x width matrix)
+        self._ranker: NormOrderedTopK | None = None  # built on first use
+        self._scanned = False  # recommend's first call scans; later ones sort by norm once
         self._alpha: float | None = None  # the fold-in's confidence, once fitted or loaded
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
@@ -107,17 +108,19 @@ class GCN(Recommender):
         self.scorer.eval()
         self.user_embeddings, self.item_embeddings = users, items
         self._score_fn = embedding_scores(self.scorer, users, items)
-        self._norm_order = None
         self._fold, self._alpha = None, self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA
-        self._ranker: NormOrderedTopK | None = None  # built on first use
-        self._scanned = False  # recommend's first call scans; later ones sort by norm once
+        self._ranker, self._scanned = None, False
 
     def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-k of every item (``evaluate.NormOrderedTopK``: items scanned longest first)."""
+        return self._norm_ranker()(users, k, exclude)
+
+    def _norm_ranker(self) -> NormOrderedTopK:
+        """``top_k``'s and ``recommend``'s scan of the items, longest first, built on first use."""
         if self._ranker is None:
             self._ranker = NormOrderedTopK(self.user_embeddings * self.scorer.weight[0].detach(),
                                            self.item_embeddings, float(self.scorer.bias.detach()))
-        return self._ranker(users, k, exclude)
+        return self._ranker
 
     def _fold_in(self) -> FoldIn:
         """The fold-in of new listeners (``foldin.FoldIn``), built on first use."""
@@ -141,42 +144,19 @@ class GCN(Recommender):
         return self._fold_in().contributions(np.unique(np.asarray(history, np.int64)), targets)
 
     @torch.no_grad()
-    def recommend(self, user: int, k: int, exclude: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of one user, scanning items in decreasing embedding norm.
-
-        An item's score is ``q . t + b`` with ``q = z_u * w``, at most ``|q| |t| + b``: once
-        that bound for the next (smaller-norm) item falls below the k-th best score so far,
-        no item left can enter the list, so a large catalogue is mostly never scored. Equal
-        to a full scan up to the order of exactly tied scores. The first call scores every item
-        (the base class's scan, cheaper than sorting millions of norms once, as a one-off
-        ``recommend.py`` asks); the order is sorted on the second and kept.
-        """
-        if self._norm_order is None and not self._scanned:
+    def recommend(self, user: int, k: int, exclude: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of one user, by ``top_k``'s scan of the items in decreasing norm, in
+        small chunks (one user stops early). The first call scores every item instead (the
+        base class's scan, cheaper than sorting millions of norms for a one-off
+        ``recommend.py``); the order is sorted on the second and kept."""
+        if self._ranker is None and not self._scanned:
             self._scanned = True
             return super().recommend(user, k, exclude)
-        if self._norm_order is None:
-            norms = self.item_embeddings.norm(dim=1)
-            order = torch.argsort(norms, descending=True)
-            self._norm_order = (order, norms[order])
-        order, norms = self._norm_order
-        q = self.user_embeddings[user] * self.scorer.weight[0]
-        bias = float(self.scorer.bias)
-        q_norm = float(q.norm())
-        excluded = torch.from_numpy(np.asarray(exclude, dtype=np.int64))
-        best_ids = torch.zeros(0, dtype=torch.int64)
-        best = torch.zeros(0, dtype=self.item_embeddings.dtype)
-        num_items = len(self.item_embeddings)
-        k = min(int(k), num_items)
-        for start in range(0, num_items, block):
-            if len(best) == k and q_norm * float(norms[start]) + bias < float(best[-1]):
-                break
-            ids = order[start:start + block]
-            scores = self.item_embeddings[ids] @ q + bias
-            scores[torch.isin(ids, excluded)] = float("-inf")
-            best, pick = torch.topk(torch.cat([best, scores]), min(k, len(best) + len(scores)))
-            best_ids = torch.cat([best_ids, ids])[pick]
-        keep = torch.isfinite(best)
-        return best_ids[keep].numpy(), best[keep].numpy()
+        ranker, exclude = self._norm_ranker(), np.asarray(exclude, dtype=np.int64)
+        items, scores = ranker.rank(ranker.q_users[user][None], min(int(k), len(ranker.order)),
+                                    np.zeros(len(exclude), np.int64), exclude, chunk)
+        keep = torch.isfinite(scores[0])
+        return items[0][keep].numpy(), scores[0][keep].numpy()
 
     def params(self) -> dict[str, Any]:
         params = {name: getattr(self.cfg, name) for name in GCN_OPTIONS}

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm  # text bars: a notebook without ipywidgets gets them too
 
+from .allocator import reuse_freed_memory
 from .config import TrainConfig
 from .distributed import Group
 from .evaluate import NormOrderedTopK, UserItems, evaluate, subsample_users
@@ -231,20 +232,21 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
         model.train()
         if epoch != first_epoch:
             losses = []
-        for step in range(first_step if epoch == first_epoch else 0, steps):
-            if ranks.any(stop()):  # Ctrl-C (on any rank): hand back the state before this step
-                result.resume = snapshot(epoch, step, losses)
-                break
-            users, share, items, (u, t, y) = draw()  # the same draw on every rank
-            if ranks.size > 1:  # this rank's share of the group's users, and their pairs
-                users = users[ranks.rank::ranks.size]
-                mine = np.isin(u, users)
-                u, t, y = u[mine], t[mine], y[mine]
-            loss = step_loss(u, t, y, users, items, share)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        with reuse_freed_memory():  # each step reallocates the last one's tensors: keep them mapped
+            for step in range(first_step if epoch == first_epoch else 0, steps):
+                if ranks.any(stop()):  # Ctrl-C (on any rank): hand back the state before this step
+                    result.resume = snapshot(epoch, step, losses)
+                    break
+                users, share, items, (u, t, y) = draw()  # the same draw on every rank
+                if ranks.size > 1:  # this rank's share of the group's users, and their pairs
+                    users = users[ranks.rank::ranks.size]
+                    mine = np.isin(u, users)
+                    u, t, y = u[mine], t[mine], y[mine]
+                loss = step_loss(u, t, y, users, items, share)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
         if result.resume is not None:
             break
         record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}

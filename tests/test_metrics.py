@@ -134,3 +134,9 @@ def test_the_norm_ordered_scan_ranks_exactly_as_scoring_every_item():
     tied = np.isin(want_items, [3, *range(10, 20)])
     assert np.array_equal(got_items[finite & ~tied], want_items[finite & ~tied])
     assert np.isfinite(got_scores[7]).sum() == 5 and set(got_items[7][:5]) == set(range(5))
+    for u in (7, 42):  # one user at a time in small chunks, as a model's recommend() asks
+        known = exclude.of(u)
+        one_items, one_scores = ranker.rank(q[u][None], 20, np.zeros(len(known), np.int64), known, chunk=64)
+        assert np.allclose(one_scores[0].numpy(), want_scores[u], atol=1e-6)
+        keep = finite[u] & ~tied[u]
+        assert np.array_equal(one_items[0].numpy()[keep], want_items[u][keep])
