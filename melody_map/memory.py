@@ -13,9 +13,9 @@ The phases after the graph, for the default GCN (frozen node vectors):
     spectral   randomised SVD of the user-item matrix: (users + items) x dim factors, and
                the node vectors built from them, a few copies of each
     training   node vectors and the cached first layer; a validation check's forward pass
-               over the graph and its ranker (a sorted copy of the item vectors, a chunk of scores)
-    fit's end  the final embeddings, the fold-in's item matrix (float64) and its alpha's
-               validation, beside the network's own node vectors
+               over the graph and its ranker (the items' scan order, a chunk of scores)
+    fit's end  the final embeddings, the fold-in's item matrix (a float64 copy while its sums
+               are taken) and its alpha's validation, beside the network's own node vectors
     test       the fitted model, and one block of the score matrix
     checkpoint the fitted model, and the copies the checkpoint writes
 
@@ -79,9 +79,11 @@ class Counts:
 
 
 def ranker_bytes(users: int, items: int, width: int) -> int:
-    """``evaluate.NormOrderedTopK``: its sorted copy of the item vectors, their norms and order,
-    and one chunk of scores (with top-k's workspace) for a batch of users."""
-    return items * width * 4 + 20 * items + min(users, RANK_BATCH) * min(items, RANK_CHUNK) * 8
+    """``evaluate.NormOrderedTopK``: the items' norms, scan order and places (it reads the item
+    vectors where they are), one chunk of them gathered, and one chunk of scores (with
+    top-k's workspace) for a batch of users."""
+    chunk = min(items, RANK_CHUNK)
+    return 20 * items + chunk * width * 4 + min(users, RANK_BATCH) * chunk * 8
 
 
 def reading_peak(input_bytes: int) -> int:
@@ -97,16 +99,17 @@ def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
     valid = ranker_bytes(min(c.valid_users, cfg.valid_users), c.items, width)
     forward = c.nodes * (3 * d + width) * f  # a layer's output, its ReLU, the second layer's, the scorer's input
     # A step's block of the graph: the rows of the items its sampled pairs touch (graph.row_block).
-    # Freed after each step, it stays in the allocator's heap: later phases come on top.
+    # Training keeps it for the next step (allocator.reuse_freed_memory); the later phases count
+    # it too, as the measured peaks bear out (bench/memory.py).
     sampled = min(cfg.pairs_per_epoch, c.train_pairs) / cfg.steps_per_epoch * (1 + cfg.negatives)
     touched = 1 - math.exp(-sampled / max(c.items, 1))  # the share of items drawn at least once
     step = int(STEP_BYTES_PER_NNZ * c.nnz * touched)
     out = {
         "spectral": 3 * (c.users + c.items) * d * f + 3 * node + 40 * c.train_pairs,
         "training": 2 * node + TRAIN_FIXED_BYTES + step + max(forward, z + valid),
-        # the network's node vectors, the final embeddings, the fold-in's float64 item matrix, its
-        # float32 copy and the ranker over it (foldin.choose_alpha)
-        "fit's end": node + step + z + 3 * item + ranker_bytes(min(c.valid_users, 500), c.items, width),
+        # the network's node vectors, the final embeddings and the fold-in's item matrix: while
+        # its sums are taken, a float64 copy beside it; then the ranker over it (foldin.choose_alpha)
+        "fit's end": node + step + z + max(3 * item, item + ranker_bytes(min(c.valid_users, 500), c.items, width)),
         "test": node + step + z + ranker_bytes(c.test_users, c.items, width),
         "checkpoint": node + step + z + c.nodes * d * f + (c.users + c.items) * (width - d if width > d else d) * f,
     }
