@@ -98,11 +98,11 @@ def step():  # a training step's worth of large tensors: made, used, freed
     c = torch.ones(1 << 24)
     return float((b[:1] + c[:1]).sum())
 
-def last_steps_faults():  # page faults of the last 3 of 10 steps
-    for _ in range(7):
+def last_steps_faults():  # page faults of the last 5 of 25 steps
+    for _ in range(20):
         step()
     before = faults()
-    for _ in range(3):
+    for _ in range(5):
         step()
     return faults() - before
 
@@ -125,12 +125,12 @@ def _huge_pages_always() -> bool:
 @pytest.mark.skipif(_huge_pages_always(), reason="page faults are counted in 4 KiB pages")
 def test_training_reuses_freed_blocks_and_hands_them_back_after():
     """glibc unmaps a freed block over 32 MB, so every step that reallocates the last one's
-    tensors faults their pages in again (outside: 3 x 320 MB of faults). Inside
+    tensors faults their pages in again (outside: 5 x 320 MB of faults). Inside
     ``reuse_freed_memory`` (training's steps) later steps reuse the freed blocks; leaving it
     returns the memory."""
     done = subprocess.run([sys.executable, "-c", CHURN], capture_output=True, text=True, cwd=ROOT, check=True)
     r = json.loads(done.stdout)
     assert r["changed"]
-    assert r["outside"] > 3 * 60_000, r  # the check can fail: without reuse every step faults 80k pages
-    assert r["inside"] < r["outside"] / 10, r
+    assert r["outside"] > 5 * 60_000, r  # the check can fail: without reuse every step faults 80k pages
+    assert r["inside"] < r["outside"] / 4, r
     assert r["after"] < r["held"] - 200, r  # the blocks kept for reuse went back to the system
