@@ -150,6 +150,9 @@ def test_fuzzed_playlists_csvs(kind):
     assert total["lines"] >= 5_000 * EXAMPLES // 120 and total["loaded"] > total["files"] // 2
 
 
+# pyarrow cannot decode a wrong-shaped row of invalid UTF-8 for the reader's handler: it reports
+# the error as unraisable and fails the file, which the reader then reads again (readers.py).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("kind", ["tsv", "csv"])
 def test_fuzzed_interaction_tables(kind):
     total = {"files": 0, "lines": 0, "loaded": 0, "refused": 0}
