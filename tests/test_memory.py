@@ -84,13 +84,13 @@ def test_no_memory_check_runs_anyway_and_the_summary_holds_the_estimates(tmp_pat
 CHURN = """
 import json, resource, torch
 from melody_map.allocator import reuse_freed_memory
+from melody_map.memory import resident_bytes
 
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 def resident_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    return resident_bytes() / 2**20
 
 def step():  # a training step's worth of large tensors: made, used, freed
     a = torch.ones(1 << 25)
