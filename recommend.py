@@ -28,21 +28,21 @@ import argparse
 import os
 import sys
 
-from melody_map.recommend import (
-    continue_playlist,
-    explain,
-    get_recommendations,
-    load_model,
-    recommend_all,
-    recommend_for_tracks,
-    similar_artists,
-    similar_tracks,
-    write_recommendations,
-)
 from melody_map.text import printable
 
-__all__ = ["continue_playlist", "explain", "get_recommendations", "load_model", "main", "recommend_for_tracks",
-           "similar_artists", "similar_tracks"]
+# The API is imported on first use (``from recommend import get_recommendations`` works), so
+# that --help answers before torch and pandas load.
+API = ("continue_playlist", "explain", "get_recommendations", "load_model", "recommend_all",
+       "recommend_for_tracks", "similar_artists", "similar_tracks")
+__all__ = [*API, "main"]
+
+
+def __getattr__(name: str):
+    if name in API:
+        from melody_map import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'recommend' has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="user index, 0 .. number of users - 1 (default: 0)")
     who.add_argument("--user-id", metavar="ID", help="the dataset's own user_id string")
     who.add_argument("--all-users", action="store_true",
-                     help="rank for every user, leaving out the tracks the model fitted and validated on (as "
-                          "the test metrics do), and write user<TAB>item<TAB>rank<TAB>score lines to --output")
+                     help="every user's top tracks, known tracks left out as with --user, written to --output as "
+                          "a TSV with a header: user_id, user_index, rank, track_index, artist, track, score "
+                          "(a plain table: item_index, item_id, item)")
     who.add_argument("--tracks", nargs="+", metavar="NAME",
                      help='a new listener given by a few tracks ("Artist - Title"; a plain table\'s item ids): '
                           "their top tracks without retraining, the given ones left out")
@@ -71,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --user or --user-id: the next tracks for that user's playlist of this name, "
                              "leaving out what it holds")
     parser.add_argument("--output", metavar="PATH", help="with --all-users: the TSV to write (default: stdout)")
+    parser.add_argument("--evaluation", action="store_true",
+                        help="with --all-users: leave out only the tracks the model fitted and validated on, so "
+                             "that each user's held-out test tracks stay rankable: the lists the test metrics "
+                             "of train_gnn.py score")
     parser.add_argument("--top-k", type=int, default=5, metavar="K", help="how many tracks (default: 5)")
     parser.add_argument("--checkpoint", default="gnn_model.pth", metavar="PATH",
                         help="checkpoint written by train_gnn.py (default: gnn_model.pth)")
@@ -85,83 +90,127 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.top_k < 1:
-            raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
-        if args.output and not args.all_users:
-            raise ValueError("--output goes with --all-users")
-        if args.explain and (args.playlist is not None or args.include_known or args.tracks or args.tracks_file
-                             or args.similar_to or args.similar_artist or args.all_users):
-            raise ValueError("--explain goes with --user or --user-id alone")
-        if args.playlist is not None and args.user is None and args.user_id is None:
-            raise ValueError("--playlist needs the playlist's owner: --user INDEX or --user-id ID")
+        check_args(args)
+        from melody_map.api import load_model
+
         tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
         model, data = load_model(args.checkpoint)
-        noun = data.catalogue.noun
         if isinstance(data.config.get("interrupted"), dict):
             print(printable(f"note: {args.checkpoint} is from an interrupted run (the best model so far); "
                             f"python train_gnn.py --resume {args.checkpoint} finishes it"), file=sys.stderr)
         if args.plot_user:
-            from melody_map.plot import plot_user
-
-            who, png = args.plot_user
-            try:
-                user = data.user_index(who)
-            except ValueError:
-                if not who.isdigit():
-                    raise
-                user = int(who)
-                get_recommendations(model, data, user, 1)  # checks the range
-            plot_user(model, data, user, png, top_k=args.top_k)
-            print(printable(f"wrote {png}: user {user} ({data.user_ids[user].as_py()}), their top {args.top_k} {noun}s"))
-            return 0
-        if args.export_onnx:
-            from melody_map.export import export_onnx
-
-            graph = export_onnx(model, args.export_onnx)
-            print(f"wrote {args.export_onnx}: users (B,) int64 -> scores (B, {graph.items_t.shape[1]:,}); "
-                  f"open it in Netron, or score with onnxruntime")
-            return 0
-        if args.all_users:
-            users, items, scores = recommend_all(model, data, args.top_k)
-            lines = write_recommendations(args.output or "/dev/stdout", data, users, items, scores)
-            if args.output:
-                print(f"wrote {lines:,} recommendations for {len(users):,} users to {args.output}")
-            return 0
-        if tracks is not None:
-            recs = recommend_for_tracks(model, data, tracks, args.top_k)
-            header = f"top {len(recs)} {noun}s for a new listener of {len(tracks)} {noun}s (folded in, not retrained):"
-        elif args.similar_to is not None:
-            recs = similar_tracks(model, data, args.similar_to, args.top_k)
-            header = f"{len(recs)} {noun}s nearest to {args.similar_to!r}:"
-        elif args.similar_artist is not None:
-            recs = similar_artists(model, data, args.similar_artist, args.top_k)
-            header = f"{len(recs)} artists nearest to {args.similar_artist!r}:"
-        elif args.playlist is not None:
-            recs = continue_playlist(model, data, args.playlist, args.top_k, user_idx=args.user,
-                                     user_id=args.user_id)
-            header = f"next {len(recs)} {noun}s for the playlist {args.playlist!r}:"
+            lines = plot_user(args, model, data)
+        elif args.export_onnx:
+            lines = export_onnx(args, model)
+        elif args.all_users:
+            lines = all_users(args, model, data)
         else:
-            user_idx = 0 if args.user is None and args.user_id is None else args.user
-            if args.explain:
-                recs = explain(model, data, user_idx, args.top_k, user_id=args.user_id)
-            else:
-                recs = get_recommendations(model, data, user_idx, args.top_k, user_id=args.user_id,
-                                           include_known=args.include_known)
-            idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
-            header = (f"top {len(recs)} {noun}s for user {idx} ({data.user_ids[idx].as_py()}), "
-                      f"{len(data.known.of(idx))} {noun}s known"
-                      f"{' (included)' if args.include_known else ' (excluded)'}:")
+            lines = ranked_lines(*recommendations(args, model, data, tracks), data.catalogue.noun)
     except ValueError as e:
         print(printable(f"error: {e}"), file=sys.stderr)
         return 2
-    print(printable(header))
+    for line in lines:
+        print(printable(line))
+    return 0
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse flags that do not go together, and output paths that cannot be written, before any work."""
+    from melody_map.outputs import check_output_path
+
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.output and not args.all_users:
+        raise ValueError("--output goes with --all-users")
+    if args.evaluation and not args.all_users:
+        raise ValueError("--evaluation goes with --all-users")
+    if args.explain and (args.playlist is not None or args.include_known or args.tracks or args.tracks_file
+                         or args.similar_to or args.similar_artist or args.all_users):
+        raise ValueError("--explain goes with --user or --user-id alone")
+    if args.playlist is not None and args.user is None and args.user_id is None:
+        raise ValueError("--playlist needs the playlist's owner: --user INDEX or --user-id ID")
+    check_output_path(args.output or "", "--output")
+    check_output_path(args.export_onnx or "", "--export-onnx")
+    check_output_path(args.plot_user[1] if args.plot_user else "", "--plot-user")
+
+
+def plot_user(args: argparse.Namespace, model, data) -> list[str]:
+    from melody_map.api import get_recommendations, plural
+    from melody_map.plot import plot_user
+
+    who, png = args.plot_user
+    try:
+        user = data.user_index(who)
+    except ValueError:
+        if not who.isdigit():
+            raise
+        user = int(who)
+        get_recommendations(model, data, user, 1)  # checks the range
+    notes = plot_user(model, data, user, png, top_k=args.top_k)
+    wrote = (f"wrote {png}: user {user} ({data.user_ids[user].as_py()}), their top "
+             f"{plural(args.top_k, data.catalogue.noun)}")
+    return [wrote, *notes]  # then what the picture leaves out, and names no installed font draws
+
+
+def export_onnx(args: argparse.Namespace, model) -> list[str]:
+    from melody_map.export import export_onnx
+
+    graph = export_onnx(model, args.export_onnx)
+    return [f"wrote {args.export_onnx}: users (B,) int64 -> scores (B, {graph.items_t.shape[1]:,}); "
+            f"open it in Netron, or score with onnxruntime"]
+
+
+def all_users(args: argparse.Namespace, model, data) -> list[str]:
+    from melody_map.api import recommend_all, write_recommendations
+
+    users, items, scores = recommend_all(model, data, args.top_k, evaluation=args.evaluation)
+    rows = write_recommendations(args.output or "/dev/stdout", data, users, items, scores)
+    left_out = ("the tracks the model fitted and validated on left out (--evaluation)" if args.evaluation
+                else "known tracks left out")
+    return [f"wrote {rows:,} recommendations for {len(users):,} users to {args.output}, {left_out}"] \
+        if args.output else []
+
+
+def recommendations(args: argparse.Namespace, model, data, tracks: list[str] | None):
+    """The DataFrame of recommendations the flags ask for, and the line above it."""
+    from melody_map import api
+    from melody_map.api import plural
+
+    noun, k = data.catalogue.noun, args.top_k
+    if tracks is not None:
+        recs = api.recommend_for_tracks(model, data, tracks, k)
+        return recs, (f"top {plural(len(recs), noun)} for a new listener of {plural(len(tracks), noun)} "
+                      f"(folded in, not retrained):")
+    if args.similar_to is not None:
+        recs = api.similar_tracks(model, data, args.similar_to, k)
+        return recs, f"{plural(len(recs), noun)} nearest to {args.similar_to!r}:"
+    if args.similar_artist is not None:
+        recs = api.similar_artists(model, data, args.similar_artist, k)
+        return recs, f"{plural(len(recs), 'artist')} nearest to {args.similar_artist!r}:"
+    if args.playlist is not None:
+        recs = api.continue_playlist(model, data, args.playlist, k, user_idx=args.user, user_id=args.user_id)
+        return recs, f"next {plural(len(recs), noun)} for the playlist {args.playlist!r}:"
+    user_idx = 0 if args.user is None and args.user_id is None else args.user
+    if args.explain:
+        recs = api.explain(model, data, user_idx, k, user_id=args.user_id)
+    else:
+        recs = api.get_recommendations(model, data, user_idx, k, user_id=args.user_id,
+                                       include_known=args.include_known)
+    idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
+    known = f"{plural(len(data.known.of(idx)), noun)} known{' (included)' if args.include_known else ' (excluded)'}"
+    return recs, f"top {plural(len(recs), noun)} for user {idx} ({data.user_ids[idx].as_py()}), {known}:"
+
+
+def ranked_lines(recs, header: str, noun: str) -> list[str]:
+    """The header, then one line per recommendation (and its reasons, with --explain)."""
+    lines = [header]
     for row, (rank, name, score) in enumerate(zip(recs["rank"], _names(recs, noun), recs["score"])):
-        print(printable(f"{rank:>3}. {name}  ({score:.4f})"))
+        lines.append(f"{rank:>3}. {name}  ({score:.4f})")
         if "reasons" in recs:
             why = [f"{track} (+{part:.3f}{', same artist' if same else ''})"
                    for track, part, same in recs["reasons"].iloc[row]]
-            print(printable(f"       because you have: {'; '.join(why) if why else 'no track of yours adds to it'}"))
-    return 0
+            lines.append(f"       because you have: {'; '.join(why) if why else 'no track of yours adds to it'}")
+    return lines
 
 
 def _names(recs, noun: str) -> list[str]:
@@ -189,9 +238,13 @@ def _read_lines(path: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    code = main()
-    # Every file is closed by now; skip the interpreter's teardown of torch, pandas and the model
-    # (about 0.5 s of a cold call) once the output is flushed.
+    try:
+        code = main()
+    except BrokenPipeError:  # the reader went away (e.g. | head): nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the flush below must not fail again)
+        code = 0
+    # Every file is closed by now: once the output is flushed, skip the interpreter's teardown of
+    # torch, pandas and the model, which a one-off command would otherwise wait for.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

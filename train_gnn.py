@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import sys
 
-from melody_map import distributed
 from melody_map.config import TrainConfig, parse_config
-from melody_map.interrupt import TrainingInterrupted
-from melody_map.pipeline import run
 from melody_map.text import printable
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(TrainConfig, argv, __doc__)
-    group = distributed.init_from_env(cfg.device)  # under torchrun: join the other ranks
-    if group.rank == 0:
+    cfg = parse_config(TrainConfig, argv, __doc__)  # before the heavy imports: --help is quick
+    from melody_map import distributed
+    from melody_map.interrupt import TrainingInterrupted
+    from melody_map.pipeline import run
+
+    ranks = distributed.init_from_env(cfg.device)  # under torchrun: join the other ranks
+    if ranks.rank == 0:
         print("config: " + ", ".join(f"{k}={v!r}" for k, v in cfg.to_dict().items()))
     try:
         # Names and rows from the data are escaped; the lines of a table stay lines.

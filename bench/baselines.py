@@ -35,10 +35,10 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
 from melody_map.dataset import Dataset
-from melody_map.evaluate import UserItems, evaluate
+from melody_map.evaluate import evaluate
 from melody_map.recommender import FitReport, Log, Recommender
 from melody_map.sparse import SymmetricSpMM, csr_from_state, csr_state, torch_csr
-from melody_map.split import TRAIN, VALID
+from melody_map.types import TRAIN, VALID, UserItems
 
 # --------------------------------------------------------------------------- models
 

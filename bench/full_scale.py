@@ -189,7 +189,7 @@ def warm_recommend(ckpt: str, n_users: int) -> dict[str, Any]:
 
     import numpy as np
 
-    from melody_map.recommend import get_recommendations, load_model
+    from melody_map.api import get_recommendations, load_model
 
     start = time.perf_counter()
     model, data = load_model(ROOT / ckpt)

@@ -34,10 +34,10 @@ def top_tags() -> dict[str, str]:
 
 
 def main() -> int:
+    from melody_map.api import load_model
     from melody_map.config import TrainConfig
     from melody_map.pipeline import run
     from melody_map.plot import plot_artist_map
-    from melody_map.recommend import load_model
     from synthetic import generate, get_preset
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,15 +45,17 @@ def main() -> int:
         run(TrainConfig(data=str(ROOT / "spotify_dataset.csv"), output=str(ckpt), plot=""), progress=False)
         truth = generate(get_preset("sample"), 0)
         genre = {a: truth.genre_names[g] for a, g in zip(truth.artist_names, truth.artist_genre)}
-        plot_artist_map(*load_model(ckpt), str(ROOT / "docs" / "artist_map_sample.png"), genre)
-        print("wrote docs/artist_map_sample.png")
+        notes = plot_artist_map(*load_model(ckpt), str(ROOT / "docs" / "artist_map_sample.png"), genre,
+                                group_name="generator's genre")
+        print("wrote docs/artist_map_sample.png", *notes, sep="\n")
         if not HETREC.exists():
             print(f"hetrec: skipped, {HETREC} is absent")
             return 0
         run(TrainConfig(data=str(HETREC / "user_artists.dat"), item_names=str(HETREC / "artists.dat"),
                         test_frac=0.2, output=str(ckpt), plot=""), progress=False)
-        plot_artist_map(*load_model(ckpt), str(ROOT / "docs" / "artist_map_hetrec.png"), top_tags(), most=2000)
-        print("wrote docs/artist_map_hetrec.png")
+        notes = plot_artist_map(*load_model(ckpt), str(ROOT / "docs" / "artist_map_hetrec.png"), top_tags(),
+                                most=2000, group_name="listeners' top tag")
+        print("wrote docs/artist_map_hetrec.png", *notes, sep="\n")
     return 0
 
 

@@ -90,13 +90,13 @@ def entries() -> dict[str, Entry]:
         "iALS": Entry(IALS, {"factors": [64, 128], "regularization": [0.01, 1.0], "alpha": [1.0, 20.0]}),
         "GF-CF": Entry(GFCF, GF_CF_GRID),
         "LightGCN": Entry(partial(LightGCNBaseline, epochs=200, eval_every=5, patience=4)),
-        # issue 3's design card as first written: trainable random node vectors, scorer on the last layer
+        # trainable random node vectors, the scorer on the last layer
         "GCN-trainable": Entry(GCN, fixed={"fixed_features": False, "init": "normal", "combine": "last"}),
         "GCN-last": Entry(GCN, fixed={"combine": "last"}),  # the scorer reads the second layer only
         "GCN": Entry(GCN),  # train_gnn.py's default
         "GCN-tuned": Entry(GCN, gcn_grid),
         "GCN+GF-CF": Entry(GCNBlend, gcn_grid),
-        # issue 11's options, each beside the default it changes
+        # training options, each beside the default it changes
         "GCN-all-items": Entry(GCN, {"all_items": [0.01, 0.1, 1.0]}),  # iALS's all-pairs term
         "GCN-disjoint": Entry(GCN, {"negatives": [4, 16]}, fixed={"disjoint": True}),
         "GCN-degree": Entry(GCN, fixed={"init": "spectral+degree"}),
@@ -283,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     DATASETS.update(dict(args.dataset))
     options = Options({k: _value(v) for k, _, v in (f.partition("=") for f in args.fixed)}, args.no_tune)
     if args.child:
+        import torch
+
+        from melody_map.outputs import choose_threads
+
+        torch.set_num_threads(choose_threads(0)[0])  # train_gnn.py's default: each row's command reproduces it
         print(json.dumps(child(*args.child, options)))
         return 0
     if args.report:

@@ -60,7 +60,7 @@ BATCH_USERS = 1000
 
 def _restrict(items, users: np.ndarray):
     """``items`` (a UserItems) with only ``users``' rows kept, misses included."""
-    from melody_map.evaluate import UserItems
+    from melody_map.types import UserItems
 
     keep = np.zeros(items.num_users, bool)
     keep[users] = True
@@ -87,7 +87,7 @@ def fold_in(dataset: str, log: Callable[[str], None]) -> dict[str, Any]:
     """Recall@K and NDCG@K of new users folded in, beside the same users trained on."""
     from melody_map.evaluate import evaluate, evaluate_popularity
     from melody_map.graph import build_graph
-    from melody_map.split import TEST, TRAIN, VALID
+    from melody_map.types import TEST, TRAIN, VALID
 
     data = quality.load(dataset)
     test = data.test_items()
@@ -126,10 +126,10 @@ def continuation(dataset: str, playlists: int, log: Callable[[str], None]) -> di
     import pandas as pd
 
     from bench.baselines import ItemKNN
+    from melody_map.api import continue_playlist, item_labels, load_model
     from melody_map.config import TrainConfig
     from melody_map.pipeline import run
     from melody_map.playlists import read_playlists
-    from melody_map.recommend import continue_playlist, item_labels, load_model
 
     path = quality.DATASETS[dataset].split()[1]
     rows = read_playlists(ROOT / path)
@@ -193,9 +193,9 @@ def continuation(dataset: str, playlists: int, log: Callable[[str], None]) -> di
 
 def batch(dataset: str, log: Callable[[str], None]) -> dict[str, Any]:
     """Seconds for BATCH_USERS users' top 10: one batch call against a loop of single calls."""
+    from melody_map.api import get_recommendations, load_model
     from melody_map.config import TrainConfig, parse_config
     from melody_map.pipeline import run
-    from melody_map.recommend import get_recommendations, load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "model.pth"

@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from melody_map.config import TrainConfig  # noqa: E402
 from melody_map.dataset import load_dataset  # noqa: E402
-from melody_map.evaluate import embedding_scores, evaluate, subsample_users  # noqa: E402
+from melody_map.evaluate import evaluate, subsample_users
+from melody_map.ranking import embedding_scores
 from melody_map.spectral import spectral_embedding  # noqa: E402
-from melody_map.split import TRAIN, VALID  # noqa: E402
+from melody_map.types import TRAIN, VALID
 
 
 class _Dot:

@@ -46,10 +46,8 @@ import pyarrow.compute as pc
 import torch
 
 from .config import TrainConfig
-from .evaluate import UserItems
-from .readers import Catalogue, Sized
 from .recommender import Recommender
-from .split import TEST
+from .types import TEST, Catalogue, Sized, UserItems
 
 if TYPE_CHECKING:
     from .dataset import Dataset

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
-COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNRecommender
+COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNNetwork
 INITS = ("spectral", "spectral+degree", "spectral+tags", "normal")  # the GCN's starting node vectors, see train.build_network
-CONVS = ("gcn", "gat")  # the GCN's two layers: PyG GCNConv (the design card) or GATConv
+CONVS = ("gcn", "gat")  # the GCN's two layers: PyG GCNConv or GATConv
 GROUPS = {"data": "data and split", "model": "model", "training": "training", "output": "output"}
 
 
@@ -26,16 +26,16 @@ class TrainConfig:
                      "interaction table (user, item[, weight] per line, CSV or TSV, header optional)")
     test: str = _opt("", "data", "a fixed test table for a plain interaction table: its pairs are the test set, "
                      "validation is carved from --data")
-    item_names: str = _opt("", "data", "names of a plain table's items: id and name per line "
-                           "(e.g. HetRec artists.dat)")
+    item_names: str = _opt("", "data", "names of a plain table's items: id and name per line (HetRec artists.dat)")
     item_tags: str = _opt("", "data", "tags of a plain table's items: item id and tag per line, or a header "
                           "naming the two columns (e.g. HetRec user_taggedartists.dat); a quoted glob reads "
                           "several files; used by --init spectral+tags")
+    # the split
     seed: int = _opt(0, "data", "seed for the split, the initialisation and negative sampling")
     valid_frac: float = _opt(0.1, "data", "share of each user's (user, item) pairs held out for validation")
     test_frac: float = _opt(0.1, "data", "share of each user's pairs held out for the test (without --test)")
     min_user_pairs: int = _opt(10, "data", "users with fewer distinct items keep them all in training")
-    # model (the design card: 2 x GCNConv + linear scorer)
+    # model: 2 x GCNConv + a linear scorer
     model: str = _opt("gcn", "model", "gcn: two GCNConv layers and a linear scorer, trained with MSE; gcn+gf-cf: "
                       "that GCN blended with the GF-CF graph filter, the filter and the blend weight chosen on "
                       "validation")
@@ -43,7 +43,8 @@ class TrainConfig:
     dropout: float = _opt(0.1, "model", "dropout after each GCN layer")
     fixed_features: bool = _opt(True, "model", "keep the starting node vectors frozen, so the first layer is "
                                 "computed once; --no-fixed-features trains them too, over the whole graph each step")
-    conv: str = _opt("gcn", "model", "the two message-passing layers: 'gcn' (PyG GCNConv, the design card) or "
+    # the layers, the scorer and the start
+    conv: str = _opt("gcn", "model", "the two message-passing layers: 'gcn' (PyG GCNConv) or "
                      "'gat' (PyG GATConv, one attention head; each training step then embeds the whole graph)")
     combine: str = _opt("concat", "model", "what the linear scorer reads: 'concat' (the node vectors beside the "
                         "second GCNConv's output) or 'last' (the second GCNConv's output only)")
@@ -72,8 +73,7 @@ class TrainConfig:
     pairs_per_epoch: int = _opt(1_000_000, "training", "most training pairs scored per epoch (sampled when "
                                 "there are more)")
     eval_every: int = _opt(2, "training", "epochs between validation checks")
-    valid_users: int = _opt(2000, "training", "most users in each validation check (a fixed seeded sample; "
-                            "the test uses all)")
+    valid_users: int = _opt(2000, "training", "most users per validation check (a seeded sample; the test uses all)")
     patience: int = _opt(5, "training", "stop after this many validation checks without a better Recall@k")
     k: int = _opt(20, "training", "cut-off of Recall@k, NDCG@k, HitRate@k and Coverage@k")
     refit: bool = _opt(False, "training", "after choosing epochs (and the blend) on validation, fit again on "
@@ -85,6 +85,10 @@ class TrainConfig:
                               "the data's counts and the flags, and stop with a note of the flags that lower it "
                               "when it exceeds the available memory (CPU runs)")
     device: str = _opt("auto", "training", "'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'")
+    threads: int = _opt(0, "training", "CPU threads torch uses; 0: OMP_NUM_THREADS when set, else the CPUs "
+                        "this process may use (its affinity and container quota). Runs with the same seed and "
+                        "thread count give identical models; when other work keeps the CPUs busy, fewer "
+                        "threads run faster (the run says so)")
     # output
     output: str = _opt("gnn_model.pth", "output", "where to write the self-contained checkpoint ('' for none)")
     plot: str = _opt("training_curve.png", "output", "where to write the training-curve PNG ('' for none)")
@@ -103,7 +107,8 @@ class TrainConfig:
                                                                 "eval_every", "patience", "k", "min_user_pairs",
                                                                 "valid_users", "item_sample")
               if getattr(self, n) < 1),
-            *(f"--{n.replace('_', '-')} must be >= 0" for n in ("negatives", "epochs", "all_items", "fold_in_alpha")
+            *(f"--{n.replace('_', '-')} must be >= 0" for n in ("negatives", "epochs", "all_items", "fold_in_alpha",
+                                                                "threads")
               if getattr(self, n) < 0),
             *(["--lr must be > 0"] if not self.lr > 0 else []),
             *(["--valid-frac + --test-frac must be below 1"] if self.valid_frac + self.test_frac >= 1 else []),
@@ -124,7 +129,8 @@ class TrainConfig:
     def resuming(self, saved: dict[str, Any]) -> TrainConfig:
         """This config with ``saved``'s data, model and training options (an interrupted run's),
         keeping its own output options, device and resume."""
-        own = {f.name for f in dataclasses.fields(self) if f.metadata.get("group") == "output"} | {"device", "resume"}
+        own = ({f.name for f in dataclasses.fields(self) if f.metadata.get("group") == "output"}
+               | {"device", "resume", "threads"})
         return TrainConfig(**{f.name: saved[f.name] if f.name in saved and f.name not in own else getattr(self, f.name)
                               for f in dataclasses.fields(self)})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -16,11 +16,10 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .config import TrainConfig
-from .evaluate import UserItems
 from .graph import Graph, build_graph
 from .playlists import read_playlists
-from .readers import Catalogue, DataError, Interactions, LoadReport, Sized
-from .split import TEST, Pairs, split_pairs
+from .readers import DataError
+from .split import Pairs, split_pairs
 from .tables import (
     is_table,
     read_item_names,
@@ -28,6 +27,7 @@ from .tables import (
     read_table,
     read_train_test,
 )
+from .types import TEST, Catalogue, Interactions, LoadReport, Sized, UserItems
 
 Stage = Callable[[str], AbstractContextManager]  # times a named stage of loading
 
@@ -41,14 +41,18 @@ class Dataset(Sized):
     graph: Graph  # over the TRAIN pairs and the rows behind them
     reports: list[LoadReport]  # one per file read
     item_tags: sp.csr_matrix | None = None  # (items, tags) counts from --item-tags, or None
+    _items: dict[tuple[int, ...], UserItems] = field(default_factory=dict, repr=False)  # items()'s, once each
 
     @property
     def catalogue(self) -> Catalogue:
         return self.rows.catalogue
 
     def items(self, *parts: int) -> UserItems:
-        """Each user's items in the given parts (TRAIN, VALID, TEST)."""
-        return UserItems.from_pairs(*self.pairs.select(*parts), self.num_users)
+        """Each user's items in the given parts (TRAIN, VALID, TEST), built once per choice of parts."""
+        key = tuple(sorted(set(parts)))
+        if key not in self._items:
+            self._items[key] = UserItems.from_pairs(*self.pairs.select(*key), self.num_users)
+        return self._items[key]
 
     def test_items(self) -> UserItems:
         """Each user's test items, with the test pairs whose item never appears in training as misses."""
@@ -61,7 +65,7 @@ class Dataset(Sized):
     def with_valid_in_train(self) -> Dataset:
         """Validation folded into training, and the graph rebuilt over it (for a refit)."""
         pairs = self.pairs.with_valid_in_train()
-        return replace(self, pairs=pairs, graph=build_graph(self.rows, pairs))
+        return replace(self, pairs=pairs, graph=build_graph(self.rows, pairs), _items={})
 
 
 def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) -> Dataset:

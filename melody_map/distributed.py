@@ -21,7 +21,7 @@ import torch.distributed as dist
 
 
 @dataclass(frozen=True)
-class Group:
+class Ranks:
     """This process's place among the ranks: rank 0 of 1 outside ``torchrun``."""
 
     rank: int = 0
@@ -30,7 +30,7 @@ class Group:
     device: torch.device = torch.device("cpu")  # where collective tensors live (NCCL: this rank's GPU)
 
     @classmethod
-    def current(cls) -> Group:
+    def current(cls) -> Ranks:
         if not (dist.is_available() and dist.is_initialized()):
             return cls()
         device = torch.device("cpu")
@@ -64,19 +64,19 @@ class Group:
         return DistributedDataParallel(module, device_ids=ids)
 
 
-def init_from_env(device: str) -> Group:
+def init_from_env(device: str) -> Ranks:
     """Join the process group that ``torchrun``'s environment describes (nothing without it).
 
     Args:
         device: the run's ``--device``; CUDA ranks each take their LOCAL_RANK's GPU and NCCL.
     """
     if int(os.environ.get("WORLD_SIZE", 1)) <= 1 or dist.is_initialized():
-        return Group.current()
+        return Ranks.current()
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return Group.current()
+    return Ranks.current()
 
 
 def shutdown() -> None:

@@ -69,6 +69,8 @@ def export_onnx(model: Recommender, path: str | os.PathLike) -> ScoringGraph:
                               dynamic_axes={"users": {0: "batch"}, "scores": {0: "batch"}}, dynamo=False)
     except OSError as e:
         raise ValueError(f"cannot write {path}: {e.strerror}") from None
-    except ImportError as e:
-        raise ValueError(f"ONNX export needs the 'onnx' package ({e}): pip install -r requirements-extras.txt") from None
+    except (ImportError, torch.onnx.OnnxExporterError) as e:  # the exporter wraps a missing 'onnx' in its own error
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise ValueError(f"ONNX export failed ({reason}); it needs the 'onnx' package: "
+                         f"pip install -r requirements-extras.txt") from None
     return graph

@@ -21,10 +21,11 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .evaluate import ScoreFn, UserItems, evaluate
+from .evaluate import evaluate
+from .ranking import ScoreFn
 from .recommender import Log, Recommender
 from .sparse import csr_from_state, csr_state, torch_csr
-from .split import TRAIN
+from .types import TRAIN, UserItems
 
 MAX_FACTOR_FLOATS = 1 << 28  # k is clipped so that each (items, k) factor stays within 1 GiB
 

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .evaluate import NormOrderedTopK, UserItems, evaluate
+from .evaluate import evaluate
+from .ranking import NormOrderedTopK
+from .types import UserItems
 
 ALPHAS = (1.0, 3.0, 10.0, 30.0, 100.0)  # the confidence of a listener's own items, chosen on validation
 

@@ -14,17 +14,18 @@ import torch
 from torch import Tensor
 
 from .config import TrainConfig
-from .distributed import Group
-from .evaluate import NormOrderedTopK, UserItems, embedding_scores, subsample_users
+from .distributed import Ranks
+from .evaluate import subsample_users
 from .filters import GFCF, blended, choose_blend
 from .foldin import FoldIn, choose_alpha
+from .ranking import NormOrderedTopK, embedding_scores
 from .recommender import FitReport, Log, Recommender
 from .scorer import PairScorer
-from .split import TRAIN, VALID
+from .types import TRAIN, VALID, UserItems
 
 if TYPE_CHECKING:
     from .dataset import Dataset
-    from .model import GCNRecommender
+    from .model import GCNNetwork
 
 # The TrainConfig fields a GCN takes: the model and training groups' own, and the seed.
 GCN_OPTIONS = ("seed", "dim", "dropout", "fixed_features", "conv", "combine", "init", "lr", "epochs",
@@ -55,9 +56,7 @@ class GCN(Recommender):
         self.item_embeddings: Tensor | None = None  # (items, width)
         self._network_state: dict[str, Tensor] = {}
         self._score_fn = None
-        self._fold: FoldIn | None = None  # built on first use (an items x width matrix)
-        self._ranker: NormOrderedTopK | None = None  # built on first use
-        self._scanned = False  # recommend's first call scans; later ones sort by norm once
+        self._ranker: GCNRanker | None = None  # handed out by ranker(), built on first use
         self._alpha: float | None = None  # the fold-in's confidence, once fitted or loaded
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
@@ -75,7 +74,7 @@ class GCN(Recommender):
             log(f"model: {net!r} on {device}; {sum(p.numel() for p in net.parameters()):,} parameters")
         self.report = train.train(net, data.graph, data.pairs, self.cfg, device, progress=progress, stop=stop,
                                   resume=resume)
-        if Group.current().rank != 0:  # under torchrun, rank 0 alone embeds, tests and writes
+        if Ranks.current().rank != 0:  # under torchrun, rank 0 alone embeds, tests and writes
             return self
         if log and self.report.best_valid:
             log(f"best validation epoch {self.report.best_epoch}: "
@@ -93,10 +92,10 @@ class GCN(Recommender):
                                     np.random.default_rng(self.cfg.seed + 3))
             alpha = DEFAULT_FOLD_IN_ALPHA
             if valid.counts().any():
-                alpha = choose_alpha(self._fold_in(), data.items(TRAIN), valid, data.num_items, self.cfg.k)
+                alpha = choose_alpha(self.ranker().fold, data.items(TRAIN), valid, data.num_items, self.cfg.k)
                 if log:
                     log(f"fold-in of new listeners: alpha {alpha:g}, chosen on validation")
-            self._alpha, self._fold = alpha, None  # rebuilt when a fold-in is asked for
+            self._alpha, self._ranker = alpha, None  # rebuilt with this alpha when it is asked for
         return self
 
     def _load(self, network_state: dict[str, Tensor], users: Tensor, items: Tensor) -> None:
@@ -108,55 +107,37 @@ class GCN(Recommender):
         self.scorer.eval()
         self.user_embeddings, self.item_embeddings = users, items
         self._score_fn = embedding_scores(self.scorer, users, items)
-        self._fold, self._alpha = None, self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA
-        self._ranker, self._scanned = None, False
+        self._alpha = self.cfg.fold_in_alpha or DEFAULT_FOLD_IN_ALPHA
+        self._ranker = None
 
-    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
-        """The exact top-k of every item (``evaluate.NormOrderedTopK``: items scanned longest first)."""
-        return self._norm_ranker()(users, k, exclude)
-
-    def _norm_ranker(self) -> NormOrderedTopK:
-        """``top_k``'s and ``recommend``'s scan of the items, longest first, built on first use."""
+    def ranker(self) -> GCNRanker:
+        """The ranker that serves this model's embeddings (built on first use, then kept)."""
         if self._ranker is None:
-            self._ranker = NormOrderedTopK(self.user_embeddings * self.scorer.weight[0].detach(),
-                                           self.item_embeddings, float(self.scorer.bias.detach()))
+            self._ranker = GCNRanker(self.user_embeddings, self.item_embeddings, self.scorer.weight[0].detach(),
+                                     float(self.scorer.bias.detach()), self._alpha)
         return self._ranker
 
-    def _fold_in(self) -> FoldIn:
-        """The fold-in of new listeners (``foldin.FoldIn``), built on first use."""
-        if self._fold is None:
-            self._fold = FoldIn(self.item_embeddings, self.scorer.weight[0].detach(),
-                                float(self.scorer.bias.detach()), self._alpha)
-        return self._fold
+    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-k of every item (``ranking.NormOrderedTopK``: items scanned longest first)."""
+        return self.ranker().scan(users, k, exclude)
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
 
     def fold_in(self, histories) -> Tensor:
         """Each listener's vector fitted to their items with the item embeddings fixed (``foldin``)."""
-        return self._fold_in().scores([np.unique(np.asarray(h, np.int64)) for h in histories])
+        return self.ranker().fold.scores([np.unique(np.asarray(h, np.int64)) for h in histories])
 
     def item_vectors(self) -> Tensor:
         """(items, width) the items' final embeddings, e.g. for similar items."""
         return self.item_embeddings
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
-        return self._fold_in().contributions(np.unique(np.asarray(history, np.int64)), targets)
+        return self.ranker().fold.contributions(np.unique(np.asarray(history, np.int64)), targets)
 
-    @torch.no_grad()
-    def recommend(self, user: int, k: int, exclude: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k of one user, by ``top_k``'s scan of the items in decreasing norm, in
-        small chunks (one user stops early). The first call scores every item instead (the
-        base class's scan, cheaper than sorting millions of norms for a one-off
-        ``recommend.py``); the order is sorted on the second and kept."""
-        if self._ranker is None and not self._scanned:
-            self._scanned = True
-            return super().recommend(user, k, exclude)
-        ranker, exclude = self._norm_ranker(), np.asarray(exclude, dtype=np.int64)
-        items, scores = ranker.rank(ranker.q_users[user][None], min(int(k), len(ranker.order)),
-                                    np.zeros(len(exclude), np.int64), exclude, chunk)
-        keep = torch.isfinite(scores[0])
-        return items[0][keep].numpy(), scores[0][keep].numpy()
+    def recommend(self, user: int, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of one user (``GCNRanker.recommend``)."""
+        return self.ranker().recommend(user, k, exclude, lambda: super(GCN, self).recommend(user, k, exclude))
 
     def params(self) -> dict[str, Any]:
         params = {name: getattr(self.cfg, name) for name in GCN_OPTIONS}
@@ -188,15 +169,62 @@ class GCN(Recommender):
         model._load(state["network"], users, items)
         return model
 
-    def network(self) -> GCNRecommender:
-        """The fitted ``GCNRecommender`` (both GCNConv layers and the scorer), rebuilt from the state."""
-        from .model import GCNRecommender  # imports torch_geometric
+    def network(self) -> GCNNetwork:
+        """The fitted ``GCNNetwork`` (both GCNConv layers and the scorer), rebuilt from the state."""
+        from .model import GCNNetwork  # imports torch_geometric
 
         with torch.device("meta"):
-            net = GCNRecommender(self._network_state["embedding.weight"].shape[0], self.cfg.dim, self.cfg.dropout,
+            net = GCNNetwork(self._network_state["embedding.weight"].shape[0], self.cfg.dim, self.cfg.dropout,
                                  self.cfg.fixed_features, self.cfg.combine, self.cfg.conv)
         net.load_state_dict(self._network_state, assign=True)
         return net.eval()
+
+
+class GCNRanker:
+    """Serves a fitted GCN's final embeddings: exact top-k by a norm-ordered scan of the items
+    (``ranking.NormOrderedTopK``) and the fold-in of new listeners (``foldin.FoldIn``), each
+    built on first use and kept.
+
+    Args:
+        users: (users, width) and items: (items, width) final embeddings.
+        weight: (width,) the scorer's weights; bias: its bias.
+        alpha: the fold-in's confidence of a listener's own items.
+    """
+
+    def __init__(self, users: Tensor, items: Tensor, weight: Tensor, bias: float, alpha: float):
+        self.users, self.items, self.weight, self.bias, self.alpha = users, items, weight, bias, alpha
+        self._scan: NormOrderedTopK | None = None
+        self._fold: FoldIn | None = None
+        self._scanned_once = False  # recommend's first call scores every item; later ones sort by norm once
+
+    @property
+    def scan(self) -> NormOrderedTopK:
+        """The items in decreasing norm, with each user's query vector (sorted on first use)."""
+        if self._scan is None:
+            self._scan = NormOrderedTopK(self.users * self.weight, self.items, self.bias)
+        return self._scan
+
+    @property
+    def fold(self) -> FoldIn:
+        """The fold-in of new listeners (an items x width matrix, built on first use)."""
+        if self._fold is None:
+            self._fold = FoldIn(self.items, self.weight, self.bias, self.alpha)
+        return self._fold
+
+    @torch.no_grad()
+    def recommend(self, user: int, k: int, exclude: np.ndarray, score_every_item: Callable[[], tuple],
+                  chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k of one user, by the scan in small chunks (one user stops early). The first
+        call scores every item instead (``score_every_item``, cheaper than sorting millions of
+        norms for a one-off ``recommend.py``); the order is sorted on the second and kept."""
+        if self._scan is None and not self._scanned_once:
+            self._scanned_once = True
+            return score_every_item()
+        scan, exclude = self.scan, np.asarray(exclude, dtype=np.int64)
+        items, scores = scan.rank(scan.q_users[user][None], min(int(k), len(scan.order)),
+                                  np.zeros(len(exclude), np.int64), exclude, chunk)
+        keep = torch.isfinite(scores[0])
+        return items[0][keep].numpy(), scores[0][keep].numpy()
 
 
 class GCNBlend(Recommender):
@@ -234,7 +262,7 @@ class GCNBlend(Recommender):
         is the usable model so far.
         """
         self.gcn.fit(data, log=log, progress=progress, stop=stop, resume=resume)
-        if self.gcn.report.interrupted or Group.current().rank != 0:
+        if self.gcn.report.interrupted or Ranks.current().rank != 0:
             return self
         if None in self.choice.values():
             cfg = self.gcn.cfg

@@ -29,9 +29,9 @@ import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
-from .readers import Interactions
 from .sparse import csr_tensor
-from .split import TRAIN, Pairs
+from .split import Pairs
+from .types import TRAIN, Interactions
 
 
 @dataclass

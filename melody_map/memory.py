@@ -40,8 +40,8 @@ MB = 1 << 20
 BASE_BYTES = 400 * MB  # Python, torch, PyG, pyarrow and pandas imported
 READ_FIXED_BYTES = 230 * MB  # the reader's pools and buffers, whatever the file's size
 READ_BYTES_PER_INPUT_BYTE = 3.7  # the parsed columns, their codes and the tables built from them
-SCORE_BLOCK_FLOATS = 1 << 27  # evaluate.top_k's block of the score matrix (users x all items)
-RANK_BATCH, RANK_CHUNK = 2048, 1 << 15  # evaluate.NormOrderedTopK's users per batch and items per chunk
+SCORE_BLOCK_FLOATS = 1 << 27  # ranking.top_k's block of the score matrix (users x all items)
+RANK_BATCH, RANK_CHUNK = 2048, 1 << 15  # ranking.NormOrderedTopK's users per batch and items per chunk
 GF_CF_K = 256  # filters.GF_CF_GRID's largest k
 GF_CF_MAX_FACTOR_FLOATS = 1 << 28  # filters.MAX_FACTOR_FLOATS
 STEP_BYTES_PER_NNZ = 100  # a step's block: positions, columns, values, its CSR and transposed copies
@@ -69,7 +69,7 @@ class Counts:
         """The counts of a ``Dataset``."""
         import numpy as np
 
-        from .split import TEST, TRAIN, VALID
+        from .types import TEST, TRAIN, VALID
 
         part = data.pairs.part
         users_with = [len(np.unique(data.pairs.user[part == p])) for p in (VALID, TEST)]
@@ -79,7 +79,7 @@ class Counts:
 
 
 def ranker_bytes(users: int, items: int, width: int) -> int:
-    """``evaluate.NormOrderedTopK``: the items' norms, scan order and places (it reads the item
+    """``ranking.NormOrderedTopK``: the items' norms, scan order and places (it reads the item
     vectors where they are), one chunk of them gathered, and one chunk of scores (with
     top-k's workspace) for a batch of users."""
     chunk = min(items, RANK_CHUNK)
@@ -120,7 +120,7 @@ def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
     if cfg.model == "gcn+gf-cf":
         k = max(1, min(GF_CF_K, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1)))
         factors = c.items * k * f
-        block = min(c.valid_users, 4096, SCORE_BLOCK_FLOATS // max(c.items, 1)) * c.items * f  # evaluate.top_k's
+        block = min(c.valid_users, 4096, SCORE_BLOCK_FLOATS // max(c.items, 1)) * c.items * f  # ranking.top_k's
         out["blend"] = out["test"] + 5 * factors + 40 * c.train_pairs + 8 * block
         out["test"] += 2 * factors + 40 * c.train_pairs + 8 * block
     return out

@@ -26,12 +26,12 @@ class SymmetricGCNConv(GCNConv):
         return super().message_and_aggregate(adj_t, x)
 
 
-class GCNRecommender(nn.Module):
+class GCNNetwork(nn.Module):
     """Node vectors -> GCNConv -> ReLU -> dropout -> GCNConv -> ReLU -> dropout -> scorer.
 
     The scorer (``PairScorer``) is a linear layer over the element-wise product of the
-    user's and the track's embeddings: the second layer's output (``combine="last"``, the
-    card as first written) or the node vectors beside it (``"concat"``, a layer combination
+    user's and the track's embeddings: the second layer's output (``combine="last"``) or
+    the node vectors beside it (``"concat"``, a layer combination
     as in NGCF/LightGCN). With ``"concat"`` the scorer holds the start's own dot product
     ``x_u . x_t`` as one of its terms, and its weights on the GCN's half start at zero: the
     untrained network ranks exactly as its start, and training adds to that ranking instead
@@ -44,7 +44,7 @@ class GCNRecommender(nn.Module):
         fixed_features: keep the node vectors frozen (then training caches the first
             layer's sparse product and steps over row blocks, see train.py).
         combine: "last" or "concat", what the scorer reads (its width: dim or 2 * dim).
-        conv: "gcn" (``GCNConv``, the design card) or "gat" (PyG's ``GATConv``, one head, over
+        conv: "gcn" (``GCNConv``) or "gat" (PyG's ``GATConv``, one head, over
             the same edges; a training step then embeds the whole graph).
     """
 

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, NoReturn
 from . import memory
 from .checkpoint import (
     CheckpointError,
+    ResumePoint,
     checkpoint_payload,
     interrupted_payload,
     load_resume,
@@ -21,13 +22,13 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .dataset import Dataset, load_dataset
-from .distributed import Group
+from .distributed import Ranks
 from .evaluate import evaluate, evaluate_popularity
 from .gcn import MODELS, make_model
 from .interrupt import StopRequest, TrainingInterrupted
-from .readers import LoadReport
+from .outputs import busy_note, check_output_path, choose_threads
 from .recommender import FitReport, Recommender
-from .split import TRAIN, VALID
+from .types import TRAIN, VALID, LoadReport
 
 
 @dataclass
@@ -58,102 +59,180 @@ def run(cfg: TrainConfig, log: Callable[[str], None] = print, progress: bool = T
     on from, and ``TrainingInterrupted`` says so. A second Ctrl-C stops at once.
 
     Raises:
-        ValueError (DataError, CheckpointError): bad input; the message is one line.
+        ValueError (DataError, CheckpointError): bad input or an unwritable output path; the
+            message is one line.
         TrainingInterrupted: Ctrl-C during training, after the checkpoint is written.
     """
-    summary = RunSummary()
-    group = Group.current()  # under torchrun: rank 0 logs, tests and writes; every rank trains
-    if group.rank != 0:
-        log = lambda line: None  # noqa: E731
+    job = Run.start(cfg, log, progress)
+    data = job.prepare()
+    if job.cfg.stats_only:
+        job.write_summary()
+        return job.summary
+    model = job.fit(data)
+    if job.cfg.refit:
+        model, data = job.refit(model, data)
+    if job.ranks.rank == 0:
+        job.finish(model, data)
+    return job.summary
+
+
+@dataclass
+class Run:
+    """One training run's state between its phases: ``prepare`` -> ``fit`` -> ``refit`` -> ``finish``."""
+
+    cfg: TrainConfig
+    log: Callable[[str], None]
+    progress: bool
+    ranks: Ranks
+    resumed: ResumePoint | None  # an interrupted run's state, with --resume
+    summary: RunSummary = field(default_factory=RunSummary)
+    stop: StopRequest = field(default_factory=StopRequest)
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, log: Callable[[str], None], progress: bool) -> Run:
+        """Check the output paths, take a resumed run's options, and set the threads: before any work."""
+        for flag in ("output", "plot", "diagram", "summary_json"):
+            check_output_path(getattr(cfg, flag), "--" + flag.replace("_", "-"))
+        ranks = Ranks.current()  # under torchrun: rank 0 logs, tests and writes; every rank trains
+        if ranks.rank != 0:
+            log = lambda line: None  # noqa: E731
+        resumed = None
+        if cfg.resume:
+            resumed = load_resume(cfg.resume)
+            try:
+                cfg = cfg.resuming(resumed.config)
+            except (TypeError, ValueError) as e:
+                raise CheckpointError(f"{cfg.resume}: its config cannot be resumed ({e}); "
+                                      "train anew without --resume")
+            state = resumed.trainer
+            log(f"resuming the {resumed.phase} of {cfg.resume} at epoch {state['epoch']}, step "
+                f"{state['step'] + 1} of {state['steps']}")
+        threads, why = choose_threads(cfg.threads)
+        _set_threads(threads)
+        log(f"threads: {threads} ({why})")
+        if (note := busy_note(threads)) is not None:
+            log(note)
+        return cls(cfg, log, progress, ranks, resumed)
 
     @contextmanager
-    def stage(name: str) -> Iterator[None]:
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage into the summary, with the peak resident memory at its end."""
         start = time.perf_counter()
         yield
-        summary.stages[name] = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+        self.summary.stages[name] = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 
-    resumed = None
-    if cfg.resume:
-        resumed = load_resume(cfg.resume)
-        try:
-            cfg = cfg.resuming(resumed.config)
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{cfg.resume}: its config cannot be resumed ({e}); train anew without --resume")
-        log(f"resuming the {resumed.phase} of {cfg.resume} at epoch {resumed.trainer['epoch']}, step "
-            f"{resumed.trainer['step'] + 1} of {resumed.trainer['steps']}")
-    check, input_bytes = cfg.memory_check and _on_cpu(cfg), _input_bytes(cfg)
-    summary.reading_estimate_mb = memory.reading_peak(input_bytes) / memory.MB
-    if check:  # before the reader's allocations
-        memory.check_reading(input_bytes, memory.available_bytes(), memory.resident_bytes())
-    data = load_dataset(cfg, stage)
-    summary.reports, summary.split, summary.graph = data.reports, data.pairs.counts(), data.graph.summary()
-    summary.split_digest = data.pairs.digest()
-    for report in data.reports:
-        log(report.summary())
-    log(describe_split(data))
-    log(summary.graph)
-    if not cfg.stats_only and _on_cpu(cfg):  # before the model's
+    def prepare(self) -> Dataset:
+        """Read, split and build the graph, log their statistics, and check the memory it will need."""
+        cfg, summary = self.cfg, self.summary
+        check, input_bytes = cfg.memory_check and _on_cpu(cfg), _input_bytes(cfg)
+        summary.reading_estimate_mb = memory.reading_peak(input_bytes) / memory.MB
+        if check:  # before the reader's allocations
+            memory.check_reading(input_bytes, memory.available_bytes(), memory.resident_bytes())
+        data = load_dataset(cfg, self.stage)
+        summary.reports, summary.split, summary.graph = data.reports, data.pairs.counts(), data.graph.summary()
+        summary.split_digest = data.pairs.digest()
+        for report in data.reports:
+            self.log(report.summary())
+        self.log(describe_split(data))
+        self.log(summary.graph)
+        if not data.test_items().heldout_counts().any():
+            self.log(f"warning: no user has held-out pairs, so there is nothing to test and the metrics will "
+                     f"be nan: users need at least {cfg.min_user_pairs} distinct {data.catalogue.noun}s "
+                     f"(--min-user-pairs) for a share to be held out")
+        if not cfg.stats_only and _on_cpu(cfg):  # before the model's allocations
+            self._estimate_memory(data, check)
+        if self.resumed and self.resumed.split_digest != summary.split_digest:
+            raise CheckpointError(f"{cfg.resume}: its run had another split (the data {cfg.data} changed since); "
+                                  "resume with the same data, or train anew without --resume")
+        return data
+
+    def _estimate_memory(self, data: Dataset, check: bool) -> None:
         counts, resident = memory.Counts.of(data), memory.resident_bytes()
-        available = memory.available_bytes() // group.local_size  # the ranks on a machine share its memory
-        peak, phase = (memory.check_run(counts, cfg, resident, available) if check
-                       else memory.run_peak(counts, cfg, resident))
-        summary.memory_estimate_mb = peak / memory.MB
-        log(f"memory: about {memory.gb(peak)} at the peak ({phase}), estimated from the counts and the flags; "
-            f"{memory.gb(resident + available)} available")
-    if resumed and resumed.split_digest != summary.split_digest:
-        raise CheckpointError(f"{cfg.resume}: its run had another split (the data {cfg.data} changed since); "
-                              "resume with the same data, or train anew without --resume")
-    if cfg.stats_only:
-        _write_summary(cfg, summary)
-        return summary
+        available = memory.available_bytes() // self.ranks.local_size  # the ranks on a machine share its memory
+        peak, phase = (memory.check_run(counts, self.cfg, resident, available) if check
+                       else memory.run_peak(counts, self.cfg, resident))
+        self.summary.memory_estimate_mb = peak / memory.MB
+        self.log(f"memory: about {memory.gb(peak)} at the peak ({phase}), estimated from the counts and the "
+                 f"flags; {memory.gb(resident + available)} available")
 
-    stop = StopRequest()
-    if resumed and resumed.phase == "refit":  # the fit was done: its model is the checkpoint's
-        model = MODELS[resumed.model["name"]].from_state(resumed.model["params"], resumed.model["state"])
-        summary.train = FitReport(**resumed.fit_report)
-    else:
-        model = make_model(cfg)
-        with stage("train"), stop.armed():
-            model.fit(data, log=log, progress=progress, stop=stop,
+    def fit(self, data: Dataset) -> Recommender:
+        """Fit the model on the training pairs (or take a resumed refit's fitted model)."""
+        resumed = self.resumed
+        if resumed and resumed.phase == "refit":  # the fit was done: its model is the checkpoint's
+            self.summary.train = FitReport(**resumed.fit_report)
+            return MODELS[resumed.model["name"]].from_state(resumed.model["params"], resumed.model["state"])
+        model = make_model(self.cfg)
+        with self.stage("train"), self.stop.armed():
+            model.fit(data, log=self.log, progress=self.progress, stop=self.stop,
                       resume=resumed.trainer if resumed else None)
-        summary.train = model.report
+        self.summary.train = model.report
         if model.report.interrupted:  # the blend's filter is not built: its GCN is the model so far
-            _save_interrupted(cfg, getattr(model, "gcn", model), data, "fit", model.report, summary, log)
-    if cfg.refit:
-        fitted, fit_data = model, data
-        data = data.with_valid_in_train()
-        log(f"refit on training + validation ({int((data.pairs.part == TRAIN).sum()):,} pairs) with "
-            f"{_choices(model)}")
-        with stage("refit"), stop.armed():
-            model = model.refit(data, log=log, progress=progress, stop=stop,
-                                resume=resumed.trainer if resumed and resumed.phase == "refit" else None)
+            self._save_interrupted(getattr(model, "gcn", model), data, "fit", model.report)
+        return model
+
+    def refit(self, fitted: Recommender, data: Dataset) -> tuple[Recommender, Dataset]:
+        """Fit again on training + validation with the choices the fit made."""
+        merged = data.with_valid_in_train()
+        self.log(f"refit on training + validation ({int((merged.pairs.part == TRAIN).sum()):,} pairs) with "
+                 f"{_choices(fitted)}")
+        resumed = self.resumed
+        with self.stage("refit"), self.stop.armed():
+            model = fitted.refit(merged, log=self.log, progress=self.progress, stop=self.stop,
+                                 resume=resumed.trainer if resumed and resumed.phase == "refit" else None)
         if model.report.interrupted:  # the fitted model is the whole model so far
-            _save_interrupted(cfg, fitted, fit_data, "refit", model.report, summary, log)
-    if group.rank != 0:
-        return summary
-    summary.model, summary.params = repr(model), model.params()
+            self._save_interrupted(fitted, data, "refit", model.report)
+        return model, merged
 
-    with stage("evaluate"):
-        summary.test = test_metrics(model, data, cfg.k)
-    log(format_metrics(summary.test, cfg.k, data.num_items, data.catalogue.noun))
+    def finish(self, model: Recommender, data: Dataset) -> None:
+        """Test, write the checkpoint, the plot, the diagram and the summary."""
+        cfg, summary = self.cfg, self.summary
+        summary.model, summary.params = repr(model), model.params()
+        with self.stage("evaluate"):
+            summary.test = test_metrics(model, data, cfg.k)
+        self.log(format_metrics(summary.test, cfg.k, data.num_items, data.catalogue.noun))
+        if cfg.output:
+            with self.stage("checkpoint"):
+                metrics = {"test": summary.test, "best_epoch": summary.train.best_epoch,
+                           "valid": summary.train.best_valid}
+                save_checkpoint(cfg.output, checkpoint_payload(cfg, model, data, metrics))
+            self.log(f"wrote {cfg.output}")
+        if cfg.plot and summary.train.history:
+            from .plot import plot_training  # matplotlib only when a plot is asked for
 
-    if cfg.output:
-        with stage("checkpoint"):
-            metrics = {"test": summary.test, "best_epoch": summary.train.best_epoch,
-                       "valid": summary.train.best_valid}
-            save_checkpoint(cfg.output, checkpoint_payload(cfg, model, data, metrics))
-        log(f"wrote {cfg.output}")
-    if cfg.plot and summary.train.history:
-        from .plot import plot_training  # matplotlib only when a plot is asked for
+            plot_training(summary.train.history, cfg.plot, cfg.k, summary.train.best_epoch)
+            self.log(f"wrote {cfg.plot}")
+        if cfg.diagram:
+            from .plot import draw_network
 
-        plot_training(summary.train.history, cfg.plot, cfg.k, summary.train.best_epoch)
-        log(f"wrote {cfg.plot}")
-    if cfg.diagram:
-        from .plot import draw_network
+            self.log(draw_network(model, data, cfg.diagram))
+        self.write_summary()
 
-        log(draw_network(model, data, cfg.diagram))
-    _write_summary(cfg, summary)
-    return summary
+    def _save_interrupted(self, model: Recommender, data: Dataset, phase: str, report: FitReport) -> NoReturn:
+        """Write ``model`` (the usable model so far) marked interrupted, with ``report``'s state; then raise."""
+        cfg, state, fit = self.cfg, report.resume, self.summary.train
+        where = f"epoch {state['epoch']}, step {state['step'] + 1} of {state['steps']}"
+        if self.ranks.rank != 0:
+            raise TrainingInterrupted(f"interrupted at {where}; rank 0 writes the checkpoint")
+        if not cfg.output:
+            raise TrainingInterrupted(f"interrupted during the {phase} at {where}; nothing written (--output is '')")
+        metrics = {"test": {}, "best_epoch": fit.best_epoch, "valid": fit.best_valid}
+        fit_report = {"history": fit.history, "best_epoch": fit.best_epoch, "best_valid": fit.best_valid}
+        save_checkpoint(cfg.output, interrupted_payload(checkpoint_payload(cfg, model, data, metrics), phase, state,
+                                                        self.summary.split_digest, fit_report))
+        kept = (f"the best weights so far (epoch {fit.best_epoch})" if phase == "fit"
+                else "the fitted model; the refit is not finished")
+        self.log(f"wrote {cfg.output}, marked interrupted (the {phase} at {where}), holding {kept}")
+        raise TrainingInterrupted(f"interrupted: {cfg.output} holds {kept}; carry on with: "
+                                  f"python train_gnn.py --resume {cfg.output}")
+
+    def write_summary(self) -> None:
+        _write_summary(self.cfg, self.summary)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _on_cpu(cfg: TrainConfig) -> bool:
@@ -166,27 +245,6 @@ def _on_cpu(cfg: TrainConfig) -> bool:
 def _input_bytes(cfg: TrainConfig) -> int:
     """The bytes of the input tables (a missing one is the reader's to report)."""
     return sum(os.path.getsize(p) for p in (cfg.data, cfg.test) if p and os.path.isfile(p))
-
-
-def _save_interrupted(cfg: TrainConfig, model: Recommender, data: Dataset, phase: str, report: FitReport,
-                      summary: RunSummary, log: Callable[[str], None]) -> NoReturn:
-    """Write ``model`` (the usable model so far) marked interrupted, with ``report``'s state; then raise."""
-    state = report.resume
-    where = f"epoch {state['epoch']}, step {state['step'] + 1} of {state['steps']}"
-    if Group.current().rank != 0:
-        raise TrainingInterrupted(f"interrupted at {where}; rank 0 writes the checkpoint")
-    if not cfg.output:
-        raise TrainingInterrupted(f"interrupted during the {phase} at {where}; nothing written (--output is '')")
-    fit = summary.train
-    metrics = {"test": {}, "best_epoch": fit.best_epoch, "valid": fit.best_valid}
-    fit_report = {"history": fit.history, "best_epoch": fit.best_epoch, "best_valid": fit.best_valid}
-    save_checkpoint(cfg.output, interrupted_payload(checkpoint_payload(cfg, model, data, metrics), phase, state,
-                                                    summary.split_digest, fit_report))
-    kept = (f"the best weights so far (epoch {fit.best_epoch})" if phase == "fit"
-            else "the fitted model; the refit is not finished")
-    log(f"wrote {cfg.output}, marked interrupted (the {phase} at {where}), holding {kept}")
-    raise TrainingInterrupted(f"interrupted: {cfg.output} holds {kept}; carry on with: "
-                              f"python train_gnn.py --resume {cfg.output}")
 
 
 def test_metrics(model: Recommender, data: Dataset, k: int) -> dict[str, dict[str, float]]:

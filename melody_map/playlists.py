@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import readers
+from .types import Catalogue, Interactions, LoadReport
 
 __all__ = ["COLUMNS", "CSV_LAYOUT", "ORIGINAL_HEADER", "ORIGINAL_LAYOUT", "REAL_DATASET_HINT", "read_playlists"]
 
@@ -34,7 +35,7 @@ REAL_DATASET_HINT = (
 )
 
 
-def read_playlists(path: str | os.PathLike) -> readers.Interactions:
+def read_playlists(path: str | os.PathLike) -> Interactions:
     """Read a playlists CSV, clean it and code it.
 
     Codes are dense, in order of first appearance among the rows kept. A row repeating an
@@ -60,7 +61,7 @@ def read_playlists(path: str | os.PathLike) -> readers.Interactions:
     original = header.text == ORIGINAL_HEADER
     if not original:
         _check_columns(header.text, path)
-    report = readers.LoadReport(path=path, layout=ORIGINAL_LAYOUT if original else CSV_LAYOUT,
+    report = LoadReport(path=path, layout=ORIGINAL_LAYOUT if original else CSV_LAYOUT,
                                 dropped=dict.fromkeys((readers.WRONG_SHAPE, readers.EMPTY_FIELD,
                                                        readers.BLANK_LINE), 0))
     body = raw[header.end:]
@@ -117,7 +118,7 @@ def _unused_byte(body: np.ndarray) -> int:
 
 
 def _code(cols: list[readers.Column], keep: np.ndarray, bad_utf8: np.ndarray,
-          report: readers.LoadReport) -> readers.Interactions:
+          report: LoadReport) -> Interactions:
     """Code the kept rows: tracks, playlists, users, artists; merge repeated (track, playlist) rows.
 
     Args:
@@ -143,7 +144,7 @@ def _code(cols: list[readers.Column], keep: np.ndarray, bad_utf8: np.ndarray,
     user_of_value = np.full(len(user.values), -1, dtype=np.int64)
     user_of_value[user_values] = np.arange(len(user_values))
     item_artist, artist_values = readers.dense_codes(track_keys // n_titles)
-    catalogue = readers.Catalogue(
+    catalogue = Catalogue(
         user_ids=user.values.take(pa.array(user_values)),
         item_names=title.values.take(pa.array(track_keys % n_titles)),
         artist_names=artist.values.take(pa.array(artist_values)),
@@ -152,5 +153,5 @@ def _code(cols: list[readers.Column], keep: np.ndarray, bad_utf8: np.ndarray,
         playlist_user=user_of_value[playlist_keys // n_plnames].astype(np.int32),
         noun="track",
     )
-    return readers.Interactions(user=user_codes, item=track[first], weight=np.ones(report.rows_kept, np.float32),
+    return Interactions(user=user_codes, item=track[first], weight=np.ones(report.rows_kept, np.float32),
                                 playlist=playlist[first], catalogue=catalogue, report=report)

@@ -11,8 +11,8 @@ Each input format (``playlists.py``, ``tables.py``) reads its file the same way:
 4. :func:`count_fates`: each row gets one fate (kept, or dropped for a named reason);
 5. :func:`dense_codes`: kept values become codes 0..n-1 in order of first appearance.
 
-Every format returns :class:`Interactions`: coded rows, the :class:`Catalogue` of names
-behind the codes, and the :class:`LoadReport` of what was read, kept and dropped.
+Every format returns ``types.Interactions``: coded rows, the ``types.Catalogue`` of names
+behind the codes, and the ``types.LoadReport`` of what was read, kept and dropped.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -29,9 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from .types import LoadReport
+
 __all__ = [
     "BAD_UTF8", "BAD_WEIGHT", "BLANK_LINE", "EMPTY_FIELD", "HEAD_BYTES", "IN_TRAIN", "UNKNOWN_ITEM",
-    "UNKNOWN_USER", "WRONG_SHAPE", "Catalogue", "Column", "DataError", "Interactions", "Line", "LoadReport",
+    "UNKNOWN_USER", "WRONG_SHAPE", "Column", "DataError", "Line",
     "blank_rows", "clean_columns", "count_fates", "dense_codes", "first_lines", "parse_columns",
     "read_bytes", "rows_where",
 ]
@@ -51,103 +53,6 @@ HEAD_BYTES = 1 << 16  # the header, or the lines a layout is sniffed from, must 
 
 class DataError(ValueError):
     """Input data that cannot be used; the message is one line that says what to do."""
-
-
-@dataclass
-class LoadReport:
-    """What a reader read, kept and dropped; :meth:`balanced` says every row is accounted for."""
-
-    path: str
-    layout: str  # "original layout" / "csv layout" (playlists); "tab-separated, no header, 3 columns" (tables)
-    rows_read: int = 0  # data rows after the header, blank lines included
-    rows_kept: int = 0  # playlists: rows kept; tables: distinct (user, item) pairs kept
-    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows, in the order printed
-    duplicates_merged: int = 0  # rows folded into an earlier row of the same track/playlist or pair
-    rows_with_bad_utf8: int = 0  # kept rows whose invalid UTF-8 was replaced by U+FFFD (playlists)
-    examples: dict[str, str] = field(default_factory=dict)  # reason -> one offending row, for messages
-    pairs: bool = False  # True for tables: kept rows are pairs, and merged rows' weights are summed
-
-    def summary(self) -> str:
-        """One line: rows read, layout, kept, dropped by reason, duplicates merged."""
-        drops = ", ".join(f"{n:,} {why}" for why, n in self.dropped.items() if n) or "none"
-        kept, merged = (("pairs kept", "duplicate pairs merged (weights summed)") if self.pairs
-                        else ("kept", "duplicates merged"))
-        line = (f"{self.path}: {self.rows_read:,} rows read ({self.layout}), {self.rows_kept:,} {kept}; "
-                f"dropped: {drops}; {self.duplicates_merged:,} {merged}")
-        if self.rows_with_bad_utf8:
-            line += f"; {self.rows_with_bad_utf8:,} rows had invalid UTF-8 replaced"
-        return line
-
-    def balanced(self) -> bool:
-        """True when ``rows_read == rows_kept + sum(dropped) + duplicates_merged``."""
-        return self.rows_read == self.rows_kept + sum(self.dropped.values()) + self.duplicates_merged
-
-
-@dataclass(eq=False)  # array fields: a generated __eq__ would be ambiguous
-class Catalogue:
-    """The names behind the codes."""
-
-    user_ids: pa.Array  # (U,) the dataset's user ids (strings)
-    item_names: pa.Array  # (I,) a track's title, or a table item's name (its id where unnamed)
-    item_ids: pa.Array | None = None  # (I,) a plain table's own item ids; None for playlists
-    artist_names: pa.Array | None = None  # (A,) playlists only
-    item_artist: np.ndarray | None = None  # (I,) int32 artist code of each track; playlists only
-    playlist_names: pa.Array | None = None  # (P,) playlists only
-    playlist_user: np.ndarray | None = None  # (P,) int32 owner of each playlist; playlists only
-    noun: str = "track"  # "track" (playlists) or "item" (tables), for messages
-
-    @property
-    def num_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def num_items(self) -> int:
-        return len(self.item_names)
-
-    @property
-    def num_artists(self) -> int:
-        return 0 if self.artist_names is None else len(self.artist_names)
-
-    @property
-    def num_playlists(self) -> int:
-        return 0 if self.playlist_names is None else len(self.playlist_names)
-
-
-class Sized:
-    """``num_users`` and ``num_items`` of whatever holds a ``catalogue``."""
-
-    catalogue: Catalogue
-
-    @property
-    def num_users(self) -> int:
-        return self.catalogue.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.catalogue.num_items
-
-
-@dataclass(eq=False)
-class Interactions(Sized):
-    """Coded rows: one per (user, item[, playlist]) row kept, with the names behind the codes.
-
-    ``num_users``/``num_items`` are the catalogue's sizes: a test table coded with the
-    training vocabularies counts every training id, present in it or not.
-    """
-
-    user: np.ndarray  # (rows,) int64 code into catalogue.user_ids
-    item: np.ndarray  # (rows,) int64 code into catalogue.item_names
-    weight: np.ndarray  # (rows,) float32: 1.0 per playlist row; a table's weight, summed over merged rows
-    playlist: np.ndarray | None  # (rows,) int64 playlist code; None for tables
-    catalogue: Catalogue
-    report: LoadReport
-    # (users,) int64, a test table's only: each user's distinct pairs whose item is not in
-    # the catalogue (never seen in training). No model can rank such an item, but the
-    # usual protocol still counts the pair as a miss, so evaluation does too.
-    unseen: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.user)
 
 
 # ----------------------------------------------------------------------------- bytes and lines

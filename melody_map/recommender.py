@@ -27,7 +27,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:  # the dataset module imports the graph library; serving never needs it
     from .dataset import Dataset
-    from .evaluate import UserItems
+    from .types import UserItems
 
 Log = Callable[[str], None]
 
@@ -83,8 +83,8 @@ class Recommender:
 
     def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
         """Each user's ``k`` best items of the whole catalogue, ``exclude``'s left out: items (n, k)
-        and scores (n, k), best first, -inf padding a short list (``evaluate.top_k`` over ``scores``)."""
-        from .evaluate import top_k
+        and scores (n, k), best first, -inf padding a short list (``ranking.top_k`` over ``scores``)."""
+        from .ranking import top_k
 
         return top_k(self.scores, users, k, exclude)
 

@@ -1,4 +1,4 @@
-"""The design card's linear pair scorer, on its own so that ranking needs no graph library."""
+"""The GCN's linear pair scorer, on its own so that ranking needs no graph library."""
 
 from __future__ import annotations
 

@@ -15,10 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .readers import Interactions
-
-TRAIN, VALID, TEST = 0, 1, 2
-PART_NAMES = ("train", "valid", "test")
+from .types import PART_NAMES, TEST, TRAIN, VALID, Interactions
 
 
 @dataclass(eq=False)

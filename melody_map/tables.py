@@ -10,7 +10,7 @@ recommender data sets ship as, for example:
 
 Ids are kept as the strings in the file ("007" stays "007") and coded 0..n-1 in order of
 first appearance; pairs come sorted by user code, then item code. Every data row has one
-fate, counted in the :class:`~melody_map.readers.LoadReport`: kept, merged into another row
+fate, counted in the :class:`~melody_map.types.LoadReport`: kept, merged into another row
 of the same (user, item) pair (weights summed), or dropped for a named reason. A few
 malformed rows are dropped and counted; a file that is mostly unusable raises
 :class:`~melody_map.readers.DataError`. The reading machinery is shared with the
@@ -43,12 +43,9 @@ from .readers import (
     UNKNOWN_ITEM,
     UNKNOWN_USER,
     WRONG_SHAPE,
-    Catalogue,
     Column,
     DataError,
-    Interactions,
     Line,
-    LoadReport,
     blank_rows,
     clean_columns,
     count_fates,
@@ -58,6 +55,7 @@ from .readers import (
     read_bytes,
     rows_where,
 )
+from .types import Catalogue, Interactions, LoadReport
 
 __all__ = ["is_table", "read_item_names", "read_item_tags", "read_table", "read_train_test", "sniff_table"]
 

@@ -20,6 +20,7 @@ Adam's moments, both random generators, the epoch's position) in ``FitReport.res
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -30,13 +31,15 @@ from tqdm import tqdm  # text bars: a notebook without ipywidgets gets them too
 
 from .allocator import reuse_freed_memory
 from .config import TrainConfig
-from .distributed import Group
-from .evaluate import NormOrderedTopK, UserItems, evaluate, subsample_users
+from .distributed import Ranks
+from .evaluate import evaluate, subsample_users
 from .graph import Graph
-from .model import GCNRecommender
+from .model import GCNNetwork
+from .ranking import NormOrderedTopK
 from .recommender import FitReport
 from .spectral import spectral_embedding, tag_embedding
-from .split import TRAIN, VALID, Pairs
+from .split import Pairs
+from .types import TRAIN, VALID, UserItems
 
 MIN_GROUP_USERS = 1024  # users in a training step's batch, at least (or all of them)
 
@@ -60,7 +63,7 @@ def split_embeddings(z: Tensor, graph: Graph) -> tuple[Tensor, Tensor]:
 
 
 def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs,
-                  item_tags: sp.csr_matrix | None = None) -> GCNRecommender:
+                  item_tags: sp.csr_matrix | None = None) -> GCNNetwork:
     """A fresh, seeded GCN over ``graph``, its node vectors started as ``cfg.init`` says.
 
     Raises:
@@ -69,7 +72,7 @@ def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs,
     if cfg.init == "spectral+tags" and item_tags is None:
         raise ValueError("--init spectral+tags needs the items' tags: pass --item-tags FILE")
     torch.manual_seed(cfg.seed)
-    net = GCNRecommender(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine, cfg.conv)
+    net = GCNNetwork(graph.num_nodes, cfg.dim, cfg.dropout, cfg.fixed_features, cfg.combine, cfg.conv)
     if cfg.init.startswith("spectral"):
         train = pairs.part == TRAIN
         start = spectral_embedding(graph, pairs.user[train], pairs.item[train], pairs.weight[train],
@@ -87,124 +90,226 @@ def build_network(cfg: TrainConfig, graph: Graph, pairs: Pairs,
     return net
 
 
-def train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
+def train(model: GCNNetwork, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
           progress: bool = True, stop: Callable[[], bool] | None = None, resume: dict | None = None) -> FitReport:
-    """Fit ``model`` in place (deterministically: same seed, same weights); see ``_train``.
+    """Fit ``model`` in place and leave it holding the best validation weights (deterministically:
+    same seed, same weights).
 
-    Under ``torchrun`` (``distributed.Group``) every rank runs this with the same data and seed.
+    Args:
+        model: a fresh GCNNetwork over graph.num_nodes nodes.
+        graph: the training graph (its adjacency holds training pairs only).
+        pairs: all pairs with their split; TRAIN ones are fitted, VALID ones select the epoch.
+        cfg: epochs, steps_per_epoch, pairs_per_epoch, lr, negatives, eval_every, valid_users,
+            patience, k, seed.
+        device: where to train.
+        progress: show a progress bar.
+        stop: read after each step; True ends training there (``FitReport.resume`` holds its state).
+        resume: an interrupted run's ``FitReport.resume``, to carry on from.
+
+    Under ``torchrun`` (``distributed.Ranks``) every rank runs this with the same data and seed:
+    each draws the same step, takes its share of the step's users and their pairs, and
+    DistributedDataParallel averages the gradients; rank 0 validates and tells the others.
     """
     # Multi-threaded scatter-adds in the backward pass sum in varying order; the
     # deterministic kernels make the same seed give the same model bit for bit.
     was = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(model, graph, pairs, cfg, device, progress, stop or (lambda: False), resume, Group.current())
+        trainer = Trainer(model, graph, pairs, cfg, device, Ranks.current())
+        return trainer.fit(stop or (lambda: False), resume, progress)
     finally:
         torch.use_deterministic_algorithms(was)
 
 
-def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
-           progress: bool, stop: Callable[[], bool], resume: dict | None, ranks: Group) -> FitReport:
-    """Fit ``model`` in place and leave it holding the best validation weights.
+@dataclass
+class Step:
+    """One training step's draw: its users, their pairs' share, the all-items term's items, the scored pairs."""
 
-    Args:
-        model: a fresh GCNRecommender over graph.num_nodes nodes.
-        graph: the training graph (its adjacency holds training pairs only).
-        pairs: all pairs with their split; TRAIN ones are fitted, VALID ones select the epoch.
-        cfg: epochs, steps_per_epoch, pairs_per_epoch, lr, negatives, eval_every, valid_users,
-            patience, k, seed.
-        device: where to train.
-        progress: show a tqdm bar.
-        stop: read after each step; True ends training there (``FitReport.resume`` holds its state).
-        resume: an interrupted run's ``FitReport.resume``, to carry on from.
-        ranks: the torchrun ranks. Each draws the same step, takes its share of the step's
-            users and their pairs, and DistributedDataParallel averages the gradients; rank 0
-            validates and tells the others.
+    users: np.ndarray  # (group,) sorted user ids
+    share: float  # the share of the group's pairs scored, which the all-items term matches
+    items: np.ndarray | None  # sorted item ids of the all-items term, or None
+    user: np.ndarray  # (n,) scored pairs: observed ones, then sampled non-edges
+    item: np.ndarray  # (n,)
+    target: np.ndarray  # (n,) float32: scaled weight, or 0 for a non-edge
+
+    def share_of(self, ranks: Ranks) -> Step:
+        """This rank's share of the step's users, and their pairs."""
+        if ranks.size == 1:
+            return self
+        users = self.users[ranks.rank::ranks.size]
+        mine = np.isin(self.user, users)
+        return replace(self, users=users, user=self.user[mine], item=self.item[mine], target=self.target[mine])
+
+
+class StepSampler:
+    """Draws each step's batch: the training pairs of a random group of users, sub-sampled to
+    the step's share of the epoch, plus ``negatives`` random non-edges per pair.
+
+    Few users per step keep a frozen-vector step's block of the graph small at full scale
+    (each user brings all of their items' rows); at least ``MIN_GROUP_USERS`` (or all) keep
+    small graphs' batches varied.
     """
-    rng = np.random.default_rng(cfg.seed + 1)
-    adj = graph.adj.to(device)
-    model.to(device)
-    train_mask = pairs.part == TRAIN
-    pos_user, pos_item = pairs.user[train_mask], pairs.item[train_mask]
-    pos_target = pair_targets(pairs.weight[train_mask])
-    known = UserItems.from_pairs(pos_user, pos_item, graph.num_users)
-    known_keys = known.keys(graph.num_items)
-    valid = subsample_users(UserItems.from_pairs(*pairs.select(VALID), graph.num_users), cfg.valid_users,
-                             np.random.default_rng(cfg.seed + 2))
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    # Frozen node vectors: the first layer's sparse product never changes, and a step only
-    # needs the second layer at its batch's nodes (graph.row_block), not the whole graph.
-    cached = model.first_layer_input(adj) if model.caches_first_layer else None
-    # Pair positions of each user (pairs come sorted by user): a step's batch is the pairs of
-    # a random group of users, sub-sampled to its share of the epoch. Few users per step keep
-    # a frozen-vector step's block of the graph small at full scale (each user brings all of
-    # their items' rows); at least MIN_GROUP_USERS (or all) keep small graphs' batches varied.
-    user_pairs = UserItems(indptr=known.indptr, items=np.arange(len(pos_user)))
-    active_users = np.flatnonzero(known.counts() > 0)
-    steps = min(cfg.steps_per_epoch, max(len(active_users), 1))
-    group = min(len(active_users), max(-(-len(active_users) // steps), MIN_GROUP_USERS))
-    pairs_per_step = min(cfg.pairs_per_epoch, len(pos_user)) / steps
-    item_sample = min(cfg.item_sample, graph.num_items)
 
-    def draw() -> tuple[np.ndarray, float, np.ndarray | None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """One step's users, their pairs' share, the all-items term's items, and the scored pairs."""
-        users = np.sort(rng.choice(active_users, size=group, replace=False))
-        batch = user_pairs.batch(users)[1]
-        share = 1.0  # the share of the group's pairs in the step, which the all-items term matches
-        if len(batch) > pairs_per_step:
-            share = pairs_per_step / len(batch)
+    def __init__(self, pairs: Pairs, known: UserItems, num_items: int, cfg: TrainConfig):
+        train = pairs.part == TRAIN
+        self.user, self.item = pairs.user[train], pairs.item[train]  # sorted by user, then item
+        self.target = pair_targets(pairs.weight[train])
+        self.known_keys = known.keys(num_items)
+        self.user_pairs = UserItems(indptr=known.indptr, items=np.arange(len(self.user)))  # each user's positions
+        self.active_users = np.flatnonzero(known.counts() > 0)
+        self.steps = min(cfg.steps_per_epoch, max(len(self.active_users), 1))
+        self.group = min(len(self.active_users), max(-(-len(self.active_users) // self.steps), MIN_GROUP_USERS))
+        self.pairs_per_step = min(cfg.pairs_per_epoch, len(self.user)) / self.steps
+        self.num_items, self.item_sample = num_items, min(cfg.item_sample, num_items)
+        self.negatives, self.all_items = cfg.negatives, cfg.all_items > 0
+        self.rng = np.random.default_rng(cfg.seed + 1)
+
+    def draw(self) -> Step:
+        rng = self.rng
+        users = np.sort(rng.choice(self.active_users, size=self.group, replace=False))
+        batch = self.user_pairs.batch(users)[1]
+        share = 1.0
+        if len(batch) > self.pairs_per_step:
+            share = self.pairs_per_step / len(batch)
             batch = batch[rng.random(len(batch)) < share]
         items = None
-        if cfg.all_items > 0:  # items for the all-items term: a random sample, or all of them
-            items = np.sort(rng.choice(graph.num_items, size=item_sample, replace=False))
-        return users, share, items, _with_negatives(rng, pos_user[batch], pos_item[batch], pos_target[batch],
-                                                    known_keys, graph.num_items, cfg.negatives)
+        if self.all_items:  # items for the all-items term: a random sample, or all of them
+            items = np.sort(rng.choice(self.num_items, size=self.item_sample, replace=False))
+        scored = _with_negatives(rng, self.user[batch], self.item[batch], self.target[batch], self.known_keys,
+                                 self.num_items, self.negatives)
+        return Step(users, share, items, *scored)
 
-    has_valid = bool(valid.counts().sum())
-    result = FitReport()
-    best_state, best_recall, stale = None, -1.0, 0
 
-    def check(record: dict) -> float:
+@dataclass
+class EarlyStopper:
+    """Keeps the best validation Recall@k's trained weights; done after ``patience`` checks without a better one."""
+
+    patience: int
+    best_recall: float = -1.0
+    stale: int = 0  # checks since the best
+    best_state: dict[str, Tensor] | None = None  # the trained tensors only: frozen node vectors never change
+
+    def update(self, recall: float, model: GCNNetwork) -> bool:
+        """Record a check of ``model``'s current weights; True when they are the best so far."""
+        if recall <= self.best_recall:
+            self.stale += 1
+            return False
+        self.best_recall, self.stale = recall, 0
+        self.best_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.stale >= self.patience
+
+
+class Trainer:
+    """The training loop's state in named fields: the model and its optimizer, the sampler,
+    the early stopper and the report; ``fit`` runs the epochs, ``snapshot``/``restore`` carry
+    an interrupted run over to ``--resume``."""
+
+    def __init__(self, model: GCNNetwork, graph: Graph, pairs: Pairs, cfg: TrainConfig, device: torch.device,
+                 ranks: Ranks):
+        self.model, self.graph, self.cfg, self.device, self.ranks = model.to(device), graph, cfg, device, ranks
+        self.adj = graph.adj.to(device)
+        self.known = UserItems.from_pairs(*pairs.select(TRAIN), graph.num_users)
+        self.valid = subsample_users(UserItems.from_pairs(*pairs.select(VALID), graph.num_users), cfg.valid_users,
+                                     np.random.default_rng(cfg.seed + 2))
+        self.sampler = StepSampler(pairs, self.known, graph.num_items, cfg)
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+        # Frozen node vectors: the first layer's sparse product never changes, and a step only
+        # needs the second layer at its batch's nodes (graph.row_block), not the whole graph.
+        self.cached = model.first_layer_input(self.adj) if model.caches_first_layer else None
+        self.step_loss = ranks.wrap(StepLoss(model, graph, self.adj, self.cached, cfg, device))
+        self.stopper = EarlyStopper(cfg.patience)
+        self.report = FitReport()
+        self.has_valid = bool(self.valid.counts().sum())
+
+    def fit(self, stop: Callable[[], bool], resume: dict | None, progress: bool) -> FitReport:
+        """Epochs until ``cfg.epochs``, early stopping or ``stop``; the model keeps the best weights."""
+        first_epoch, first_step, losses = 1, 0, []
+        if resume is not None:
+            first_epoch, first_step, losses = resume["epoch"], resume["step"], list(resume["losses"])
+            self.restore(resume)
+        elif self.has_valid:  # epoch 0: the untrained start, which training must beat to be kept
+            start = {"epoch": 0, "loss": None, "seconds": 0.0}
+            self.validate(start)
+            self.report.history.append(start)
+        bar = EpochBar(self.cfg, first_epoch, enabled=progress and self.ranks.rank == 0)
+        for epoch in range(first_epoch, self.cfg.epochs + 1):
+            started = time.perf_counter()
+            losses = self.run_epoch(epoch, first_step if epoch == first_epoch else 0,
+                                    losses if epoch == first_epoch else [], stop)
+            if self.report.interrupted:
+                break
+            record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
+            if self.has_valid and (epoch % self.cfg.eval_every == 0 or epoch == self.cfg.epochs):
+                self.validate(record)
+            self.report.history.append(record)
+            bar.update(record, self.stopper)
+            if self.stopper.done:
+                break
+        bar.close()
+        self.finish()
+        return self.report
+
+    def run_epoch(self, epoch: int, first_step: int, losses: list[float], stop: Callable[[], bool]) -> list[float]:
+        """The epoch's steps from ``first_step``; each step's loss is appended to ``losses``."""
+        self.model.train()
+        with reuse_freed_memory():  # each step reallocates the last one's tensors: keep them mapped
+            for step in range(first_step, self.sampler.steps):
+                if self.ranks.any(stop()):  # Ctrl-C (on any rank): hand back the state before this step
+                    self.report.resume = self.snapshot(epoch, step, losses)
+                    break
+                s = self.sampler.draw().share_of(self.ranks)  # the same draw on every rank
+                loss = self.step_loss(s.user, s.item, s.target, s.users, s.items, s.share)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                losses.append(loss.item())
+        return losses
+
+    def validate(self, record: dict) -> None:
         """Validate the current weights into ``record``; keep them if they are the best so far."""
-        nonlocal best_state, best_recall, stale
+        k = self.cfg.k
         # Rank 0 validates; every rank gets its metrics, so all keep the same weights and stop together.
-        metrics = evaluate_split(model, graph, adj, valid, known, cfg.k, cached) if ranks.rank == 0 else None
-        metrics = ranks.broadcast(metrics)
+        metrics = (evaluate_split(self.model, self.graph, self.adj, self.valid, self.known, k, self.cached)
+                   if self.ranks.rank == 0 else None)
+        metrics = self.ranks.broadcast(metrics)
         record.update({f"valid_{name}": value for name, value in metrics.items()})
-        recall = metrics[f"recall@{cfg.k}"]
-        if recall > best_recall:
-            best_recall, stale = recall, 0
-            # The trained tensors only: frozen node vectors (large at full scale) never change.
-            best_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-            result.best_epoch, result.best_valid = record["epoch"], metrics
-        else:
-            stale += 1
-        return recall
+        if self.stopper.update(metrics[f"recall@{k}"], self.model):
+            self.report.best_epoch, self.report.best_valid = record["epoch"], metrics
 
-    def snapshot(epoch: int, step: int, losses: list[float]) -> dict:
+    def finish(self) -> None:
+        """Leave the model holding the best weights (or the last, without validation)."""
+        if self.stopper.best_state is not None:
+            self.model.load_state_dict(self.stopper.best_state, strict=False)
+        elif not self.report.interrupted:  # no validation: the last epoch's weights
+            self.report.best_epoch = len(self.report.history)  # epoch 0 is recorded only when validated
+
+    def snapshot(self, epoch: int, step: int, losses: list[float]) -> dict:
         """Everything the rest of the run depends on, as tensors, numbers and strings."""
+        model, stopper, report = self.model, self.stopper, self.report
         trained = {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
-        return {"epoch": epoch, "step": step, "steps": steps, "losses": [float(x) for x in losses],
-                "weights": trained, "optimizer": _to_cpu(optimizer.state_dict()),
-                "numpy_rng": _rng_state(rng), "torch_rng": torch.get_rng_state(),
-                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-                "best": {} if best_state is None else _to_cpu(best_state), "best_recall": best_recall,
-                "stale": stale, "history": result.history, "best_epoch": result.best_epoch,
-                "best_valid": result.best_valid}
+        cuda = {"cuda_rng": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}
+        return {"epoch": epoch, "step": step, "steps": self.sampler.steps, "losses": [float(x) for x in losses],
+                "weights": trained, "optimizer": _to_cpu(self.optimizer.state_dict()),
+                "numpy_rng": _rng_state(self.sampler.rng), "torch_rng": torch.get_rng_state(), **cuda,
+                "best": {} if stopper.best_state is None else _to_cpu(stopper.best_state),
+                "best_recall": stopper.best_recall, "stale": stopper.stale, "history": report.history,
+                "best_epoch": report.best_epoch, "best_valid": report.best_valid}
 
-    step_loss = ranks.wrap(StepLoss(model, graph, adj, cached, cfg, device))
-    first_epoch, first_step, losses = 1, 0, []
-    if resume is not None:
-        first_epoch, first_step, losses = resume["epoch"], resume["step"], list(resume["losses"])
-        if resume["steps"] != steps:
-            raise ValueError(f"the checkpoint's run took {resume['steps']} steps an epoch, this one {steps}: "
-                             "resume with the same data and options")
+    def restore(self, resume: dict) -> None:
+        """Carry on from ``snapshot``'s state: weights, Adam's moments, generators, stopper and report."""
+        if resume["steps"] != self.sampler.steps:
+            raise ValueError(f"the checkpoint's run took {resume['steps']} steps an epoch, this one "
+                             f"{self.sampler.steps}: resume with the same data and options")
         try:
-            _check_weights(model, resume["weights"], "weights")
-            _check_weights(model, resume["best"], "best")
-            model.load_state_dict(resume["weights"], strict=False)
-            optimizer.load_state_dict(resume["optimizer"])
-            _set_rng_state(rng, resume["numpy_rng"])
+            _check_weights(self.model, resume["weights"], "weights")
+            _check_weights(self.model, resume["best"], "best")
+            self.model.load_state_dict(resume["weights"], strict=False)
+            self.optimizer.load_state_dict(resume["optimizer"])
+            _set_rng_state(self.sampler.rng, resume["numpy_rng"])
             saved = resume["torch_rng"]
             if saved.dtype != torch.uint8 or saved.shape != torch.get_rng_state().shape:
                 raise ValueError("torch_rng is not a torch generator state")
@@ -212,61 +317,37 @@ def _train(model: GCNRecommender, graph: Graph, pairs: Pairs, cfg: TrainConfig, 
             reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise ValueError(f"--resume: the checkpoint's training state does not fit this model ({reason}); "
                              "train anew without --resume") from None
-        best_state = {name: t.to(device) for name, t in resume["best"].items()} or None
-        best_recall, stale = resume["best_recall"], resume["stale"]
-        result.history, result.best_epoch, result.best_valid = (list(resume["history"]), resume["best_epoch"],
-                                                                 resume["best_valid"])
-    elif has_valid:  # epoch 0: the untrained start, which training must beat to be kept
-        start = {"epoch": 0, "loss": None, "seconds": 0.0}
-        check(start)
-        result.history.append(start)
-    if resume is not None:  # last, so that nothing above draws from the restored generator
-        torch.set_rng_state(resume["torch_rng"])
-        if "cuda_rng" in resume and device.type == "cuda":
-            torch.cuda.set_rng_state(resume["cuda_rng"], device)
-    bar = tqdm(range(first_epoch, cfg.epochs + 1), desc="training", unit="epoch",
-               disable=not progress or ranks.rank != 0,
-               initial=first_epoch - 1, total=cfg.epochs)
-    for epoch in bar:
-        started = time.perf_counter()
-        model.train()
-        if epoch != first_epoch:
-            losses = []
-        with reuse_freed_memory():  # each step reallocates the last one's tensors: keep them mapped
-            for step in range(first_step if epoch == first_epoch else 0, steps):
-                if ranks.any(stop()):  # Ctrl-C (on any rank): hand back the state before this step
-                    result.resume = snapshot(epoch, step, losses)
-                    break
-                users, share, items, (u, t, y) = draw()  # the same draw on every rank
-                if ranks.size > 1:  # this rank's share of the group's users, and their pairs
-                    users = users[ranks.rank::ranks.size]
-                    mine = np.isin(u, users)
-                    u, t, y = u[mine], t[mine], y[mine]
-                loss = step_loss(u, t, y, users, items, share)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-        if result.resume is not None:
-            break
-        record = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
-        if has_valid and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            recall = check(record)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", **{f"val_recall@{cfg.k}": f"{recall:.4f}"})
-        else:
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-        result.history.append(record)
-        if stale >= cfg.patience:
-            break
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    elif result.resume is None:  # no validation: the last epoch's weights
-        result.best_epoch = len(result.history)  # epoch 0 is recorded only when validated
-    return result
+        self.stopper = EarlyStopper(self.cfg.patience, resume["best_recall"], resume["stale"],
+                                    {name: t.to(self.device) for name, t in resume["best"].items()} or None)
+        self.report = FitReport(list(resume["history"]), resume["best_epoch"], resume["best_valid"])
+        torch.set_rng_state(saved)  # last, so that nothing above draws from the restored generator
+        if "cuda_rng" in resume and self.device.type == "cuda":
+            torch.cuda.set_rng_state(resume["cuda_rng"], self.device)
 
 
-def _check_weights(model: GCNRecommender, weights: dict, key: str) -> None:
+class EpochBar:
+    """A progress bar over epochs that says what it counts: at most ``cfg.epochs``, ending early when
+    validation stops improving, so it shows the epochs run and the checks left before that stop."""
+
+    def __init__(self, cfg: TrainConfig, first_epoch: int, enabled: bool):
+        self.cfg = cfg
+        self.bar = tqdm(desc=f"training (at most {cfg.epochs} epochs)", unit="epoch", initial=first_epoch - 1,
+                        disable=not enabled, bar_format="{desc}: {n_fmt} epochs [{elapsed}, {rate_fmt}]{postfix}")
+
+    def update(self, record: dict, stopper: EarlyStopper) -> None:
+        post = {"loss": f"{record['loss']:.4f}"}
+        recall = record.get(f"valid_recall@{self.cfg.k}")
+        if recall is not None:
+            post[f"val_recall@{self.cfg.k}"] = f"{recall:.4f}"
+            post["stops after"] = f"{self.cfg.patience - stopper.stale} more checks without a better one"
+        self.bar.set_postfix(post)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _check_weights(model: GCNNetwork, weights: dict, key: str) -> None:
     """Every tensor in ``weights`` names a trained parameter of ``model`` and has its shape and dtype."""
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     for name, t in weights.items():
@@ -308,7 +389,7 @@ class StepLoss(torch.nn.Module):
     sampled items and matched to the share of pairs scored.
     """
 
-    def __init__(self, model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None,
+    def __init__(self, model: GCNNetwork, graph: Graph, adj: Tensor, cached: Tensor | None,
                  cfg: TrainConfig, device: torch.device):
         super().__init__()
         self.model = model
@@ -330,7 +411,7 @@ class StepLoss(torch.nn.Module):
         return loss
 
 
-def evaluate_split(model: GCNRecommender, graph: Graph, adj: Tensor, heldout: UserItems,
+def evaluate_split(model: GCNNetwork, graph: Graph, adj: Tensor, heldout: UserItems,
                    exclude: UserItems, k: int, cached: Tensor | None = None) -> dict[str, float]:
     """Metrics of the model's current weights on one held-out part (all items ranked)."""
     model.eval()
@@ -346,7 +427,7 @@ def _own_edges(u: np.ndarray, t: np.ndarray, num_nodes: int) -> np.ndarray:
     return np.unique(np.concatenate([u * num_nodes + t, t * num_nodes + u]))
 
 
-def _embed_nodes(model: GCNRecommender, graph: Graph, adj: Tensor, cached: Tensor | None,
+def _embed_nodes(model: GCNNetwork, graph: Graph, adj: Tensor, cached: Tensor | None,
                  wanted: list[np.ndarray], device: torch.device, drop: np.ndarray | None = None) -> list[Tensor]:
     """Embeddings at each array of node ids in ``wanted``: a (len(w), width) tensor for each.
 

@@ -7,12 +7,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import pairs_dataset
+from conftest import needs_implicit, pairs_dataset
 
 from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, tune
-from melody_map.evaluate import UserItems, evaluate, evaluate_popularity, top_k
+from melody_map.evaluate import evaluate, evaluate_popularity
+from melody_map.ranking import top_k
 from melody_map.recommender import Recommender
-from melody_map.split import TRAIN, VALID
+from melody_map.types import TRAIN, VALID, UserItems
 
 torch.set_num_threads(1)
 K = 10
@@ -87,6 +88,7 @@ def toy_matrix():
     return csr(u, i, 3, 3)
 
 
+@needs_implicit
 def test_itemknn_cosine_by_hand():
     # Columns: item0 = (1,1,1), item1 = (1,1,0), item2 = (0,1,0); norms sqrt3, sqrt2, 1.
     # implicit keeps each item among its own neighbours (cosine 1 on the diagonal).
@@ -97,6 +99,7 @@ def test_itemknn_cosine_by_hand():
     np.testing.assert_allclose(model.scores(np.arange(3)).numpy(), TOY @ expected_sim, rtol=1e-6)
 
 
+@needs_implicit
 def test_itemknn_keeps_each_items_nearest_neighbours():
     c01, c12 = 2 / np.sqrt(6), 1 / np.sqrt(2)
     # neighbors=2: each item keeps itself and its nearest other item: item0 -> item1,
@@ -108,6 +111,7 @@ def test_itemknn_keeps_each_items_nearest_neighbours():
     assert (ItemKNN(neighbors=0).fit_matrix(toy_matrix()).scores(np.arange(3)).numpy() == 0).all()
 
 
+@needs_implicit
 def test_itemknn_bm25_is_a_different_similarity():
     data = planted()[0]
     cosine = ItemKNN(neighbors=7).fit(data).similarity
@@ -118,6 +122,7 @@ def test_itemknn_bm25_is_a_different_similarity():
         ItemKNN(similarity="jaccard")
 
 
+@needs_implicit
 def test_itemknn_finds_communities(communities):
     assert_finds_communities(ItemKNN(neighbors=20).fit(communities[0]), communities)
 
@@ -153,8 +158,8 @@ def test_ease_finds_communities(communities):
 # ----------------------------------------------------------------------------- iALS
 
 
+@needs_implicit
 def test_ials_finds_communities(communities):
-    pytest.importorskip("implicit")
     model = IALS(factors=8, regularization=1.0, iterations=10)
     assert_finds_communities(model.fit(communities[0]), communities)
     assert model.scores(np.array([0, 1])).dtype == torch.float32
@@ -217,6 +222,7 @@ class Oracle(Recommender):
         return out
 
 
+@needs_implicit
 def test_tune_picks_the_best_validation_recall(communities):
     data = communities[0]
     best, table = tune(Oracle, {"good": [False, True], "seed": [0, 1]}, data, k=K)

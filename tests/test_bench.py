@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+
+import pytest
 
 from bench.full_scale import median_of, parse_time_v
 from bench.report import main as report_main
@@ -47,37 +50,121 @@ def _doc() -> dict:
     }
 
 
-def _row(table: str, label: str) -> list[str]:
-    line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
-    return [c.strip() for c in line.strip("|").split("|")]
+def _table(text: str) -> dict[str, list[str]]:
+    """The Markdown table in ``text``: its header's cells under "stage", and each body row's cells
+    under its label; every row has as many cells as the header."""
+    rows = [[c.strip() for c in line.strip()[1:-1].split("|")] for line in text.splitlines() if line.startswith("|")]
+    head, rule, body = rows[0], rows[1], rows[2:]
+    assert all(set(c) <= set("-:") for c in rule) and len(rule) == len(head), rule
+    assert all(len(row) == len(head) for row in body), [row for row in body if len(row) != len(head)]
+    table = {row[0]: row[1:] for row in body}
+    assert len(table) == len(body) and "stage" not in table  # one row per label
+    return {"stage": head[1:], **table}
+
+
+# A figure as printed, in the unit the JSON keeps: seconds or MiB.
+UNITS = {"ms": ("time", 1e-3), "s": ("time", 1.0), "min": ("time", 60.0), "MiB": ("memory", 1.0),
+         "GiB": ("memory", 1024.0), "GB": ("bytes", 1e9)}
+FIGURE = re.compile(r"(\d[\d,]*(?:\.\d+)?) ?(ms|s|min|MiB|GiB|GB)\b")
+NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(?![\w.])")
+
+
+def _figures(cell: str) -> list[tuple[str, float, float]]:
+    """(kind, value, the rounding the printed digits allow) of each figure with a unit in ``cell``."""
+    out = []
+    for number, unit in FIGURE.findall(cell):
+        kind, factor = UNITS[unit]
+        decimals = len(number.partition(".")[2])
+        out.append((kind, float(number.replace(",", "")) * factor, 0.5 * 10 ** -decimals * factor))
+    return out
+
+
+def _shows(cell: str, *expected: tuple[str, float]) -> None:
+    """``cell`` shows exactly these (kind, value) figures, in order, each as its printed digits round it."""
+    figures = _figures(cell)
+    assert [kind for kind, _, _ in figures] == [kind for kind, _ in expected], (cell, expected)
+    for (kind, value, rounding), (_, truth) in zip(figures, expected):
+        assert abs(value - truth) <= rounding * (1 + 1e-9), (cell, kind, truth)
+
+
+def _plain_numbers(cell: str) -> list[float]:
+    """The numbers in ``cell`` that carry no unit (counts, metrics)."""
+    return [float(n.replace(",", "")) for n in NUMBER.findall(FIGURE.sub("", cell))]
 
 
 def test_table_has_one_column_per_scale_and_checks_targets_on_the_100_percent_column():
-    table = render_table(_doc())
-    assert _row(table, "stage") == ["stage", "1%", "10%", "100%", "target (100%)", "100% meets it"]
-    assert _row(table, "load + clean (CSV -> coded rows)") == [
-        "load + clean (CSV -> coded rows)", "0.20 s (peak 2.93 GiB)", "failed", "15.0 s (peak 2.93 GiB)",
-        "≤ 20 s", "yes"]
-    # ids are coded inside load: the total is split + graph
-    assert _row(table, "ids + graph + split total")[1:] == ["15.0 s", "failed", "15.0 s", "≤ 30 s", "yes"]
-    assert _row(table, "training to early stop")[3] == "8.3 min (peak 7.81 GiB), 12 epochs, best 6"
-    assert _row(table, "training to early stop")[5] == "—"  # the whole run carries the time target
-    assert _row(table, "whole run (`train_gnn.py`, wall)")[3:] == ["9.8 min", "≤ 8 min", "**no**"]
-    # 9000 MiB = 9.44e9 bytes: within 10 GB
-    assert _row(table, "peak RSS (whole run)")[3:] == ["8.79 GiB", "≤ 10 GB (9.31 GiB)", "yes"]
-    assert _row(table, "warm `get_recommendations` median / p95")[1] == "3.0 ms / 6.0 ms"
-    assert _row(table, "test Recall@20 GCN / popularity")[3] == "0.2500 / 0.0500"
-    assert _row(table, "checkpoint size")[3] == "3.0 MiB"
-    assert _row(table, "split")[-2:] == ["—", "—"]  # no target, nothing to meet
-    assert "median of 3 run(s)" in table and "2 CPUs" in table and "git abc1234" in table
-    assert "10%: train_gnn.py exited 137" in table
+    doc = _doc()
+    text = render_table(doc)
+    table = _table(text)
+    full = doc["scales"][2]["median"]
+    small = doc["scales"][0]["median"]
+    stages = full["stages"]
+    assert table["stage"] == ["1%", "10%", "100%", "target (100%)", "100% meets it"]
+    one, ten, hundred, target, meets = range(5)
+    # The run that failed at 10 % fills its column with "failed" and is named below the table.
+    assert {row[ten] for label, row in table.items() if label != "stage"} == {"failed"}
+    assert re.search(r"10%.*train_gnn\.py exited 137", text.split("| stage |")[1])
+
+    # Each stage: its seconds and the peak memory at its end, from each scale's own result.
+    for label, stage in [("load + clean (CSV -> coded rows)", "load"), ("split", "split"), ("graph", "graph"),
+                         ("evaluation (test, GCN + popularity)", "evaluate"), ("checkpoint write", "checkpoint")]:
+        for column, result in ((one, small), (hundred, full)):
+            s = result["stages"][stage]
+            _shows(table[label][column], ("time", s["seconds"]), ("memory", s["peak_rss_mb"]))
+    # Ids are coded inside load: the total is split + graph.
+    _shows(table["ids + graph + split total"][hundred], ("time", stages["split"]["seconds"] + stages["graph"]["seconds"]))
+    training = table["training to early stop"][hundred]
+    _shows(training, ("time", stages["train"]["seconds"]), ("memory", stages["train"]["peak_rss_mb"]))
+    assert _plain_numbers(training) == [full["train"]["epochs_run"], full["train"]["best_epoch"]], training
+    _shows(table["whole run (`train_gnn.py`, wall)"][hundred], ("time", full["wall_seconds"]))
+    _shows(table["peak RSS (whole run)"][hundred], ("memory", full["peak_rss_mb"]))
+    _shows(table["cold `recommend.py` (new process, median of 3)"][hundred],
+           ("time", full["cold_recommend"]["median_seconds"]))
+    for column, result in ((one, small), (hundred, full)):
+        warm = result["warm_recommend"]
+        _shows(table["warm `get_recommendations` median / p95"][column],
+               ("time", warm["median_ms"] / 1000), ("time", warm["p95_ms"] / 1000))
+    _shows(table["checkpoint size"][hundred], ("memory", full["checkpoint_bytes"] / 1024 ** 2))
+    assert _plain_numbers(table["rows read / kept"][hundred]) == [full["load"]["lines_read"], full["load"]["rows_kept"]]
+    assert _plain_numbers(table["pairs train / valid / test"][hundred]) == [full["split"][k] for k in ("train", "valid", "test")]
+    for label, metric in (("test Recall@20 GCN / popularity", "recall@20"), ("test NDCG@20 GCN / popularity", "ndcg@20")):
+        shown = _plain_numbers(table[label][hundred])
+        assert shown == pytest.approx([full["test"]["GCN"][metric], full["test"]["popularity"][metric]], abs=5e-5)
+
+    # Targets: the limit, and whether the 100 % figure is within it (the whole run's 590 s is not).
+    limits = {"load + clean (CSV -> coded rows)": (("time", 20), stages["load"]["seconds"]),
+              "ids + graph + split total": (("time", 30), stages["split"]["seconds"] + stages["graph"]["seconds"]),
+              "evaluation (test, GCN + popularity)": (("time", 90), stages["evaluate"]["seconds"]),
+              "whole run (`train_gnn.py`, wall)": (("time", 8 * 60), full["wall_seconds"]),
+              "cold `recommend.py` (new process, median of 3)": (("time", 3), full["cold_recommend"]["median_seconds"]),
+              "warm `get_recommendations` median / p95": (("time", 0.020), full["warm_recommend"]["median_ms"] / 1000)}
+    for label, (limit, value) in limits.items():
+        assert _figures(table[label][target])[0][:2] == limit, (label, table[label][target])
+        assert table[label][meets].strip("*") == ("yes" if value <= limit[1] else "no"), (label, table[label])
+    peak_bytes = full["peak_rss_mb"] * 1024 ** 2  # 9.44e9 bytes: within 10 GB
+    assert _figures(table["peak RSS (whole run)"][target])[0][:2] == ("bytes", 10e9)
+    assert table["peak RSS (whole run)"][meets] == ("yes" if peak_bytes <= 10e9 else "**no**")
+    assert table["training to early stop"][meets] == "—"  # the whole run carries the time target
+    for label in ("split", "graph", "checkpoint size", "rows read / kept"):
+        assert table[label][target:] == ["—", "—"], (label, table[label])  # no target, nothing to meet
+
+    # Above the table: the command, how many runs each figure is the median of, and the machine.
+    above = text.split("| stage |")[0]
+    assert f"`{doc['command']}`" in above and re.search(rf"\b{doc['args']['runs']} run", above), above
+    machine = doc["machine"]
+    assert all(str(machine[k]) in above for k in ("platform", "torch", "python", "git")), above
+    assert re.search(rf"\b{machine['cpu_count']} CPU", above), above
 
 
 def test_table_without_a_100_percent_column_meets_nothing_and_tolerates_missing_keys():
     doc = {"scales": [{"scale": 0.01, "median": {"wall_seconds": 30.0}, "runs": []}]}
-    table = render_table(doc)
-    assert _row(table, "whole run (`train_gnn.py`, wall)")[1:] == ["30.0 s", "≤ 8 min", "—"]
-    assert _row(table, "load + clean (CSV -> coded rows)")[1] == "—"
+    table = _table(render_table(doc))
+    assert table["stage"] == ["1%", "target (100%)", "100% meets it"]
+    wall = table["whole run (`train_gnn.py`, wall)"]
+    _shows(wall[0], ("time", 30.0))
+    _shows(wall[1], ("time", 8 * 60))
+    assert wall[2] == "—"
+    assert table["load + clean (CSV -> coded rows)"][0] == "—"
 
 
 def test_report_reprints_the_table_from_the_json(tmp_path, capsys):
@@ -110,10 +197,10 @@ def test_median_over_runs_takes_numbers_and_keeps_the_rest_from_the_first_run():
 def test_training_capped_by_epochs_is_not_judged_against_the_early_stop_target():
     doc = _doc()
     doc["scales"][2]["median"]["summary"]["config"]["epochs"] = 12  # ran into the cap
-    row = _row(render_table(doc), "training to early stop")
-    assert row[3].endswith("(hit the --epochs cap: no early stop)")
+    table = _table(render_table(doc))
+    assert "--epochs cap" in table["training to early stop"][2]
     # ...nor is the whole run, which the cap shortened.
-    assert _row(render_table(doc), "whole run (`train_gnn.py`, wall)")[5] == "—"
+    assert table["whole run (`train_gnn.py`, wall)"][4] == "—"
 
 
 def test_two_result_files_merge_into_one_table_ordered_by_scale():
@@ -121,7 +208,13 @@ def test_two_result_files_merge_into_one_table_ordered_by_scale():
 
     big = {"command": "python bench/full_scale.py --scales 2", "date": "d2", "machine": {"git": "b"},
            "scales": [{"scale": 2.0, "median": {"wall_seconds": 900.0}, "runs": []}]}
-    table = render_table(merge([big, _doc()]))
-    assert _row(table, "stage")[1:5] == ["1%", "10%", "100%", "200%"]
-    assert _row(table, "whole run (`train_gnn.py`, wall)")[4] == "15.0 min"
-    assert "--scales 2 (d2, git b)" in table
+    text = render_table(merge([big, _doc()]))
+    table = _table(text)
+    assert table["stage"][:4] == ["1%", "10%", "100%", "200%"]
+    _shows(table["whole run (`train_gnn.py`, wall)"][3], ("time", big["scales"][0]["median"]["wall_seconds"]))
+    # Each file's command is named with its own date and commit.
+    command = next(line for line in text.splitlines() if "python bench/full_scale.py --scales 2" in line)
+    parts = command.split("`")[1].split("; ")
+    for doc in (big, _doc()):
+        assert any(part.startswith(doc["command"] + " ") and doc["date"] in part and doc["machine"]["git"] in part
+                   for part in parts), (doc["command"], parts)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from melody_map.evaluate import UserItems
 from melody_map.filters import GFCF
+from melody_map.types import UserItems
 
 
 def csr(users, items, num_users: int, num_items: int):

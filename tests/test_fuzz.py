@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from melody_map.playlists import ORIGINAL_HEADER, read_playlists
-from melody_map.readers import DataError
+from melody_map.readers import WRONG_SHAPE, DataError
 from melody_map.tables import read_table
 
 EXAMPLES = int(os.environ.get("MELODY_FUZZ_EXAMPLES", "120"))
@@ -77,18 +77,20 @@ def _safe(field: str, kind: str) -> str:
 
 @st.composite
 def files(draw, kind: str, width: int, clean_first: bool = False):
-    """(each line's bytes, the fields each line should read as or None, the line end)."""
+    """(each line's bytes, the fields each line should read as or None, each line's damage, the line end)."""
     rows = draw(st.lists(st.lists(FIELD, min_size=width, max_size=width), min_size=30, max_size=120))
     rows = [[_safe(f, kind) for f in r] for r in rows]
     end = draw(st.sampled_from([b"\n", b"\r\n"]))
     binary = draw(st.integers(0, 3)) == 0  # a NUL byte within the first 64 KiB makes the file binary
-    lines, truth = [], []
+    lines, truth, hows = [], [], []
     for n, fields in enumerate(rows):
         how = "none" if clean_first and n == 0 else draw(DAMAGE)
-        line, seen = _damage(fields, kind, "none" if how == "nul" and not binary else how)
+        how = "none" if how == "nul" and not binary else how
+        line, seen = _damage(fields, kind, how)
         lines.append(line)
         truth.append(seen)
-    return lines, truth, end
+        hows.append(how)
+    return lines, truth, hows, end
 
 
 def _write(header: bytes, lines: list[bytes], end: bytes, bom: bool) -> str:
@@ -120,6 +122,7 @@ def _read(reader, header: bytes, lines: list[bytes], end: bytes, bom: bool, tota
     return inter
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # as for the tables below
 @pytest.mark.parametrize("kind", ["original", "csv"])
 def test_fuzzed_playlists_csvs(kind):
     total = {"files": 0, "lines": 0, "loaded": 0, "refused": 0}
@@ -127,7 +130,7 @@ def test_fuzzed_playlists_csvs(kind):
     @SETTINGS
     @given(files(kind, 4), st.booleans())
     def one(drawn, bom):
-        lines, truth, end = drawn
+        lines, truth, _, end = drawn
         header = (ORIGINAL_HEADER if kind == "original" else "user_id,artistname,trackname,playlistname").encode()
         inter = _read(read_playlists, header, lines, end, bom, total)
         if inter is None:
@@ -160,9 +163,9 @@ def test_fuzzed_interaction_tables(kind):
     @SETTINGS
     @given(files(kind, 2, clean_first=True), st.sampled_from(["none", "user\titem", "userID,itemID"]), st.booleans())
     def one(drawn, header, bom):
-        lines, truth, end = drawn
+        lines, truth, hows, end = drawn
         if header == "none":
-            head, lines, truth = lines[0], lines[1:], truth[1:]
+            head, lines, truth, hows = lines[0], lines[1:], truth[1:], hows[1:]
         else:
             head = header.replace("\t", "\t" if kind == "tsv" else ",").replace(",", "\t" if kind == "tsv" else ",")
             head = head.encode()
@@ -174,14 +177,23 @@ def test_fuzzed_interaction_tables(kind):
         # A headerless file's first line may be read as a header or as data: it is rows or not.
         assert report.rows_read in (_rows(lines, end), _rows(lines, end) + 1), (report.rows_read, _rows(lines, end))
         users, items = inter.catalogue.user_ids.to_pylist(), inter.catalogue.item_ids.to_pylist()
-        written = {tuple(f.strip() for f in fields) for fields in truth if fields is not None}
-        if header == "none":
-            first = _first_fields(head, kind)
-            if first is not None:
-                written.add(first)
-        for u, i, w in zip(inter.user, inter.item, inter.weight):
-            assert (users[u], items[i]) in written, (users[u], items[i])
-            assert np.isfinite(w) and w > 0
+        kept = {(users[u], items[i]) for u, i in zip(inter.user, inter.item)}
+        assert len(kept) == len(inter.user) == report.rows_kept
+        assert np.isfinite(inter.weight).all() and (inter.weight > 0).all()
+        # The pairs kept are exactly the pairs of the rows that carry one: every undamaged row
+        # with both ids (and the damaged rows that still read whole), no row more and none less.
+        # Invalid UTF-8 drops a table's row; a headerless file's first line is data or a header.
+        whole = [tuple(f.strip() for f in fields) for fields, how in zip(truth, hows)
+                 if fields is not None and how != "bad_utf8"]
+        expected = {pair for pair in whole if all(pair)}
+        first = _first_fields(head, kind) if header == "none" else None
+        assert expected <= kept, f"undamaged rows were dropped: {sorted(expected - kept)[:3]}; {report.summary()}"
+        assert kept <= expected | {first}, f"rows the file does not hold were kept: {sorted(kept - expected)[:3]}"
+        # Only the rows the test cut short or lengthened are of the wrong shape (a CSV one that
+        # would hold a stray quote was written blank instead, and a line of whitespace is blank).
+        reshaped = sum(how in ("short", "long") and bool(line.decode("utf-8", "replace").strip())
+                       for line, how in zip(lines, hows))
+        assert report.dropped[WRONG_SHAPE] == reshaped, (report.dropped, reshaped, report.summary())
 
     one()
     print(f"{kind}: {total}")

@@ -8,7 +8,8 @@ from conftest import community_rows, load, write_original
 
 from melody_map.graph import build_graph, normalized_adjacency
 from melody_map.playlists import read_playlists
-from melody_map.split import TEST, TRAIN, VALID, assign_parts, split_pairs
+from melody_map.split import assign_parts, split_pairs
+from melody_map.types import TEST, TRAIN, VALID
 
 
 def test_normalisation_matches_a_hand_computed_example():

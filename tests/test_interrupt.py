@@ -16,11 +16,11 @@ import pytest
 import torch
 from conftest import ROOT, community_rows, leaves, write_original
 
+from melody_map.api import get_recommendations, load_model
 from melody_map.checkpoint import load_checkpoint, payload_checksum
 from melody_map.config import TrainConfig
 from melody_map.interrupt import StopRequest, TrainingInterrupted
 from melody_map.pipeline import run
-from melody_map.recommend import get_recommendations, load_model
 
 FAST = {"epochs": 6, "eval_every": 2, "patience": 100, "plot": ""}  # every epoch runs: 16 steps each
 STEPS = 16
@@ -159,7 +159,7 @@ def test_ctrl_c_on_the_command_line_exits_130_with_one_line_and_resume_finishes(
            "--output", str(out), "--plot", "", "--epochs", "12", "--eval-every", "6", "--patience", "100"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""
-    while b"training:" not in seen:  # tqdm's bar: training has begun
+    while b"training (" not in seen:  # the progress bar: training has begun
         chunk = os.read(proc.stderr.fileno(), 4096)
         assert chunk, f"train_gnn.py ended before training: {seen[-500:]!r}"
         seen += chunk

@@ -77,8 +77,26 @@ def test_no_memory_check_runs_anyway_and_the_summary_holds_the_estimates(tmp_pat
         run(TrainConfig(data=str(data), output="", plot="", epochs=1), log=lambda line: None, progress=False)
     summary = run(TrainConfig(data=str(data), output="", plot="", epochs=1, memory_check=False),
                   log=lambda line: None, progress=False)
-    assert summary.memory_estimate_mb > 400 and summary.reading_estimate_mb > 400
+    assert summary.memory_estimate_mb > 400
+    assert summary.reading_estimate_mb == pytest.approx(memory.reading_peak(data.stat().st_size) / memory.MB)
     assert (ROOT / "bench" / "memory.py").exists()
+
+
+def test_the_reading_estimate_grows_with_the_input_files_size_by_the_readers_bytes_per_byte(tmp_path):
+    """The summary's reading estimate is ``reading_peak`` of the input's size: a file with more
+    bytes gets a larger estimate, by READ_BYTES_PER_INPUT_BYTE for each byte more, so an
+    estimate that ignored the file (or read the wrong one) fails here."""
+    small = write_original(tmp_path / "small.csv", community_rows())
+    large = write_original(tmp_path / "large.csv", community_rows((60, 120), seed=1))
+    sizes = [path.stat().st_size for path in (small, large)]
+    assert sizes[1] > 1.5 * sizes[0], sizes
+    estimates = [run(TrainConfig(data=str(path), output="", plot="", stats_only=True, memory_check=False),
+                     log=lambda line: None, progress=False).reading_estimate_mb for path in (small, large)]
+    for size, estimate in zip(sizes, estimates):
+        assert estimate == pytest.approx(memory.reading_peak(size) / memory.MB), (size, estimate)
+    grown = (estimates[1] - estimates[0]) * memory.MB
+    expected = memory.READ_BYTES_PER_INPUT_BYTE * (sizes[1] - sizes[0])
+    assert grown == pytest.approx(expected, abs=2), (sizes, estimates)  # reading_peak rounds down to whole bytes
 
 
 CHURN = """

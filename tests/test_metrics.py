@@ -9,15 +9,14 @@ import pytest
 import torch
 
 from melody_map.evaluate import (
-    UserItems,
     evaluate,
     evaluate_popularity,
     popularity_scores,
     popularity_top_k,
     ranking_metrics,
-    top_k,
-    topk_rows,
 )
+from melody_map.ranking import top_k, topk_rows
+from melody_map.types import UserItems
 
 
 def test_metrics_match_a_hand_computed_example():
@@ -116,7 +115,8 @@ def test_unseen_heldout_items_count_as_misses():
 def test_the_norm_ordered_scan_ranks_exactly_as_scoring_every_item():
     """Items of skewed norms (as trained embeddings have), a few known items per user left out,
     users with fewer items left than k, and tied scores: the same top k as the full score matrix."""
-    from melody_map.evaluate import NormOrderedTopK, UserItems, top_k
+    from melody_map.ranking import NormOrderedTopK, top_k
+    from melody_map.types import UserItems
 
     rng = np.random.default_rng(0)
     n_users, n_items, d = 200, 5000, 8

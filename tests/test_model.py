@@ -7,12 +7,13 @@ import pytest
 import torch
 from conftest import ROOT, community_rows, load, pairs_dataset, write_original
 
+from melody_map.api import get_recommendations, load_model
 from melody_map.config import TrainConfig
-from melody_map.evaluate import popularity_scores, top_k
-from melody_map.model import GCNRecommender
+from melody_map.evaluate import popularity_scores
+from melody_map.model import GCNNetwork
 from melody_map.pipeline import run
-from melody_map.recommend import get_recommendations, load_model
-from melody_map.split import TRAIN
+from melody_map.ranking import top_k
+from melody_map.types import TRAIN
 
 
 def quiet_run(**overrides):
@@ -21,7 +22,7 @@ def quiet_run(**overrides):
 
 @pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal", "combine": "last"},
                                      {"conv": "gat", "fixed_features": False, "init": "normal", "combine": "last"}],
-                         ids=["default: frozen spectral vectors", "trainable random vectors (issue 3's card)",
+                         ids=["default: frozen spectral vectors", "trainable random vectors, scorer on the last layer",
                               "GATConv layers, trainable random vectors"])
 def test_recommends_inside_the_users_community_where_popularity_cannot(tmp_path, variant):
     # Community 0 (30 users) and community 1 (60 users) share no track, so community 1's
@@ -126,7 +127,7 @@ def test_training_is_what_lifts_a_random_start_on_the_shipped_sample(tmp_path):
 
 def test_score_all_equals_pairwise_score():
     torch.manual_seed(0)
-    model = GCNRecommender(10, dim=8)  # concat: the scorer reads 16 numbers
+    model = GCNNetwork(10, dim=8)  # concat: the scorer reads 16 numbers
     z = torch.randn(10, 16)
     users, tracks = z[:3], z[3:]
     full = model.scorer.score_all(users, tracks)
@@ -134,16 +135,30 @@ def test_score_all_equals_pairwise_score():
     torch.testing.assert_close(full, pairwise)
 
 
-def test_fixed_features_stay_frozen(tmp_path):
-    data = load(write_original(tmp_path / "c.csv", community_rows()))
-    pairs, graph = data.pairs, data.graph
-    model = GCNRecommender(graph.num_nodes, 16, fixed_features=True)
-    before = model.embedding.weight.clone()
-    from melody_map.train import train
+@pytest.mark.parametrize("fixed_features", [True, False], ids=["frozen node vectors", "trainable node vectors"])
+def test_training_leaves_frozen_node_vectors_unchanged_and_moves_trainable_ones(tmp_path, fixed_features):
+    """Real training steps through the product's own path (build_network, then train): the
+    layers' weights move and a trained epoch is kept in both cases; the node vectors stay
+    bit for bit as they started only when they are frozen, so a bug that trained the frozen
+    vectors fails the first case and a training loop that took no steps fails the second."""
+    from melody_map.train import build_network, train
 
-    train(model, graph, pairs, TrainConfig(epochs=5, eval_every=5), torch.device("cpu"), progress=False)
-    assert torch.equal(before, model.embedding.weight)
-    assert (pairs.part == TRAIN).sum() > 0
+    data = load(write_original(tmp_path / "c.csv", community_rows()))
+    assert (data.pairs.part == TRAIN).sum() > 0
+    cfg = TrainConfig(dim=16, epochs=5, eval_every=1, patience=100, fixed_features=fixed_features)
+    model = build_network(cfg, data.graph, data.pairs)
+    nodes_before = model.embedding.weight.detach().clone()
+    layers_before = {name: p.detach().clone() for name, p in model.named_parameters() if "embedding" not in name}
+    report = train(model, data.graph, data.pairs, cfg, torch.device("cpu"), progress=False)
+    assert report.best_epoch > 0, report.history  # the model holds trained weights, not the untrained start
+    moved = [name for name, p in model.named_parameters() if name in layers_before
+             and not torch.equal(p.detach(), layers_before[name])]
+    assert moved, "no layer's weights changed: training took no steps"
+    change = (model.embedding.weight.detach() - nodes_before).abs().max().item()
+    if fixed_features:
+        assert change == 0, f"the frozen node vectors changed by up to {change:.3g} in training"
+    else:
+        assert change > 1e-4, f"trainable node vectors changed by only {change:.3g} in training"
 
 
 def test_symmetric_gcnconv_matches_pyg_gcnconv_forward_and_gradients():
@@ -181,7 +196,7 @@ def test_row_block_step_equals_the_whole_graph_forward_and_gradients(tmp_path, c
     # adjacency's rows and the cached first product; it must be the whole-graph model there.
     _, graph = _community_graph(tmp_path)
     torch.manual_seed(0)
-    model = GCNRecommender(graph.num_nodes, 8, dropout=0.0, fixed_features=True, combine=combine)
+    model = GCNNetwork(graph.num_nodes, 8, dropout=0.0, fixed_features=True, combine=combine)
     rows = np.sort(np.random.default_rng(0).choice(graph.num_nodes, 25, replace=False))
     block, cols = graph.row_block(rows)
     torch.testing.assert_close(block.to_dense(), graph.adj.to_dense()[rows][:, cols])
@@ -247,7 +262,7 @@ def test_untrained_concat_network_ranks_exactly_as_its_start(tmp_path):
     # weighs only the first half, so the untrained network ranks by the start's x_u . x_t.
     _, graph = _community_graph(tmp_path)
     torch.manual_seed(0)
-    model = GCNRecommender(graph.num_nodes, 8, dropout=0.0, fixed_features=True, combine="concat").eval()
+    model = GCNNetwork(graph.num_nodes, 8, dropout=0.0, fixed_features=True, combine="concat").eval()
     assert model.scorer.weight[0, :8].eq(1).all() and model.scorer.weight[0, 8:].eq(0).all()
     with torch.no_grad():
         z = model(graph.adj)

@@ -46,10 +46,10 @@ def test_hostile_names_stay_inert_on_the_terminal_and_in_the_tsv(tmp_path):
     lines = (tmp_path / "recs.tsv").read_text(encoding="utf-8").split("\n")[:-1]
     assert len(lines) > 100
     cells = [line.split("\t") for line in lines]
-    assert all(len(c) == 4 for c in cells)  # a tab or line break in a name cannot add a column or a row
-    names = {c[1] for c in cells}
-    assert "Artist 0-1 - tab\\there" in names and "'=cmd|' /C calc'!A0 - \\x1b[31mred\\x1b[0m" in names
-    assert not any(n.startswith(("=", "+", "-", "@")) for c in cells for n in c[:2])
+    assert all(len(c) == 7 for c in cells)  # a tab or line break in a name cannot add a column or a row
+    names = {(c[4], c[5]) for c in cells[1:]}  # (artist, track)
+    assert ("Artist 0-1", "tab\\there") in names and ("'=cmd|' /C calc'!A0", "\\x1b[31mred\\x1b[0m") in names
+    assert not any(n.startswith(("=", "+", "-", "@")) for c in cells for n in c[4:6])
     assert not any(ch in line for line in lines for ch in "\x1b\x07\u202e\r")
 
     # A first-community user: the list and its reasons are hostile titles.

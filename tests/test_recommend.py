@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,9 +15,9 @@ import pytest
 import torch
 from conftest import ROOT, community_rows, write_original
 
+from melody_map.api import get_recommendations, load_model
 from melody_map.config import TrainConfig
 from melody_map.pipeline import run
-from melody_map.recommend import get_recommendations, load_model
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +66,11 @@ def test_top_k_beyond_the_catalogue_is_clipped(checkpoint):
 
 
 def test_seed_style_load_state_dict_works(checkpoint):
-    from melody_map.model import GCNRecommender
+    from melody_map.model import GCNNetwork
 
     ckpt = torch.load(checkpoint, weights_only=True)
     cfg, state = ckpt["config"], ckpt["model"]["state"]["network"]
-    model = GCNRecommender(state["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"])
+    model = GCNNetwork(state["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"])
     model.load_state_dict(state)
     # ...and the loaded recommender rebuilds the same network itself.
     rebuilt = load_model(checkpoint)[0].network()
@@ -137,16 +140,57 @@ def test_train_cli_errors_exit_2_without_traceback(args, message):
     assert message in out.stderr
 
 
-def test_checkpoint_write_is_atomic(checkpoint, tmp_path):
-    # No temp files are left beside the checkpoint, and the file loads whole.
-    folder = os.path.dirname(checkpoint)
-    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
-    ckpt = torch.load(checkpoint, weights_only=True)
-    assert (ckpt["format"], ckpt["version"]) == ("melody-map", 3)
+def test_a_save_that_fails_midway_leaves_the_previous_checkpoint_byte_for_byte(checkpoint, tmp_path, monkeypatch):
+    """The write stops with half of the new checkpoint's bytes written: the file under the name
+    is still the previous one, every byte, it loads and recommends as before, and no
+    temporary file is left beside it."""
+    from melody_map.checkpoint import CheckpointError, save_checkpoint
+
+    path = tmp_path / "model.pth"
+    shutil.copyfile(checkpoint, path)
+    previous = path.read_bytes()
+    model, data = load_model(path)
+    before = get_recommendations(model, data, user_idx=3, top_k=10)
+    newer = torch.load(checkpoint, weights_only=True)
+    newer["metrics"] = {**newer["metrics"], "rewritten": 1.0}
+    real_save, written = torch.save, []
+
+    def half_then_fail(obj, f):
+        whole = io.BytesIO()
+        real_save(obj, whole)
+        f.write(whole.getvalue()[: len(whole.getvalue()) // 2])
+        written.append(len(whole.getvalue()) // 2)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(CheckpointError):
+        save_checkpoint(path, newer)
+    monkeypatch.undo()
+    assert written and written[0] > 1000  # the failure came midway, after many bytes of the new file
+    assert path.read_bytes() == previous, "the failed save changed the previous checkpoint"
+    model, data = load_model(path)
+    pd.testing.assert_frame_equal(get_recommendations(model, data, user_idx=3, top_k=10), before)
+    assert os.listdir(tmp_path) == ["model.pth"]
+
+
+def test_a_save_that_succeeds_replaces_the_checkpoint_whole(checkpoint, tmp_path):
+    from melody_map.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "model.pth"
+    shutil.copyfile(checkpoint, path)
+    previous = path.read_bytes()
+    newer = torch.load(checkpoint, weights_only=True)
+    newer["metrics"] = {**newer["metrics"], "rewritten": 1.0}
+    save_checkpoint(path, newer)
+    assert path.read_bytes() != previous and os.listdir(tmp_path) == ["model.pth"]
+    load_checkpoint(path)  # its checksum and contents check out: the whole new file, not a mix
+    assert torch.load(path, weights_only=True)["metrics"]["rewritten"] == 1.0
+    model, data = load_model(path)
+    assert len(get_recommendations(model, data, user_idx=3, top_k=10)) == 10
 
 
 def test_pruned_single_user_ranking_equals_a_full_scan(checkpoint):
-    from melody_map.evaluate import top_k
+    from melody_map.ranking import top_k
 
     model, data = load_model(checkpoint)
     full_scan = model.scores  # every track scored
@@ -186,7 +230,7 @@ def test_a_checkpoint_of_another_format_version_says_so(checkpoint, tmp_path):
 
 
 def test_recommend_never_imports_the_graph_library(checkpoint):
-    code = ("import sys; from melody_map.recommend import get_recommendations, load_model; "
+    code = ("import sys; from melody_map.api import get_recommendations, load_model; "
             f"m, d = load_model({checkpoint!r}); get_recommendations(m, d, 0, 5); "
             "print(sorted(n for n in sys.modules if n.startswith('torch_geometric')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

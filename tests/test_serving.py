@@ -12,10 +12,7 @@ import torch
 from conftest import ROOT, community_rows, train_checkpoint, write_original
 from test_recommend import cli
 
-from melody_map.config import TrainConfig
-from melody_map.foldin import FoldIn
-from melody_map.pipeline import run
-from melody_map.recommend import (
+from melody_map.api import (
     continue_playlist,
     explain,
     get_recommendations,
@@ -25,6 +22,9 @@ from melody_map.recommend import (
     similar_artists,
     similar_tracks,
 )
+from melody_map.config import TrainConfig
+from melody_map.foldin import FoldIn
+from melody_map.pipeline import run
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +189,7 @@ def test_the_new_commands_print_ranked_names(checkpoint, tmp_path):
     model, data = load_model(checkpoint)
     name = item_labels(data)[0]
     (tmp_path / "mine.txt").write_text(f"{name}\n\n{item_labels(data)[1]}\n")
-    for args, head in [(["--tracks", name], "top 5 tracks for a new listener of 1 tracks"),
+    for args, head in [(["--tracks", name], "top 5 tracks for a new listener of 1 track "),
                        (["--tracks-file", str(tmp_path / "mine.txt")], "top 5 tracks for a new listener of 2"),
                        (["--user", "0", "--playlist", "Mix 0"], "next 5 tracks for the playlist 'Mix 0'"),
                        (["--similar-to", name], f"5 tracks nearest to '{name}'"),
@@ -308,7 +308,7 @@ def test_every_serving_path_runs_without_the_graph_library(checkpoint):
     import subprocess
     import sys
 
-    code = ("import sys; from melody_map.recommend import *; from melody_map.recommend import explain; "
+    code = ("import sys; from melody_map.api import *; from melody_map.api import explain; "
             "from melody_map.plot import plot_user; import tempfile, os; "
             f"m, d = load_model({checkpoint!r}); name = item_labels(d)[0]; "
             "get_recommendations(m, d, [0, 1], 5); recommend_for_tracks(m, d, [name]); "

@@ -19,7 +19,6 @@ from melody_map.readers import (
     UNKNOWN_USER,
     WRONG_SHAPE,
     DataError,
-    Interactions,
 )
 from melody_map.tables import (
     is_table,
@@ -29,6 +28,7 @@ from melody_map.tables import (
     read_train_test,
     sniff_table,
 )
+from melody_map.types import Interactions
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:

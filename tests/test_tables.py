@@ -3,6 +3,7 @@ recommend.py --all-users whose output an independent evaluator scores to the sam
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -33,12 +34,13 @@ def write_tables(tmp_path, seed: int = 0):
 
 
 def independent_metrics(recs_path, test_rows, k: int = 20) -> dict[str, float]:
-    """Recall@k and NDCG@k from a user<TAB>item<TAB>rank<TAB>score file, knowing nothing of the model."""
+    """Recall@k and NDCG@k from recommend.py --all-users's TSV (its header names the columns),
+    knowing nothing of the model."""
     ranked = defaultdict(dict)
-    for line in open(recs_path, encoding="utf-8"):
-        user, item, rank, _ = line.rstrip("\n").split("\t")
-        if int(rank) <= k:
-            ranked[user][int(rank)] = item
+    with open(recs_path, encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+            if int(row["rank"]) <= k:
+                ranked[row["user_id"]][int(row["rank"])] = row["item_id"]
     held = defaultdict(set)
     for user, item, _ in test_rows:
         held[user].add(item)
@@ -62,11 +64,12 @@ def test_all_users_output_scores_to_the_printed_metrics(tmp_path, model, row):
     assert run.returncode == 0, run.stderr[-2000:]
     printed = json.loads((tmp_path / "s.json").read_text())["test"][row]
     rec = subprocess.run([sys.executable, "recommend.py", "--checkpoint", str(tmp_path / "m.pth"), "--all-users",
-                          "--top-k", "20", "--output", str(tmp_path / "recs.tsv")],
+                          "--evaluation", "--top-k", "20", "--output", str(tmp_path / "recs.tsv")],
                          cwd=ROOT, capture_output=True, text=True)
     assert rec.returncode == 0, rec.stderr
     lines = (tmp_path / "recs.tsv").read_text().splitlines()
-    assert len(lines) == 120 * 20 and lines[0].split("\t")[0].startswith("u")
+    assert lines[0].split("\t") == ["user_id", "user_index", "rank", "item_index", "item_id", "item", "score"]
+    assert len(lines) == 1 + 120 * 20 and lines[1].split("\t")[0].startswith("u")
     ours = independent_metrics(tmp_path / "recs.tsv", test)
     assert abs(ours["recall@20"] - printed["recall@20"]) < 1e-9, (ours, printed)
     assert abs(ours["ndcg@20"] - printed["ndcg@20"]) < 1e-9, (ours, printed)
@@ -76,22 +79,26 @@ def test_all_users_output_scores_to_the_printed_metrics(tmp_path, model, row):
 
 def test_all_users_output_leaves_out_training_items(tmp_path):
     train, _ = write_tables(tmp_path, seed=1)
+    from melody_map.api import load_model, recommend_all, write_recommendations
     from melody_map.config import TrainConfig
     from melody_map.pipeline import run
-    from melody_map.recommend import load_model, recommend_all, write_recommendations
 
     run(TrainConfig(data=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"),
                     output=str(tmp_path / "m.pth"), plot="", epochs=4), log=lambda line: None, progress=False)
     model, data = load_model(tmp_path / "m.pth")
-    users, tracks, scores = recommend_all(model, data, 20)
+    users, tracks, scores = recommend_all(model, data, 20, evaluation=True)
     write_recommendations(tmp_path / "r.tsv", data, users, tracks, scores)
     seen = {(u, i) for u, i, _ in train}
-    rows = [line.split("\t") for line in (tmp_path / "r.tsv").read_text().splitlines()]
-    assert rows and not any((u, i) in seen for u, i, _, _ in rows)
+    with open(tmp_path / "r.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert rows and not any((r["user_id"], r["item_id"]) in seen for r in rows)
+    # Each row joins back to the data: its indices name its ids.
+    assert all(data.user_ids[int(r["user_index"])].as_py() == r["user_id"] for r in rows)
+    assert all(data.catalogue.item_ids[int(r["item_index"])].as_py() == r["item_id"] for r in rows)
     # Scores never increase down a user's list.
     by_user = defaultdict(list)
-    for u, _, rank, score in rows:
-        by_user[u].append((int(rank), float(score)))
+    for r in rows:
+        by_user[r["user_id"]].append((int(r["rank"]), float(r["score"])))
     assert all([s for _, s in sorted(v)] == sorted((s for _, s in v), reverse=True) for v in by_user.values())
 
 
@@ -118,9 +125,9 @@ def test_test_flag_needs_a_plain_table(tmp_path):
 
 def test_blend_single_user_list_matches_the_all_users_ranking(tmp_path):
     write_tables(tmp_path, seed=2)
+    from melody_map.api import get_recommendations, load_model, recommend_all
     from melody_map.config import TrainConfig
     from melody_map.pipeline import run
-    from melody_map.recommend import get_recommendations, load_model, recommend_all
 
     summary = run(TrainConfig(data=str(tmp_path / "train.tsv"), test=str(tmp_path / "test.tsv"),
                               output=str(tmp_path / "m.pth"), plot="", epochs=4, model="gcn+gf-cf"),

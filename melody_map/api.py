@@ -1,4 +1,4 @@
-"""Recommendations from a checkpoint alone: no CSV, no graph, no ``torch_geometric``."""
+"""The public Python API: recommendations from a checkpoint alone (no CSV, no graph, no ``torch_geometric``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from .recommender import Recommender
 from .text import tsv_field
 
 __all__ = ["RecommenderData", "continue_playlist", "explain", "get_recommendations", "item_labels", "load_model",
-           "recommend_all", "recommend_for_tracks", "similar_artists", "similar_tracks", "write_recommendations"]
+           "plural", "recommend_all", "recommend_for_tracks", "recommendation_columns", "similar_artists",
+           "similar_tracks", "write_recommendations"]
 
 
 def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[Recommender, RecommenderData]:
@@ -238,10 +239,15 @@ def similar_artists(model: Recommender, data: RecommenderData, artist: str, top_
                          "score": best.values[keep].numpy().astype(np.float64), "artist_index": picked})
 
 
-def recommend_all(model: Recommender, data: RecommenderData,
-                  top_k: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every user's top items, ranked exactly as train_gnn.py's test metrics rank them: all
-    items scored, the items the model fitted and validated on left out.
+def recommend_all(model: Recommender, data: RecommenderData, top_k: int = 20, *,
+                  evaluation: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every user's top items, known items left out as ``get_recommendations`` leaves them out.
+
+    Args:
+        model, data: from ``load_model``.
+        top_k: how many items per user.
+        evaluation: leave out only the items the model fitted and validated on, so that the
+            user's held-out test items stay rankable: the lists train_gnn.py's test metrics score.
 
     Returns:
         users (n,), items (n, k) and scores (n, k), best first; -inf scores mark padding
@@ -249,7 +255,7 @@ def recommend_all(model: Recommender, data: RecommenderData,
     """
     _check_top_k(top_k)
     users = np.arange(data.num_users)
-    items, scores = model.top_k(users, int(top_k), data.trained)
+    items, scores = model.top_k(users, int(top_k), data.trained if evaluation else data.known)
     return users, items, scores
 
 
@@ -263,23 +269,39 @@ def item_labels(data: RecommenderData) -> np.ndarray:
     return np.array([f"{a} - {t}" for a, t in zip(artists, titles)], dtype=object)
 
 
+def recommendation_columns(data: RecommenderData) -> list[str]:
+    """The columns of ``write_recommendations``'s file: the user, the rank, the item's index and names, the score."""
+    cat = data.catalogue
+    names = ["artist", "track"] if cat.item_ids is None else ["item_id", "item"]
+    return ["user_id", "user_index", "rank", f"{cat.noun}_index", *names, "score"]
+
+
 def write_recommendations(path: str | os.PathLike, data: RecommenderData, users: np.ndarray,
                           items: np.ndarray, scores: np.ndarray) -> int:
-    """Write ``user<TAB>item<TAB>rank<TAB>score`` lines with the dataset's own ids; returns the count.
+    """Write the lists as a TSV with a header (``recommendation_columns``); returns the rows written.
 
-    Ids and names are written through :func:`melody_map.text.tsv_field`: tabs, line breaks,
-    backslashes and control characters escaped, formula-like cells neutralised.
+    Each row names the user by the dataset's id and index, and the item by its index and its
+    names in separate cells (artist and title, or a plain table's id and name), so rows join
+    back to the source. Cells are written through :func:`melody_map.text.tsv_field`: tabs, line
+    breaks, backslashes and control characters escaped, formula-like cells neutralised.
     """
-    names = item_labels(data)
+    cat = data.catalogue
     user_ids = data.user_ids.to_pylist()
+    if cat.item_ids is None:
+        first = np.asarray(cat.artist_names.to_pylist(), dtype=object)[cat.item_artist]
+    else:
+        first = np.asarray(cat.item_ids.to_pylist(), dtype=object)
+    second = np.asarray(cat.item_names.to_pylist(), dtype=object)
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\t".join(recommendation_columns(data)) + "\n")
         for row, user in enumerate(users):
             uid = tsv_field(user_ids[user])
             for rank, (item, score) in enumerate(zip(items[row], scores[row]), start=1):
                 if not np.isfinite(score):
                     break
-                f.write(f"{uid}\t{tsv_field(names[item])}\t{rank}\t{score:.6g}\n")
+                f.write(f"{uid}\t{user}\t{rank}\t{item}\t{tsv_field(first[item])}\t{tsv_field(second[item])}"
+                        f"\t{score:.6g}\n")
                 count += 1
     return count
 
@@ -352,37 +374,53 @@ def _name_index(data: RecommenderData, kind: str, names) -> dict[str, int]:
 
 
 def _suggest(name: str, candidates: list[str], limit: int = 3, cutoff: float = 0.6) -> str:
-    """"; did you mean ...?" with the closest of ``candidates`` as they are written, or ""."""
-    by_norm = {}
+    """"; did you mean ...?" with the closest of ``candidates`` as they are written, or "".
+
+    A candidate is compared whole and by its beginning (as long as ``name``), so that a
+    short name finds a longer one that starts like it ("Otis Suzuky" -> "Otis Suzuki & the Loves").
+    """
+    by_norm: dict[str, str] = {}
     for candidate in candidates:
         by_norm.setdefault(_norm(candidate), candidate)
-    close = difflib.get_close_matches(_norm(name), list(by_norm), n=limit, cutoff=cutoff)
+    wanted = _norm(name)
+    heads: dict[str, str] = {}
+    for norm in by_norm:
+        heads.setdefault(norm[: len(wanted)], norm)
+    scored = {c: difflib.SequenceMatcher(None, wanted, c).ratio()
+              for c in difflib.get_close_matches(wanted, list(by_norm), n=limit, cutoff=cutoff)}
+    for head in difflib.get_close_matches(wanted, list(heads), n=limit, cutoff=max(cutoff, 0.8)):
+        full = heads[head]
+        scored[full] = max(scored.get(full, 0.0), difflib.SequenceMatcher(None, wanted, head).ratio())
+    close = sorted(scored, key=lambda c: -scored[c])[:limit]
     return f"; did you mean {', '.join(repr(by_norm[c]) for c in close)}?" if close else ""
 
 
 def _items(data: RecommenderData, tracks: Sequence[str | int]) -> np.ndarray:
-    """Item indices of tracks given as names, a plain table's ids, or indices."""
+    """Item indices of tracks given as names, a plain table's ids, or indices; every unknown one
+    is named in one error, each with its closest matches."""
     if isinstance(tracks, (str, int, np.integer)) or not len(tracks):
         raise ValueError("give one or more tracks, as a list of names (\"Artist - Title\") or indices")
     labels = _name_index(data, "items", lambda: item_labels(data))
-    found = []
+    found, unknown = [], []
     for track in tracks:
         if isinstance(track, (int, np.integer)) and not isinstance(track, bool):
             if not 0 <= track < data.num_items:
                 raise ValueError(f"{data.catalogue.noun} index {track} is out of range: valid indices are "
                                  f"0..{data.num_items - 1}")
             found.append(int(track))
-            continue
-        index = labels.get(_norm(track))
-        if index is None:
-            raise ValueError(f"unknown {data.catalogue.noun} {track!r}{_closest_item(data, str(track), labels)}")
-        found.append(index)
+        elif (index := labels.get(_norm(track))) is not None:
+            found.append(index)
+        else:
+            unknown.append(f"{track!r}{_closest_item(data, str(track), labels)}")
+    if unknown:
+        raise ValueError(f"unknown {plural(len(unknown), data.catalogue.noun, count=False)} " + "; ".join(unknown))
     return np.unique(np.array(found, np.int64))
 
 
 def _closest_item(data: RecommenderData, name: str, labels: dict[str, int]) -> str:
     """A closest-match hint for an unknown item name. For "Artist - Title" it looks among the
-    artist's own tracks (or the closest artists'), so a large catalogue is never scanned whole."""
+    artist's own tracks (or the closest artists'), so a large catalogue is never scanned whole;
+    a bare title is matched against the titles and shown in the "Artist - Title" form."""
     cat = data.catalogue
     if cat.artist_names is None:
         return _suggest(name, item_labels(data).tolist()) if len(labels) <= 200_000 else ""
@@ -390,14 +428,38 @@ def _closest_item(data: RecommenderData, name: str, labels: dict[str, int]) -> s
     text = _norm(name)
     parts = [(text[:i], text[i + 3:]) for i in range(len(text)) if text.startswith(" - ", i)]
     known = [(a, t) for a, t in parts if a in artists]
+    if not parts:  # no " - ": perhaps a title alone
+        return _title_hint(data, text)
     if not known:  # no artist by that name: the closest artists' names
-        hint = _suggest(parts[0][0] if parts else text, cat.artist_names.to_pylist())
-        return hint.replace("did you mean", "no such artist; did you mean") if hint else hint
+        hint = _suggest(parts[0][0], cat.artist_names.to_pylist())
+        return hint.replace("did you mean", "no such artist; did you mean") if hint else " (no such artist)"
     artist, title = known[0]
     own = np.flatnonzero(cat.item_artist == artists[artist])
     artist_name = cat.artist_names[artists[artist]].as_py()
     titles = [f"{artist_name} - {t}" for t in cat.item_names.take(pa.array(own)).to_pylist()]
-    return _suggest(f"{artist} - {title}", titles, cutoff=0.5)
+    return _suggest(f"{artist} - {title}", titles, cutoff=0.5) or f" ({artist_name} has no such title)"
+
+
+def _title_hint(data: RecommenderData, title: str) -> str:
+    """For a name without " - ": the tracks with that title (or a close one), as "Artist - Title"."""
+    cat = data.catalogue
+    titles = _name_index(data, "titles", lambda: cat.item_names.to_pylist())
+    expected = ': tracks are named "Artist - Title"'
+    if title in titles:
+        same = np.flatnonzero(np.asarray([_norm(t) for t in cat.item_names.to_pylist()]) == title)[:3]
+        labels = item_labels(data)
+        return f"{expected}; did you mean {', '.join(repr(str(labels[i])) for i in same)}?"
+    close = difflib.get_close_matches(title, list(titles), n=3, cutoff=0.6)
+    if close:
+        labels = item_labels(data)
+        return f"{expected}; did you mean {', '.join(repr(str(labels[titles[c]])) for c in close)}?"
+    return expected
+
+
+def plural(n: int, noun: str, count: bool = True) -> str:
+    """"1 track", "2 tracks" (or the noun alone, in the number's form, with ``count=False``)."""
+    word = noun if n == 1 else f"{noun}s"
+    return f"{n:,} {word}" if count else word
 
 
 def _item_vectors(model: Recommender) -> Tensor:
