@@ -24,6 +24,10 @@ adds the autograd graph of a whole-graph forward pass and Adam's moments on ever
 vector; ``--conv gat`` adds per-edge messages. ``docs/reliability.md`` compares the
 estimates with measured peaks. The multipliers (how many copies a phase holds at once)
 come from reading the code and from runs on files of other sizes than the ones checked.
+The sizes and counts the code allocates by (the rankers' chunks, GF-CF's k, the fold-in's
+validation users) are imported from the modules that own them, and ``tests/test_memory_model.py``
+checks each term below against the tensors the code really holds, so that a change to one
+cannot leave the other stale.
 """
 
 from __future__ import annotations
@@ -35,15 +39,16 @@ import re
 from dataclasses import dataclass
 
 from .config import TrainConfig
+from .filters import GF_CF_GRID
+from .filters import MAX_FACTOR_FLOATS as GF_CF_MAX_FACTOR_FLOATS
+from .gcn import FOLD_IN_USERS
+from .ranking import RANK_BATCH, RANK_CHUNK, SCORE_BLOCK_FLOATS
 
 MB = 1 << 20
 BASE_BYTES = 400 * MB  # Python, torch, PyG, pyarrow and pandas imported
 READ_FIXED_BYTES = 230 * MB  # the reader's pools and buffers, whatever the file's size
 READ_BYTES_PER_INPUT_BYTE = 3.7  # the parsed columns, their codes and the tables built from them
-SCORE_BLOCK_FLOATS = 1 << 27  # ranking.top_k's block of the score matrix (users x all items)
-RANK_BATCH, RANK_CHUNK = 2048, 1 << 15  # ranking.NormOrderedTopK's users per batch and items per chunk
-GF_CF_K = 256  # filters.GF_CF_GRID's largest k
-GF_CF_MAX_FACTOR_FLOATS = 1 << 28  # filters.MAX_FACTOR_FLOATS
+GF_CF_K = max(GF_CF_GRID["k"])  # the largest k the blend's validation tries
 STEP_BYTES_PER_NNZ = 100  # a step's block: positions, columns, values, its CSR and transposed copies
 TRAIN_FIXED_BYTES = 100 * MB  # autograd's and the sparse kernels' buffers, whatever the size
 
@@ -78,12 +83,38 @@ class Counts:
                    valid_users=users_with[0], test_users=users_with[1])
 
 
+def scan_order_bytes(items: int) -> int:
+    """``ranking.NormOrderedTopK``'s own tensors: the items' norms (float32), scan order and places (int64)."""
+    return 20 * items
+
+
 def ranker_bytes(users: int, items: int, width: int) -> int:
-    """``ranking.NormOrderedTopK``: the items' norms, scan order and places (it reads the item
-    vectors where they are), one chunk of them gathered, and one chunk of scores (with
-    top-k's workspace) for a batch of users."""
+    """``ranking.NormOrderedTopK``: its scan order (it reads the item vectors where they are),
+    one chunk of them gathered, and one chunk of scores (with top-k's workspace) for a batch of users."""
     chunk = min(items, RANK_CHUNK)
-    return 20 * items + chunk * width * 4 + min(users, RANK_BATCH) * chunk * 8
+    return scan_order_bytes(items) + chunk * width * 4 + min(users, RANK_BATCH) * chunk * 8
+
+
+def node_vector_bytes(c: Counts, cfg: TrainConfig) -> int:
+    """The network's node vectors: (nodes, dim) float32."""
+    return c.nodes * cfg.dim * 4
+
+
+def scorer_width(cfg: TrainConfig) -> int:
+    """What the scorer reads: the node vectors beside the second layer's output, or the output alone."""
+    return 2 * cfg.dim if cfg.combine == "concat" else cfg.dim
+
+
+def fold_in_bytes(items: int, width: int) -> int:
+    """``foldin.FoldIn``'s item matrix: (items, width) float32."""
+    return items * width * 4
+
+
+def checkpoint_state_bytes(c: Counts, cfg: TrainConfig) -> int:
+    """The tensors a fitted GCN's ``state()`` writes beyond its network's node vectors: the final
+    embeddings of users and items, only their second layer's half with ``combine="concat"``."""
+    width = scorer_width(cfg)
+    return (c.users + c.items) * (width - cfg.dim if width > cfg.dim else cfg.dim) * 4
 
 
 def reading_peak(input_bytes: int) -> int:
@@ -94,8 +125,8 @@ def reading_peak(input_bytes: int) -> int:
 def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
     """Bytes each phase after the graph adds to what is resident when the graph is built."""
     d, f = cfg.dim, 4  # float32
-    width = 2 * d if cfg.combine == "concat" else d  # what the scorer reads
-    node, item, z = c.nodes * d * f, c.items * width * f, c.nodes * width * f
+    width = scorer_width(cfg)
+    node, item, z = node_vector_bytes(c, cfg), fold_in_bytes(c.items, width), c.nodes * width * f
     valid = ranker_bytes(min(c.valid_users, cfg.valid_users), c.items, width)
     forward = c.nodes * (3 * d + width) * f  # a layer's output, its ReLU, the second layer's, the scorer's input
     # A step's block of the graph: the rows of the items its sampled pairs touch (graph.row_block).
@@ -109,9 +140,10 @@ def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
         "training": 2 * node + TRAIN_FIXED_BYTES + step + max(forward, z + valid),
         # the network's node vectors, the final embeddings and the fold-in's item matrix: while
         # its sums are taken, a float64 copy beside it; then the ranker over it (foldin.choose_alpha)
-        "fit's end": node + step + z + max(3 * item, item + ranker_bytes(min(c.valid_users, 500), c.items, width)),
+        "fit's end": node + step + z + max(3 * item, item + ranker_bytes(min(c.valid_users, FOLD_IN_USERS),
+                                                                          c.items, width)),
         "test": node + step + z + ranker_bytes(c.test_users, c.items, width),
-        "checkpoint": node + step + z + c.nodes * d * f + (c.users + c.items) * (width - d if width > d else d) * f,
+        "checkpoint": node + step + z + node + checkpoint_state_bytes(c, cfg),
     }
     if not cfg.fixed_features:  # autograd keeps the whole graph's activations; Adam two moments per vector
         out["training"] += forward + 3 * node

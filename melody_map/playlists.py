@@ -24,7 +24,7 @@ import pyarrow as pa
 from . import readers
 from .types import Catalogue, Interactions, LoadReport
 
-__all__ = ["COLUMNS", "CSV_LAYOUT", "ORIGINAL_HEADER", "ORIGINAL_LAYOUT", "REAL_DATASET_HINT", "read_playlists"]
+__all__ = ["COLUMNS", "CSV_LAYOUT", "ORIGINAL_HEADER", "ORIGINAL_LAYOUT", "REAL_DATASET_HINT", "header_columns", "read_playlists"]
 
 COLUMNS = ("user_id", "artistname", "trackname", "playlistname")
 ORIGINAL_HEADER = '"user_id", "artistname", "trackname", "playlistname"'
@@ -59,15 +59,16 @@ def read_playlists(path: str | os.PathLike) -> Interactions:
     raw = readers.read_bytes(path, expected)
     header = readers.first_lines(raw, path, expected)[0]
     original = header.text == ORIGINAL_HEADER
-    if not original:
-        _check_columns(header.text, path)
-    report = LoadReport(path=path, layout=ORIGINAL_LAYOUT if original else CSV_LAYOUT,
-                                dropped=dict.fromkeys((readers.WRONG_SHAPE, readers.EMPTY_FIELD,
-                                                       readers.BLANK_LINE), 0))
+    delimiter, names = (",", list(COLUMNS)) if original else header_columns(header.text, path)
+    layout = ORIGINAL_LAYOUT if original else CSV_LAYOUT if delimiter == "," else f"{_DELIMITERS[delimiter]} layout"
+    report = LoadReport(path=path, layout=layout, dropped=dict.fromkeys((readers.WRONG_SHAPE, readers.EMPTY_FIELD,
+                                                                         readers.BLANK_LINE), 0))
     body = raw[header.end:]
-    delimiter = _mark_separators(body) if original else ","
-    table = readers.parse_columns(body, list(COLUMNS), report, expected, delimiter=delimiter, quoted=not original,
-                                  newlines_in_values=not original, block_size=1 << 25)
+    if original:
+        delimiter = _mark_separators(body)
+    # Columns are read in the file's order and handed on in COLUMNS' order.
+    table = readers.parse_columns(body, names, report, expected, delimiter=delimiter, quoted=not original,
+                                  newlines_in_values=not original, include=list(COLUMNS), block_size=1 << 25)
     del raw, body
 
     cols = readers.clean_columns(table, strip_quotes=original)
@@ -83,13 +84,34 @@ def read_playlists(path: str | os.PathLike) -> Interactions:
     return _code(cols, keep, readers.rows_where(cols, "bad_utf8")[keep], report)
 
 
-def _check_columns(header: str, path: str) -> None:
-    # The pandas re-save mangles the header to: user_id," ""artistname""",...
-    cells = [c.strip(' "').lower() for c in header.split(",")]
-    if tuple(cells) != COLUMNS:
-        raise readers.DataError(
-            f"{path}: wrong columns {cells}; expected a header with {', '.join(COLUMNS)} in that order"
-        )
+_DELIMITERS = {",": "comma-separated", ";": "semicolon-separated", "\t": "tab-separated", "|": "pipe-separated"}
+
+
+def header_columns(header: str, path: str) -> tuple[str, list[str]]:
+    """The delimiter and the column names, in the file's order, of a playlists CSV's header.
+
+    The four columns may come in any order, separated by commas, semicolons, tabs or pipes;
+    names are compared trimmed of spaces and quotes (a pandas re-save wraps them in doubled
+    quotes), case-insensitively.
+
+    Raises:
+        readers.DataError: the header does not name the four columns; the message says which
+            are missing or unknown.
+    """
+    splits = {d: [c.strip(' "').lower() for c in header.split(d)] for d in _DELIMITERS}
+    for delimiter, cells in splits.items():
+        if sorted(cells) == sorted(COLUMNS):
+            return delimiter, cells
+    # The split that names the most columns says what is wrong (commas on a tie).
+    delimiter = max(splits, key=lambda d: (len(set(splits[d]) & set(COLUMNS)), d == ","))
+    cells = splits[delimiter]
+    missing = [c for c in COLUMNS if c not in cells]
+    unknown = [c for c in cells if c not in COLUMNS]
+    problems = [f"missing {', '.join(missing)}"] if missing else []
+    problems += [f"unknown {', '.join(repr(c) for c in unknown[:4])}"] if unknown else []
+    seen = f"{_DELIMITERS[delimiter]} columns {cells}" if len(cells) > 1 else f"one column {cells[0]!r}"
+    raise readers.DataError(f"{path}: header has {seen} ({'; '.join(problems)}); expected the columns "
+                            f"{', '.join(COLUMNS)}, in any order, separated by commas, semicolons, tabs or pipes")
 
 
 def _mark_separators(body: np.ndarray) -> str:

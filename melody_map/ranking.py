@@ -11,6 +11,10 @@ from torch import Tensor
 
 from .types import UserItems
 
+SCORE_BLOCK_FLOATS = 1 << 27  # top_k's block of the score matrix (users x all items): 512 MB of floats
+RANK_BATCH = 2048  # NormOrderedTopK's users per batch
+RANK_CHUNK = 1 << 15  # NormOrderedTopK's items per step of the scan
+
 ScoreFn = Callable[[np.ndarray], Tensor]  # user indices (B,) -> scores (B, num_items)
 
 
@@ -38,7 +42,7 @@ def embedding_scores(scorer, z_users: Tensor, z_items: Tensor) -> ScoreFn:
 
 
 def top_k(score_fn: ScoreFn, users: np.ndarray, k: int, exclude: UserItems | None,
-          batch_size: int | None = None, max_scores: int = 1 << 27) -> tuple[np.ndarray, np.ndarray]:
+          batch_size: int | None = None, max_scores: int = SCORE_BLOCK_FLOATS) -> tuple[np.ndarray, np.ndarray]:
     """The k best items of each user, excluded items never returned.
 
     Args:
@@ -93,7 +97,7 @@ class NormOrderedTopK:
         chunk: items scored per step of the scan.
     """
 
-    def __init__(self, q_users: Tensor, items: Tensor, bias: float, chunk: int = 1 << 15):
+    def __init__(self, q_users: Tensor, items: Tensor, bias: float, chunk: int = RANK_CHUNK):
         norms = items.norm(dim=1)
         self.order = torch.argsort(norms, descending=True)  # the scan: item ids, longest first
         self.items = items  # (I, d), not copied: a chunk of the scan is gathered through the order
@@ -104,7 +108,7 @@ class NormOrderedTopK:
 
     @torch.no_grad()
     def __call__(self, users: np.ndarray, k: int, exclude: UserItems | None,
-                 batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int = RANK_BATCH) -> tuple[np.ndarray, np.ndarray]:
         """items (n, k) int64 and scores (n, k) float32 of ``users``, best first; -inf pads a short list."""
         k = min(k, len(self.order))
         out_items = np.zeros((len(users), k), np.int64)

@@ -86,9 +86,11 @@ def split_pairs(rows: Interactions, valid_frac: float, test_frac: float, min_use
     """
     num_items = max(rows.catalogue.num_items, 1)
     keys = rows.user.astype(np.int64) * num_items + rows.item
-    # Sorted keys: pairs ordered by user then item, and row_pair maps every row to its pair.
-    row_pair, uniq = pd.factorize(keys, sort=True)
-    weight = np.bincount(row_pair, weights=rows.weight, minlength=len(uniq)).astype(np.float32)
+    if rows.report.pairs and bool(np.all(np.diff(keys) > 0)):  # a table's rows: distinct pairs, sorted already
+        row_pair, uniq, weight = np.arange(len(keys)), keys, rows.weight.astype(np.float32)
+    else:  # sorted keys: pairs ordered by user then item, and row_pair maps every row to its pair
+        row_pair, uniq = pd.factorize(keys, sort=True)
+        weight = np.bincount(row_pair, weights=rows.weight, minlength=len(uniq)).astype(np.float32)
     user, item = uniq // num_items, uniq % num_items
     part = assign_parts(user, rows.catalogue.num_users, valid_frac, 0.0 if test is not None else test_frac,
                         min_user_pairs, seed)

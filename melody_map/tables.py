@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from .playlists import COLUMNS as PLAYLIST_COLUMNS
 from .readers import (
     BAD_UTF8,
     BAD_WEIGHT,
@@ -132,9 +133,15 @@ def is_table(path: str | os.PathLike) -> bool:
             then says what is wrong with it).
     """
     try:
-        return sniff_table(path)[2] in (2, 3)
+        if sniff_table(path)[2] not in (2, 3):
+            return False
+        head = first_lines(read_bytes(os.fspath(path), EXPECTED, limit=HEAD_BYTES + 1), os.fspath(path), EXPECTED)
     except (DataError, OSError, UnicodeDecodeError):
         return False
+    # A header naming a playlists column is a playlists CSV (one missing a column, say),
+    # whose reader then says what is wrong with it.
+    words = re.split(r"[,;\t|]", head[0].text.lower())
+    return not any(w.strip(' "') in PLAYLIST_COLUMNS for w in words)
 
 
 def _sniff(raw: np.ndarray, path: str) -> _Sniffed:
@@ -285,20 +292,28 @@ def _code(cols: list[Column], report: LoadReport, sniffed: _Sniffed, user_ids: S
         i, used = dense_codes(item.codes[live], num_values=len(item.values))
         item_vocab = item.values.take(pa.array(used))
 
-    # Rows of the same pair merge, weights summed. A sort, not a hash table: it is faster at
-    # 1M rows and leaves the pairs ordered by user then item (CSR-ready).
-    num_items = max(len(item_vocab), 1)
+    catalogue = Catalogue(user_ids=user_vocab, item_names=item_vocab, item_ids=item_vocab, noun="item")
+    return _merge_pairs(u, i, weight[live], catalogue, report, unseen)
+
+
+def _merge_pairs(u: np.ndarray, i: np.ndarray, weight: np.ndarray, catalogue: Catalogue, report: LoadReport,
+                 unseen: np.ndarray | None) -> Interactions:
+    """Rows of the same (user, item) pair merged, weights summed: the table's distinct pairs.
+
+    A sort, not a hash table: it is faster at 1M rows and leaves the pairs ordered by user
+    then item (CSR-ready), which the split and every per-user list rely on.
+    """
+    num_items = max(catalogue.num_items, 1)
     keys = u.astype(np.int64) * np.int64(num_items) + i
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
     pair_keys = sorted_keys[starts]
-    summed = np.add.reduceat(weight[live][order], starts) if len(keys) else np.zeros(0)
+    summed = np.add.reduceat(weight[order], starts) if len(keys) else np.zeros(0)
+    report.duplicates_merged = len(keys) - len(pair_keys)
     report.rows_kept = len(pair_keys)
-    report.duplicates_merged = int(live.sum()) - len(pair_keys)
     if report.rows_kept == 0:
         raise DataError(_no_rows_message(report))
-    catalogue = Catalogue(user_ids=user_vocab, item_names=item_vocab, item_ids=item_vocab, noun="item")
     return Interactions(user=(pair_keys // num_items).astype(np.int64), item=(pair_keys % num_items).astype(np.int64),
                         weight=summed.astype(np.float32), playlist=None, catalogue=catalogue, report=report,
                         unseen=unseen)

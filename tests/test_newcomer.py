@@ -132,3 +132,39 @@ def test_help_answers_without_loading_torch(script):
             "assert 'torch' not in sys.modules, 'torch was imported'")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "usage:" in run.stdout, run.stderr[-1000:]
+
+
+PLAYLIST_ROWS = [("u1", "Ling Murphy", "Copper Window", "Mix"), ("u1", "Ling Murphy", "Closer", "Mix"),
+                 ("u2", "Zed, the Band", "Song", "Other"), ("u2", "Ling Murphy", "Closer", "Road")]
+
+
+def write_playlists(path, order: tuple[int, ...], sep: str = ",", drop: int | None = None):
+    """The rows above under the header ``COLUMNS`` in ``order`` (a column left out with ``drop``)."""
+    from melody_map.playlists import COLUMNS
+
+    keep = [i for i in order if i != drop]
+    quote = (lambda v: f'"{v}"') if sep == "," else (lambda v: v)
+    lines = [sep.join(COLUMNS[i] for i in keep)] + [sep.join(quote(row[i]) for i in keep) for row in PLAYLIST_ROWS]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("order, sep", [((3, 1, 0, 2), ","), ((0, 1, 2, 3), ";"), ((2, 3, 1, 0), "\t")])
+def test_playlist_columns_are_found_by_their_header_in_any_order_and_separator(tmp_path, order, sep):
+    # Regression: a CSV with the four columns in another order was refused; a ';'-separated one
+    # was read as one column with no hint.
+    from melody_map.playlists import read_playlists
+
+    plain = read_playlists(write_playlists(tmp_path / "plain.csv", (0, 1, 2, 3)))
+    other = read_playlists(write_playlists(tmp_path / "other.csv", order, sep))
+    for field in ("user_ids", "item_names", "artist_names", "playlist_names"):
+        assert getattr(other.catalogue, field).to_pylist() == getattr(plain.catalogue, field).to_pylist(), field
+    assert other.user.tolist() == plain.user.tolist() and other.item.tolist() == plain.item.tolist()
+    assert "Zed, the Band" in plain.catalogue.artist_names.to_pylist()
+
+
+def test_a_playlists_file_missing_a_column_is_named_as_such(tmp_path, capsys):
+    # Regression: it was read as a plain table and failed with "the 3rd column must be a number".
+    path = write_playlists(tmp_path / "three.csv", (0, 1, 2, 3), drop=3)
+    code = train_gnn.main(["--data", str(path), "--output", "", "--plot", ""])
+    one_line_error(capsys, code, "missing playlistname", "in any order")

@@ -150,7 +150,7 @@ def test_real_500_row_sample_loads_with_its_counts():
 
 
 @pytest.mark.parametrize("content, message", [
-    ("a,b,c\n1,2,3\n", "wrong columns"),
+    ("a,b,c\n1,2,3\n", "missing user_id, artistname, trackname, playlistname"),
     ("", "file is empty"),
     ('"user_id", "artistname", "trackname", "playlistname"\n"u","","t","p"\n', "no usable rows"),
     ('"user_id", "artistname", "trackname", "playlistname"\n', "only a header"),
