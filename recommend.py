@@ -124,6 +124,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--output goes with --all-users")
     if args.evaluation and not args.all_users:
         raise ValueError("--evaluation goes with --all-users")
+    if args.include_known and (args.all_users or args.tracks or args.tracks_file or args.similar_to
+                               or args.similar_artist or args.plot_user or args.export_onnx
+                               or args.playlist is not None):
+        raise ValueError("--include-known goes with --user or --user-id alone (--all-users --evaluation keeps "
+                         "the test tracks rankable)")
     if args.explain and (args.playlist is not None or args.include_known or args.tracks or args.tracks_file
                          or args.similar_to or args.similar_artist or args.all_users):
         raise ValueError("--explain goes with --user or --user-id alone")

@@ -12,7 +12,7 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from .checkpoint import CheckpointError, RecommenderData, load_checkpoint
+from .checkpoint import RecommenderData, build_model, load_checkpoint
 from .gcn import MODELS
 from .recommender import Recommender
 from .text import tsv_field
@@ -36,21 +36,7 @@ def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[Recommender, 
         ValueError: the file is missing, corrupt, unsafe or not a Melody Map checkpoint.
     """
     record, data = load_checkpoint(path)
-    if record["name"] not in MODELS:
-        raise ValueError(f"{path}: unknown model {record['name']!r} (this version knows {', '.join(MODELS)}); "
-                         f"train one with: python train_gnn.py")
-    try:
-        model = MODELS[record["name"]].from_state(record["params"], record["state"])
-        probe = model.scores(np.array([0, data.num_users - 1]))  # the first and the last user
-        fits = tuple(probe.shape) == (2, data.num_items) and probe.dtype.is_floating_point
-    except Exception as e:  # wrong options, tensor shapes or kinds in the model's state
-        raise CheckpointError(f"{path}: the model's state does not load ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'}); "
-                              f"train one with: python train_gnn.py") from None
-    if not fits:
-        raise CheckpointError(f"{path}: the model scores {tuple(probe.shape)} items per user pair, the catalogue "
-                              f"holds {data.num_items:,}; train one with: python train_gnn.py")
-    return model, data
+    return build_model(record, data, path, MODELS), data
 
 
 def get_recommendations(model: Recommender, data: RecommenderData, user_idx: int | Sequence[int] | None = None,

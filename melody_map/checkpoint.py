@@ -241,7 +241,7 @@ def payload_checksum(payload: Any) -> int:
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], RecommenderData]:
-    """Read and check a checkpoint; refuses pickled code.
+    """Read and check a checkpoint (``_validate``); refuses pickled code.
 
     Returns:
         The model record ({"name", "params", "state"}) and the data beside it.
@@ -267,6 +267,35 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
     if "playlists" in ckpt:
         data.playlists = UserItems(ckpt["playlists"]["indptr"].numpy(), ckpt["playlists"]["items"].numpy())
     return ckpt["model"], data
+
+
+def build_model(record: dict[str, Any], data: RecommenderData, path: str | os.PathLike,
+                models: dict[str, type[Recommender]]) -> Recommender:
+    """The fitted model a checked record describes, refused with one line unless it scores the catalogue.
+
+    Args:
+        record: ``load_checkpoint``'s model record.
+        data: the data beside it (its counts).
+        path: the file, for messages.
+        models: the model classes by name (``gcn.MODELS``).
+
+    Raises:
+        CheckpointError: an unknown model, or a state that does not build or does not score
+            every item of the catalogue.
+    """
+    if record["name"] not in models:
+        raise CheckpointError(f"{path}: unknown model {record['name']!r} (this version knows "
+                              f"{', '.join(models)}); {HINT}")
+    try:
+        model = models[record["name"]].from_state(record["params"], record["state"])
+        probe = model.scores(np.array([0, data.num_users - 1]))  # the first and the last user
+    except Exception as e:  # wrong options, or tensors of the wrong shape or kind in the model's state
+        raise CheckpointError(f"{path}: the model's state does not load ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:160] if str(e) else 'no detail'}); {HINT}") from None
+    if tuple(probe.shape) != (2, data.num_items) or not probe.dtype.is_floating_point:
+        raise CheckpointError(f"{path}: the model scores {tuple(probe.shape)} items per user pair, the catalogue "
+                              f"holds {data.num_items:,}; {HINT}")
+    return model
 
 
 @dataclass
@@ -340,15 +369,22 @@ def _read(path: str) -> dict[str, Any]:
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{path}: written by another Melody Map version (checkpoint format "
                               f"{ckpt.get('version', ckpt.get('format'))!r}, this one reads {VERSION}); {HINT}")
-    _check(ckpt, path)
-    if "checksum" in ckpt and payload_checksum(ckpt) != ckpt["checksum"]:
-        raise CheckpointError(f"{path}: corrupt, its contents do not match the checksum written with them "
-                              f"(damaged on disk or in a copy); copy it again or {HINT[0].lower()}{HINT[1:]}")
-    _check_contents(ckpt, path)
+    _validate(ckpt, path)
     return ckpt
 
 
-def _check(ckpt: dict, path: str) -> None:
+def _validate(ckpt: dict, path: str) -> None:
+    """The one check of a read checkpoint, each step on what the last one vouched for: every key
+    of its kind, the checksum over them, then every table of the size its counts say and every
+    index inside what it points into. ``load_model`` then builds the model from its checked state."""
+    _check_kinds(ckpt, path)
+    if "checksum" in ckpt and payload_checksum(ckpt) != ckpt["checksum"]:
+        raise CheckpointError(f"{path}: corrupt, its contents do not match the checksum written with them "
+                              f"(damaged on disk or in a copy); copy it again or {HINT[0].lower()}{HINT[1:]}")
+    _check_tables(ckpt, path)
+
+
+def _check_kinds(ckpt: dict, path: str) -> None:
     """Every required key present with its kind, every optional one of its kind where present."""
     missing, wrong = [], []
     for key, kind in {**REQUIRED, **OPTIONAL}.items():
@@ -385,7 +421,7 @@ def _check_zip(path: str) -> None:
                               f"file holds; {HINT}")
 
 
-def _check_contents(ckpt: dict, path: str) -> None:
+def _check_tables(ckpt: dict, path: str) -> None:
     """Every table is as long as the counts say, and every index lies inside what it points into."""
     counts = ckpt["counts"]
     sizes = {key: counts.get(key) for key in ("users", "items", "artists", "playlists")}

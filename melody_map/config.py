@@ -10,6 +10,7 @@ from typing import Any, Sequence
 MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
 COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNNetwork
 INITS = ("spectral", "spectral+degree", "spectral+tags", "normal")  # the GCN's starting node vectors, see train.build_network
+SEPS = ("auto", "tab", "comma", "semicolon", "pipe")  # a plain table's --sep, see tables.SEPARATORS
 CONVS = ("gcn", "gat")  # the GCN's two layers: PyG GCNConv or GATConv
 GROUPS = {"data": "data and split", "model": "model", "training": "training", "output": "output"}
 
@@ -26,6 +27,9 @@ class TrainConfig:
                      "interaction table (user, item[, weight] per line, CSV or TSV, header optional)")
     test: str = _opt("", "data", "a fixed test table for a plain interaction table: its pairs are the test set, "
                      "validation is carved from --data")
+    sep: str = _opt("auto", "data", "a plain table's delimiter: tab, comma, semicolon, pipe or auto (tab or comma)")
+    header: str = _opt("auto", "data", "whether a plain table's first line is a header: yes, no, or auto (a 3rd "
+                       "field that is not a number, words over numeric ids, or column names such as userID)")
     item_names: str = _opt("", "data", "names of a plain table's items: id and name per line (HetRec artists.dat)")
     item_tags: str = _opt("", "data", "tags of a plain table's items: item id and tag per line, or a header "
                           "naming the two columns (e.g. HetRec user_taggedartists.dat); a quoted glob reads "
@@ -117,6 +121,8 @@ class TrainConfig:
             *([f"--combine must be one of {', '.join(COMBINE)}"] if self.combine not in COMBINE else []),
             *([f"--conv must be one of {', '.join(CONVS)}"] if self.conv not in CONVS else []),
             *([f"--model must be one of {', '.join(MODELS)}"] if self.model not in MODELS else []),
+            *([f"--sep must be one of {', '.join(SEPS)}"] if self.sep not in SEPS else []),
+            *(["--header must be yes, no or auto"] if self.header not in ("yes", "no", "auto") else []),
             *(["--disjoint needs --fixed-features and --conv gcn"]
               if self.disjoint and not (self.fixed_features and self.conv == "gcn") else []),
         ]

@@ -21,6 +21,7 @@ from .playlists import read_playlists
 from .readers import DataError
 from .split import Pairs, split_pairs
 from .tables import (
+    SEPARATORS,
     is_table,
     read_item_names,
     read_item_tags,
@@ -78,7 +79,9 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
     Raises:
         DataError: unusable input; the message is one line that says what to do.
     """
-    table = is_table(cfg.data)
+    sep = SEPARATORS.get(cfg.sep)  # None: sniffed
+    header = {"yes": True, "no": False}.get(cfg.header)  # None: sniffed
+    table = is_table(cfg.data, sep)
     if cfg.init == "spectral+tags" and not cfg.item_tags:
         raise DataError("--init spectral+tags needs the items' tags: pass --item-tags FILE")
     if not table and (cfg.test or cfg.item_names or cfg.item_tags):
@@ -89,9 +92,9 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
         if not table:
             rows, test = read_playlists(cfg.data), None
         elif cfg.test:
-            rows, test = read_train_test(cfg.data, cfg.test)
+            rows, test = read_train_test(cfg.data, cfg.test, header=header, sep=sep)
         else:
-            rows, test = read_table(cfg.data), None
+            rows, test = read_table(cfg.data, header=header, sep=sep), None
         if cfg.item_names:
             ids = np.asarray(rows.catalogue.item_ids.to_pylist(), dtype=str)
             names = read_item_names(cfg.item_names, ids)

@@ -24,7 +24,8 @@ import pyarrow as pa
 from . import readers
 from .types import Catalogue, Interactions, LoadReport
 
-__all__ = ["COLUMNS", "CSV_LAYOUT", "ORIGINAL_HEADER", "ORIGINAL_LAYOUT", "REAL_DATASET_HINT", "header_columns", "read_playlists"]
+__all__ = ["COLUMNS", "CSV_LAYOUT", "ORIGINAL_HEADER", "ORIGINAL_LAYOUT", "REAL_DATASET_HINT", "header_columns",
+           "read_playlists"]
 
 COLUMNS = ("user_id", "artistname", "trackname", "playlistname")
 ORIGINAL_HEADER = '"user_id", "artistname", "trackname", "playlistname"'
@@ -85,6 +86,7 @@ def read_playlists(path: str | os.PathLike) -> Interactions:
 
 
 _DELIMITERS = {",": "comma-separated", ";": "semicolon-separated", "\t": "tab-separated", "|": "pipe-separated"}
+_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}  # train_gnn.py --sep's names
 
 
 def header_columns(header: str, path: str) -> tuple[str, list[str]]:
@@ -110,8 +112,12 @@ def header_columns(header: str, path: str) -> tuple[str, list[str]]:
     problems = [f"missing {', '.join(missing)}"] if missing else []
     problems += [f"unknown {', '.join(repr(c) for c in unknown[:4])}"] if unknown else []
     seen = f"{_DELIMITERS[delimiter]} columns {cells}" if len(cells) > 1 else f"one column {cells[0]!r}"
+    table = [d for d, split in splits.items() if len(split) in (2, 3) and not set(split) & set(COLUMNS)]
+    hint = (f"; or, for a plain table of user, item[, weight], pass --sep {_SEP_NAMES[table[0]]}"
+            if table and table[0] != "," else "")
     raise readers.DataError(f"{path}: header has {seen} ({'; '.join(problems)}); expected the columns "
-                            f"{', '.join(COLUMNS)}, in any order, separated by commas, semicolons, tabs or pipes")
+                            f"{', '.join(COLUMNS)}, in any order, separated by commas, semicolons, tabs or "
+                            f"pipes{hint}")
 
 
 def _mark_separators(body: np.ndarray) -> str:

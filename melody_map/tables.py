@@ -58,13 +58,15 @@ from .readers import (
 )
 from .types import Catalogue, Interactions, LoadReport
 
-__all__ = ["is_table", "read_item_names", "read_item_tags", "read_table", "read_train_test", "sniff_table"]
+__all__ = ["SEPARATORS", "is_table", "read_item_names", "read_item_tags", "read_table", "read_train_test",
+           "sniff_table"]
 
 # Reasons that say the file itself is malformed (as opposed to ids it does not share with
 # a training file): when these take most rows, the file is rejected rather than trimmed.
 FORMAT_REASONS = (WRONG_SHAPE, BAD_UTF8, EMPTY_FIELD, BAD_WEIGHT)
 COLUMNS = ("user", "item", "weight")
 EXPECTED = "rows of user, item[, weight] separated by a tab or a comma"
+SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}  # --sep's names
 
 # A number as a weight column would hold it; "nan"/"inf" count too, so that such a first
 # row is read as data (and dropped as a bad weight) rather than mistaken for a header.
@@ -92,7 +94,7 @@ class _Sniffed:
                 f"{self.num_columns} columns")
 
 
-def sniff_table(path: str | os.PathLike) -> tuple[str, bool, int]:
+def sniff_table(path: str | os.PathLike, sep: str | None = None) -> tuple[str, bool, int]:
     """Guess an interaction table's layout from its first lines.
 
     The rule, on the first non-empty line (and the second, where the first is ambiguous):
@@ -113,6 +115,7 @@ def sniff_table(path: str | os.PathLike) -> tuple[str, bool, int]:
 
     Args:
         path: the table (CSV or TSV, header optional, LF or CRLF line ends).
+        sep: the delimiter itself, when it is known (``--sep``); None sniffs it as above.
 
     Returns:
         (delimiter, has_header, num_columns).
@@ -121,11 +124,11 @@ def sniff_table(path: str | os.PathLike) -> tuple[str, bool, int]:
         DataError: missing, empty, binary file, or a column count other than 2 or 3.
     """
     path = os.fspath(path)
-    s = _sniff(read_bytes(path, EXPECTED, limit=HEAD_BYTES + 1), path)
+    s = _sniff(read_bytes(path, EXPECTED, limit=HEAD_BYTES + 1), path, sep)
     return s.delimiter, s.has_header, s.num_columns
 
 
-def is_table(path: str | os.PathLike) -> bool:
+def is_table(path: str | os.PathLike, sep: str | None = None) -> bool:
     """Whether ``path`` is a plain (user, item[, weight]) table rather than a playlists CSV.
 
     Args:
@@ -133,7 +136,7 @@ def is_table(path: str | os.PathLike) -> bool:
             then says what is wrong with it).
     """
     try:
-        if sniff_table(path)[2] not in (2, 3):
+        if sniff_table(path, sep)[2] not in (2, 3):
             return False
         head = first_lines(read_bytes(os.fspath(path), EXPECTED, limit=HEAD_BYTES + 1), os.fspath(path), EXPECTED)
     except (DataError, OSError, UnicodeDecodeError):
@@ -144,16 +147,21 @@ def is_table(path: str | os.PathLike) -> bool:
     return not any(w.strip(' "') in PLAYLIST_COLUMNS for w in words)
 
 
-def _sniff(raw: np.ndarray, path: str) -> _Sniffed:
-    """Sniff the layout from a file's bytes (all of them, or at least HEAD_BYTES + 1)."""
+def _sniff(raw: np.ndarray, path: str, sep: str | None = None) -> _Sniffed:
+    """Sniff the layout from a file's bytes (all of them, or at least HEAD_BYTES + 1); ``sep``
+    (``--sep``'s delimiter) is taken as it is."""
     _refuse_binary(raw, path, EXPECTED)
     lines = first_lines(raw, path, EXPECTED, want=2)
     first, second = lines[0], (lines[1].text if len(lines) > 1 else None)
-    delimiter = "\t" if "\t" in first.text else ","
+    delimiter = sep or ("\t" if "\t" in first.text else ",")
     fields = _split_line(first.text, delimiter)
     if len(fields) not in (2, 3):
         found = f"{len(fields)} {_delimiter_name(delimiter)} column" + ("s" if len(fields) != 1 else "")
-        hint = " (space- or ';'-separated files are not read)" if len(fields) == 1 else ""
+        others = [name for name, d in SEPARATORS.items()
+                  if d != delimiter and len(_split_line(first.text, d)) in (2, 3)]
+        hint = f" (it splits into 2 or 3 columns on a {others[0]}: pass --sep {others[0]})" if others else ""
+        if not others and len(first.text.split()) in (2, 3):
+            hint = " (space-separated files are not read: replace the spaces by tabs)"
         raise DataError(f"{path}: first line has {found}{hint}; expected {EXPECTED}: "
                         f"2 columns (user, item) or 3 (user, item, weight)")
     return _Sniffed(delimiter, _is_header(fields, second, delimiter), len(fields), first.start, first.end)
@@ -168,8 +176,8 @@ def _refuse_binary(raw: np.ndarray, path: str, expected: str) -> None:
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
-    # Commas: honour quotes like the parser does ("Crosby, Stills & Nash"); tabs: plain split.
-    cells = next(csv.reader([line], delimiter=",")) if delimiter == "," else line.split("\t")
+    # Honour quotes like the parser does ("Crosby, Stills & Nash"), except in tab files, which are not quoted.
+    cells = line.split("\t") if delimiter == "\t" else next(csv.reader([line], delimiter=delimiter))
     return [c.strip() for c in cells]
 
 
@@ -195,14 +203,15 @@ def _is_header(fields: list[str], second: str | None, delimiter: str) -> bool:
 
 
 def _delimiter_name(delimiter: str) -> str:
-    return {"\t": "tab-separated", ",": "comma-separated"}.get(delimiter, f"{delimiter!r}-separated")
+    return {d: f"{name}-separated" for name, d in SEPARATORS.items()}.get(delimiter, f"{delimiter!r}-separated")
 
 
 # ----------------------------------------------------------------------------- reading
 
 
 def read_table(path: str | os.PathLike, *, user_ids: Sequence[str] | pa.Array | None = None,
-               item_ids: Sequence[str] | pa.Array | None = None, header: bool | None = None) -> Interactions:
+               item_ids: Sequence[str] | pa.Array | None = None, header: bool | None = None,
+               sep: str | None = None) -> Interactions:
     """Read a (user, item[, weight]) table into coded, de-duplicated pairs.
 
     Args:
@@ -213,6 +222,7 @@ def read_table(path: str | os.PathLike, *, user_ids: Sequence[str] | pa.Array | 
         item_ids: the same for items ("unknown item"; a row with both unknown counts as
             "unknown user").
         header: override the sniffed header guess (True: skip the first non-empty line).
+        sep: the delimiter (``--sep``), instead of sniffing it.
 
     Returns:
         The distinct pairs, sorted by user then item code, rows of the same pair merged and
@@ -225,14 +235,15 @@ def read_table(path: str | os.PathLike, *, user_ids: Sequence[str] | pa.Array | 
         DataError: missing, empty or binary file, wrong column count, most rows malformed
             (e.g. a non-numeric weight column), or no usable row at all.
     """
-    return _read_table(path, user_ids, item_ids, header)[0]
+    return _read_table(path, user_ids, item_ids, header, sep)[0]
 
 
 def _read_table(path: str | os.PathLike, user_ids: Sequence[str] | pa.Array | None,
-                item_ids: Sequence[str] | pa.Array | None, header: bool | None) -> tuple[Interactions, _Sniffed]:
+                item_ids: Sequence[str] | pa.Array | None, header: bool | None,
+                sep: str | None) -> tuple[Interactions, _Sniffed]:
     path = os.fspath(path)
     raw = read_bytes(path, EXPECTED)
-    sniffed = _sniff(raw, path)
+    sniffed = _sniff(raw, path, sep)
     if header is not None:
         sniffed.has_header = header
     report = LoadReport(path=path, layout=sniffed.layout, pairs=True, dropped=dict.fromkeys(
@@ -242,7 +253,7 @@ def _read_table(path: str | os.PathLike, user_ids: Sequence[str] | pa.Array | No
     # Tab files are not quoted by convention and their names may hold bare quotes; comma
     # files quote fields that hold commas.
     table = parse_columns(raw[start:], list(COLUMNS[:sniffed.num_columns]), report, EXPECTED,
-                          delimiter=sniffed.delimiter, quoted=sniffed.delimiter == ",")
+                          delimiter=sniffed.delimiter, quoted=sniffed.delimiter != "\t")
     del raw
     return _code(clean_columns(table), report, sniffed, user_ids, item_ids), sniffed
 
@@ -376,7 +387,8 @@ def _no_rows_message(report: LoadReport) -> str:
 # ----------------------------------------------------------------------------- train/test and names
 
 
-def read_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike) -> tuple[Interactions, Interactions]:
+def read_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike, *, header: bool | None = None,
+                    sep: str | None = None) -> tuple[Interactions, Interactions]:
     """Read a fixed train/test split into one code space.
 
     The test table is coded with the training vocabularies: its rows with a user or item
@@ -389,6 +401,7 @@ def read_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike)
     Args:
         train_path: the training table.
         test_path: the test table, same layout family (sniffed on its own).
+        header, sep: as :func:`read_table`'s, for both files.
 
     Returns:
         (train, test), sharing one catalogue.
@@ -396,9 +409,9 @@ def read_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike)
     Raises:
         DataError: as :func:`read_table`, for either file; or every test pair is a training pair.
     """
-    train = read_table(train_path)
+    train = read_table(train_path, header=header, sep=sep)
     cat = train.catalogue
-    test, sniffed = _read_table(test_path, cat.user_ids, cat.item_ids, None)
+    test, sniffed = _read_table(test_path, cat.user_ids, cat.item_ids, header, sep)
     overlap = np.isin(test.user * cat.num_items + test.item, train.user * cat.num_items + train.item)
     report = test.report
     report.dropped[IN_TRAIN] = int(overlap.sum())

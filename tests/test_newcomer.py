@@ -168,3 +168,31 @@ def test_a_playlists_file_missing_a_column_is_named_as_such(tmp_path, capsys):
     path = write_playlists(tmp_path / "three.csv", (0, 1, 2, 3), drop=3)
     code = train_gnn.main(["--data", str(path), "--output", "", "--plot", ""])
     one_line_error(capsys, code, "missing playlistname", "in any order")
+
+
+def test_a_semicolon_table_is_named_with_the_flag_that_reads_it(tmp_path, capsys):
+    # Regression: a ';'-separated table was read as one column, with no way to say otherwise.
+    lines = "".join(f"u{u};i{(u + k) % 7};{k + 1}\n" for u in range(30) for k in range(4))
+    (tmp_path / "t.csv").write_text(lines)
+    code = train_gnn.main(["--data", str(tmp_path / "t.csv"), "--output", "", "--plot", "", "--stats-only"])
+    one_line_error(capsys, code, "pass --sep semicolon")
+    code = train_gnn.main(["--data", str(tmp_path / "t.csv"), "--output", "", "--plot", "", "--stats-only",
+                           "--sep", "semicolon"])
+    assert code == 0
+    assert "120 rows read (semicolon-separated, no header, 3 columns), 120 pairs kept" in capsys.readouterr().out
+
+
+def test_header_can_be_said_where_the_guess_cannot_tell(tmp_path, capsys):
+    # Words over words: "listener,band" reads as a row unless --header yes says otherwise.
+    rows = "".join(f"l{u},b{(u + k) % 9}\n" for u in range(20) for k in range(3))
+    (tmp_path / "t.csv").write_text("listener,band\n" + rows)
+    for flag, kept in (("auto", 61), ("yes", 60)):
+        assert train_gnn.main(["--data", str(tmp_path / "t.csv"), "--output", "", "--plot", "", "--stats-only",
+                               "--header", flag]) == 0
+        assert f"{kept} pairs kept" in capsys.readouterr().out
+
+
+def test_include_known_is_refused_where_it_means_nothing(capsys):
+    # --all-users has its own flag for the evaluation protocol; --include-known there was ignored.
+    code = recommend.main(["--all-users", "--include-known", "--checkpoint", "no.pth"])
+    one_line_error(capsys, code, "--include-known goes with --user or --user-id alone", "--evaluation")
