@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch import Tensor
 
@@ -108,12 +109,12 @@ def explain(model: Recommender, data: RecommenderData, user_idx: int | None = No
     if not len(history) or not len(targets):
         return recs.assign(folded_score=np.nan, reasons=[[] for _ in range(len(recs))])
     parts, rest = model.contributions(history, targets)
-    labels = item_labels(data)
+    labels = item_labels(data, history)  # (len(history),): the user's own tracks only
     artist = data.catalogue.item_artist
     why = []
     for row, target in enumerate(targets):
         order = torch.argsort(parts[row], descending=True)[:reasons].numpy()
-        why.append([(str(labels[history[j]]), float(parts[row, j]),
+        why.append([(str(labels[j]), float(parts[row, j]),
                      bool(artist is not None and artist[history[j]] == artist[target]))
                     for j in order if parts[row, j] > 0])
     return recs.assign(folded_score=(parts.sum(1) + rest).numpy().astype(np.float64), reasons=why)
@@ -245,14 +246,28 @@ def recommend_all(model: Recommender, data: RecommenderData, top_k: int = 20, *,
     return users, items, scores
 
 
-def item_labels(data: RecommenderData) -> np.ndarray:
-    """Each item as output files name it: a plain table's own id, or "artist - title"."""
+def item_labels(data: RecommenderData, items: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """Items as output files name them: a plain table's own id, or "artist - title".
+
+    Args:
+        data: from ``load_model``.
+        items: the item indices to name; None names every item (millions at full scale: name
+            only the ones needed where you can).
+
+    Returns:
+        An object array of strings, one per item asked for.
+    """
     cat = data.catalogue
+    picked = None if items is None else pa.array(np.asarray(items, np.int64))
     if cat.item_ids is not None:
-        return np.asarray(cat.item_ids.to_pylist(), dtype=object)
-    artists = np.asarray(cat.artist_names.to_pylist(), dtype=object)[cat.item_artist]
-    titles = np.asarray(cat.item_names.to_pylist(), dtype=object)
-    return np.array([f"{a} - {t}" for a, t in zip(artists, titles)], dtype=object)
+        ids = cat.item_ids if picked is None else cat.item_ids.take(picked)
+        return np.asarray(ids.to_pylist(), dtype=object)
+    item_artist = pa.array(np.asarray(cat.item_artist, np.int64))
+    if picked is not None:
+        item_artist = item_artist.take(picked)
+    titles = cat.item_names if picked is None else cat.item_names.take(picked)
+    labels = pc.binary_join_element_wise(cat.artist_names.take(item_artist), titles, pa.scalar(" - ", titles.type))
+    return np.asarray(labels.to_pylist(), dtype=object)
 
 
 def recommendation_columns(data: RecommenderData) -> list[str]:
@@ -273,11 +288,15 @@ def write_recommendations(path: str | os.PathLike, data: RecommenderData, users:
     """
     cat = data.catalogue
     user_ids = data.user_ids.to_pylist()
+    # The names of the items the lists hold, and no others, as Python strings.
+    named = np.unique(items[np.isfinite(scores)])
+    position = dict(zip(named.tolist(), range(len(named))))  # item -> its place in first and second
+    picked = pa.array(named)
     if cat.item_ids is None:
-        first = np.asarray(cat.artist_names.to_pylist(), dtype=object)[cat.item_artist]
+        first = cat.artist_names.take(pa.array(np.asarray(cat.item_artist, np.int64)).take(picked)).to_pylist()
     else:
-        first = np.asarray(cat.item_ids.to_pylist(), dtype=object)
-    second = np.asarray(cat.item_names.to_pylist(), dtype=object)
+        first = cat.item_ids.take(picked).to_pylist()
+    second = cat.item_names.take(picked).to_pylist()
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\t".join(recommendation_columns(data)) + "\n")
@@ -286,7 +305,8 @@ def write_recommendations(path: str | os.PathLike, data: RecommenderData, users:
             for rank, (item, score) in enumerate(zip(items[row], scores[row]), start=1):
                 if not np.isfinite(score):
                     break
-                f.write(f"{uid}\t{user}\t{rank}\t{item}\t{tsv_field(first[item])}\t{tsv_field(second[item])}"
+                at = position[int(item)]
+                f.write(f"{uid}\t{user}\t{rank}\t{item}\t{tsv_field(first[at])}\t{tsv_field(second[at])}"
                         f"\t{score:.6g}\n")
                 count += 1
     return count
@@ -433,12 +453,11 @@ def _title_hint(data: RecommenderData, title: str) -> str:
     expected = ': tracks are named "Artist - Title"'
     if title in titles:
         same = np.flatnonzero(np.asarray([_norm(t) for t in cat.item_names.to_pylist()]) == title)[:3]
-        labels = item_labels(data)
-        return f"{expected}; did you mean {', '.join(repr(str(labels[i])) for i in same)}?"
+        return f"{expected}; did you mean {', '.join(repr(str(n)) for n in item_labels(data, same))}?"
     close = difflib.get_close_matches(title, list(titles), n=3, cutoff=0.6)
     if close:
-        labels = item_labels(data)
-        return f"{expected}; did you mean {', '.join(repr(str(labels[titles[c]])) for c in close)}?"
+        named = item_labels(data, [titles[c] for c in close])
+        return f"{expected}; did you mean {', '.join(repr(str(n)) for n in named)}?"
     return expected
 
 

@@ -175,8 +175,7 @@ def _neighbourhood(model, data, user: int, top_k: int, max_tracks: int) -> Neigh
     playlists = np.flatnonzero(cat.playlist_user == user).tolist() if cat.playlist_user is not None else []
     member = ({p: set(data.playlists.of(p).tolist()) for p in playlists[:MAX_PLAYLISTS]}
               if data.playlists is not None else {})
-    labels = item_labels(data)
-    index_of = {labels[i]: i for i in own}
+    index_of = dict(zip(item_labels(data, own), own))  # the user's own tracks, by the names reasons give
     reasons = [[index_of[name] for name, _, _ in r if name in index_of] for r in recs["reasons"]]
     in_lists = sorted(own, key=lambda i: -sum(i in m for m in member.values()))
     shown = list(dict.fromkeys([i for r in reasons for i in r] + in_lists))[:max_tracks]
