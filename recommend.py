@@ -203,7 +203,9 @@ def recommendations(args: argparse.Namespace, model, data, tracks: list[str] | N
                                        include_known=args.include_known)
     idx = data.user_index(args.user_id) if args.user_id is not None else user_idx
     known = f"{plural(len(data.known.of(idx)), noun)} known{' (included)' if args.include_known else ' (excluded)'}"
-    return recs, f"top {plural(len(recs), noun)} for user {idx} ({data.user_ids[idx].as_py()}), {known}:"
+    names = data.catalogue.user_names  # MPD: a playlist is its own user, named
+    who = data.user_ids[idx].as_py() + (f", {names[idx].as_py()!r}" if names is not None else "")
+    return recs, f"top {plural(len(recs), noun)} for user {idx} ({who}), {known}:"
 
 
 def ranked_lines(recs, header: str, noun: str) -> list[str]:

@@ -274,7 +274,9 @@ def recommendation_columns(data: RecommenderData) -> list[str]:
     """The columns of ``write_recommendations``'s file: the user, the rank, the item's index and names, the score."""
     cat = data.catalogue
     names = ["artist", "track"] if cat.item_ids is None else ["item_id", "item"]
-    return ["user_id", "user_index", "rank", f"{cat.noun}_index", *names, "score"]
+    user = ["user_id", "user_name"] if cat.user_names is not None else ["user_id"]  # MPD: pid, playlist name
+    item = [f"{cat.noun}_index", "track_uri"] if cat.item_uris is not None else [f"{cat.noun}_index"]
+    return [*user, "user_index", "rank", *item, *names, "score"]
 
 
 def write_recommendations(path: str | os.PathLike, data: RecommenderData, users: np.ndarray,
@@ -287,7 +289,9 @@ def write_recommendations(path: str | os.PathLike, data: RecommenderData, users:
     breaks, backslashes and control characters escaped, formula-like cells neutralised.
     """
     cat = data.catalogue
-    user_ids = data.user_ids.to_pylist()
+    user_cells = [tsv_field(u) for u in data.user_ids.to_pylist()]
+    if cat.user_names is not None:
+        user_cells = [f"{u}\t{tsv_field(n)}" for u, n in zip(user_cells, cat.user_names.to_pylist())]
     # The names of the items the lists hold, and no others, as Python strings.
     named = np.unique(items[np.isfinite(scores)])
     position = dict(zip(named.tolist(), range(len(named))))  # item -> its place in first and second
@@ -297,16 +301,19 @@ def write_recommendations(path: str | os.PathLike, data: RecommenderData, users:
     else:
         first = cat.item_ids.take(picked).to_pylist()
     second = cat.item_names.take(picked).to_pylist()
+    if cat.item_uris is not None:  # the index cell carries the track's URI beside it
+        first = [f"{tsv_field(u)}\t{tsv_field(a)}" for u, a in zip(cat.item_uris.take(picked).to_pylist(), first)]
+    else:
+        first = [tsv_field(a) for a in first]
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\t".join(recommendation_columns(data)) + "\n")
         for row, user in enumerate(users):
-            uid = tsv_field(user_ids[user])
             for rank, (item, score) in enumerate(zip(items[row], scores[row]), start=1):
                 if not np.isfinite(score):
                     break
                 at = position[int(item)]
-                f.write(f"{uid}\t{user}\t{rank}\t{item}\t{tsv_field(first[at])}\t{tsv_field(second[at])}"
+                f.write(f"{user_cells[user]}\t{user}\t{rank}\t{item}\t{first[at]}\t{tsv_field(second[at])}"
                         f"\t{score:.6g}\n")
                 count += 1
     return count
@@ -345,6 +352,8 @@ def _frame(data: RecommenderData, items: np.ndarray, scores: np.ndarray) -> pd.D
     if cat.artist_names is not None:
         columns["artist"] = cat.artist_names.take(pa.array(cat.item_artist[items])).to_pylist()
     columns[noun] = cat.item_names.take(pa.array(items)).to_pylist()
+    if cat.item_uris is not None:
+        columns["track_uri"] = cat.item_uris.take(pa.array(items)).to_pylist()
     if cat.item_ids is not None:
         columns["item_id"] = cat.item_ids.take(pa.array(items)).to_pylist()
     columns["score"] = np.asarray(scores, np.float64)
@@ -414,13 +423,22 @@ def _items(data: RecommenderData, tracks: Sequence[str | int]) -> np.ndarray:
                 raise ValueError(f"{data.catalogue.noun} index {track} is out of range: valid indices are "
                                  f"0..{data.num_items - 1}")
             found.append(int(track))
-        elif (index := labels.get(_norm(track))) is not None:
+        elif (index := labels.get(_norm(track))) is not None or (index := _uri_index(data, track)) is not None:
             found.append(index)
         else:
             unknown.append(f"{track!r}{_closest_item(data, str(track), labels)}")
     if unknown:
         raise ValueError(f"unknown {plural(len(unknown), data.catalogue.noun, count=False)} " + "; ".join(unknown))
     return np.unique(np.array(found, np.int64))
+
+
+def _uri_index(data: RecommenderData, uri: str) -> int | None:
+    """The index of the track with this ``track_uri`` (MPD), or None."""
+    uris = data.catalogue.item_uris
+    if uris is None or not str(uri).strip():
+        return None
+    found = pc.index(uris, str(uri).strip()).as_py()
+    return found if found >= 0 else None
 
 
 def _closest_item(data: RecommenderData, name: str, labels: dict[str, int]) -> str:

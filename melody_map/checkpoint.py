@@ -6,7 +6,8 @@ so it loads with ``torch.load(weights_only=True)`` and no pickled code:
     format, version   "melody-map", VERSION
     config            the run's TrainConfig as a dict
     model             name (``gcn.MODELS``), params and state: ``Recommender.params()/state()``
-    catalogue         user_ids, item_names; item_ids (plain tables); artist_names, item_artist,
+    catalogue         user_ids, item_names; item_ids (plain tables); user_names, item_uris (MPD);
+                      artist_names, item_artist,
                       playlist_names, playlist_user (playlists)
     playlists         indptr, items: each playlist's tracks (playlists CSV only), for continuation
     known             indptr, items: every item each user has, left out of recommendations by default
@@ -62,7 +63,8 @@ REQUIRED: dict[str, type] = {
     "trained.indptr": torch.Tensor, "trained.items": torch.Tensor, "metrics": dict, "counts": dict,
 }
 # Optional keys, present for one input format only.
-OPTIONAL: dict[str, type] = {"catalogue.item_ids": dict, "catalogue.artist_names": dict,
+OPTIONAL: dict[str, type] = {"catalogue.item_ids": dict, "catalogue.user_names": dict, "catalogue.item_uris": dict,
+                             "catalogue.artist_names": dict,
                              "catalogue.item_artist": torch.Tensor, "catalogue.playlist_names": dict,
                              "catalogue.playlist_user": torch.Tensor, "playlists": dict,
                              "playlists.indptr": torch.Tensor, "playlists.items": torch.Tensor,
@@ -105,8 +107,9 @@ def checkpoint_payload(cfg: TrainConfig, model: Recommender, data: Dataset, metr
     # Pairs with input rows behind them are the user's own; a fixed test table's pairs are not.
     known = pairs.rows_per_pair() > 0
     catalogue = {"user_ids": pack_strings(cat.user_ids), "item_names": pack_strings(cat.item_names)}
-    if cat.item_ids is not None:
-        catalogue["item_ids"] = pack_strings(cat.item_ids)
+    for name in ("item_ids", "user_names", "item_uris"):  # a table's ids; MPD's playlist names and track URIs
+        if getattr(cat, name) is not None:
+            catalogue[name] = pack_strings(getattr(cat, name))
     if cat.artist_names is not None:
         catalogue["artist_names"] = pack_strings(cat.artist_names)
         catalogue["item_artist"] = torch.from_numpy(np.asarray(cat.item_artist, np.int32))
@@ -256,6 +259,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], Recommende
         user_ids=unpack_strings(cat["user_ids"]),
         item_names=unpack_strings(cat["item_names"]),
         item_ids=unpack_strings(cat["item_ids"]) if "item_ids" in cat else None,
+        user_names=unpack_strings(cat["user_names"]) if "user_names" in cat else None,
+        item_uris=unpack_strings(cat["item_uris"]) if "item_uris" in cat else None,
         artist_names=unpack_strings(cat["artist_names"]) if "artist_names" in cat else None,
         item_artist=cat["item_artist"].numpy() if "item_artist" in cat else None,
         playlist_names=unpack_strings(cat["playlist_names"]) if "playlist_names" in cat else None,
@@ -432,6 +437,8 @@ def _check_tables(ckpt: dict, path: str) -> None:
     problems = [
         *_strings_problems(cat, "user_ids", users), *_strings_problems(cat, "item_names", items),
         *(_strings_problems(cat, "item_ids", items) if "item_ids" in cat else []),
+        *(_strings_problems(cat, "user_names", users) if "user_names" in cat else []),
+        *(_strings_problems(cat, "item_uris", items) if "item_uris" in cat else []),
         *(_strings_problems(cat, "artist_names", sizes["artists"]) if "artist_names" in cat else []),
         *(_strings_problems(cat, "playlist_names", sizes["playlists"]) if "playlist_names" in cat else []),
         *(_index_problems(cat["item_artist"], "catalogue.item_artist", items, sizes["artists"])

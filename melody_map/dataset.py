@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from .config import TrainConfig
 from .graph import Graph, build_graph
+from .mpd import is_mpd, read_mpd
 from .playlists import read_playlists
 from .readers import DataError
 from .split import Pairs, split_pairs
@@ -81,15 +82,21 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
     """
     sep = SEPARATORS.get(cfg.sep)  # None: sniffed
     header = {"yes": True, "no": False}.get(cfg.header)  # None: sniffed
-    table = is_table(cfg.data, sep)
+    mpd = is_mpd(cfg.data)
+    table = not mpd and is_table(cfg.data, sep)
     if cfg.init == "spectral+tags" and not cfg.item_tags:
         raise DataError("--init spectral+tags needs the items' tags: pass --item-tags FILE")
     if not table and (cfg.test or cfg.item_names or cfg.item_tags):
         flag = "--test" if cfg.test else "--item-names" if cfg.item_names else "--item-tags"
-        raise DataError(f"{flag} is for plain interaction tables; {cfg.data} is a playlists CSV, whose test "
+        kind = "MPD slices" if mpd else "a playlists CSV"
+        raise DataError(f"{flag} is for plain interaction tables; {cfg.data} is {kind}, whose test "
                         f"split is held out per user (--test-frac) and whose tracks are named already")
+    extra: list[LoadReport] = []
     with stage("load"):
-        if not table:
+        if mpd:
+            (rows, playlists), test = read_mpd(cfg.data), None
+            extra.append(playlists)
+        elif not table:
             rows, test = read_playlists(cfg.data), None
         elif cfg.test:
             rows, test = read_train_test(cfg.data, cfg.test, header=header, sep=sep)
@@ -106,5 +113,5 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
         pairs = split_pairs(rows, cfg.valid_frac, cfg.test_frac, cfg.min_user_pairs, cfg.seed, test)
     with stage("graph"):
         graph = build_graph(rows, pairs)
-    reports = [rows.report] + ([test.report] if test is not None else []) + tag_reports
+    reports = [rows.report, *extra] + ([test.report] if test is not None else []) + tag_reports
     return Dataset(rows=rows, pairs=pairs, graph=graph, reports=reports, item_tags=tags)

@@ -27,13 +27,14 @@ class LoadReport:
     rows_with_bad_utf8: int = 0  # kept rows whose invalid UTF-8 was replaced by U+FFFD (playlists)
     examples: dict[str, str] = field(default_factory=dict)  # reason -> one offending row, for messages
     pairs: bool = False  # True for tables: kept rows are pairs, and merged rows' weights are summed
+    unit: str = "rows"  # what is counted: "rows", or "playlists" (MPD's playlist report)
 
     def summary(self) -> str:
         """One line: rows read, layout, kept, dropped by reason, duplicates merged."""
         drops = ", ".join(f"{n:,} {why}" for why, n in self.dropped.items() if n) or "none"
         kept, merged = (("pairs kept", "duplicate pairs merged (weights summed)") if self.pairs
                         else ("kept", "duplicates merged"))
-        line = (f"{self.path}: {self.rows_read:,} rows read ({self.layout}), {self.rows_kept:,} {kept}; "
+        line = (f"{self.path}: {self.rows_read:,} {self.unit} read ({self.layout}), {self.rows_kept:,} {kept}; "
                 f"dropped: {drops}; {self.duplicates_merged:,} {merged}")
         if self.rows_with_bad_utf8:
             line += f"; {self.rows_with_bad_utf8:,} rows had invalid UTF-8 replaced"
@@ -56,6 +57,8 @@ class Catalogue:
     playlist_names: pa.Array | None = None  # (P,) playlists only
     playlist_user: np.ndarray | None = None  # (P,) int32 owner of each playlist; playlists only
     noun: str = "track"  # "track" (playlists) or "item" (tables), for messages
+    user_names: pa.Array | None = None  # (U,) MPD only: each playlist's name (a playlist is its own user)
+    item_uris: pa.Array | None = None  # (I,) MPD only: each track's track_uri ("" where the file has none)
 
     @property
     def num_users(self) -> int:

@@ -1,0 +1,148 @@
+"""Million Playlist Dataset slices through the same front door: every playlist and track row has a
+fate, a playlist is its own listener, and outputs join back to the source by pid and track_uri."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import shared_file
+
+import recommend
+import train_gnn
+from melody_map.api import get_recommendations, load_model
+from melody_map.mpd import read_mpd
+
+
+def track(c: int, t: int, full: bool) -> dict:
+    """Track t of community c: the reduced schema, or the full one with artist and album URIs."""
+    row = {"artist_name": f"Artist {c}-{t % 5}", "track_uri": f"spotify:track:c{c}t{t:02d}",
+           "track_name": f"Song {c}-{t}"}
+    if full:
+        row.update(artist_uri=f"spotify:artist:c{c}a{t % 5}", album_uri=f"spotify:album:c{c}b{t % 3}",
+                   album_name=f"Album {c}-{t % 3}", duration_ms=200_000, pos=0)
+    return row
+
+
+def planted_slices(folder, playlists_per_community: int = 30, full: bool = True, seed: int = 0):
+    """Two communities of playlists over 20 tracks each, in two slice files."""
+    rng = np.random.default_rng(seed)
+    playlists = []
+    for c in (0, 1):
+        for p in range(playlists_per_community):
+            picked = rng.choice(20, size=12, replace=False)
+            tracks = [dict(track(c, int(t), full), pos=i) for i, t in enumerate(picked)]
+            playlists.append({"name": f"mix {c}", "pid": c * 1000 + p, "num_tracks": len(tracks), "tracks": tracks})
+    folder.mkdir(exist_ok=True)
+    half = len(playlists) // 2
+    for i, part in enumerate((playlists[:half], playlists[half:])):
+        doc = {"info": {"slice": f"{i * 1000}-{i * 1000 + 999}", "version": "v1"}, "playlists": part}
+        (folder / f"mpd.slice.{i * 1000}-{i * 1000 + 999}.json").write_text(json.dumps(doc))
+    return playlists
+
+
+def test_every_playlist_and_track_row_has_one_fate(tmp_path):
+    good = [track(0, t, full=False) for t in range(3)]
+    playlists = [
+        {"name": "fine", "pid": 7, "tracks": good + [good[0]]},  # a track twice: merged
+        "not a playlist",
+        {"name": "no pid", "tracks": good},
+        {"name": "again", "pid": 7, "tracks": good},  # pid seen before: its 3 rows go with it
+        {"name": "no list", "pid": 8, "tracks": None},
+        {"name": "odd rows", "pid": "9", "tracks": [
+            [1, 2], {"artist_name": "A"}, {"track_uri": "spotify:track:x", "track_name": "T"},
+            {"artist_name": "Nameless", "track_name": "Known by name"}]},
+    ]
+    (tmp_path / "s.json").write_text(json.dumps({"info": {}, "playlists": playlists}))
+    rows, report = read_mpd(tmp_path / "s.json")
+    assert (report.rows_read, report.rows_kept) == (6, 2)
+    assert report.dropped == {"not an object": 1, "no pid": 1, "pid seen before": 1, "no track list": 1}
+    tracks = rows.report
+    assert tracks.rows_read == 4 + 3 + 3 + 4 and tracks.balanced(), tracks
+    assert (tracks.rows_kept, tracks.duplicates_merged) == (4, 1)
+    assert tracks.dropped == {"not an object": 1, "no track (no track_uri, no artist and title)": 1,
+                              "no artist": 1, "in a dropped playlist": 6}
+    cat = rows.catalogue
+    assert cat.user_ids.to_pylist() == ["7", "9"] and cat.user_names.to_pylist() == ["fine", "odd rows"]
+    # A track without a URI is its artist and title; its URI cell is empty.
+    assert cat.item_uris.to_pylist()[-1] == "" and cat.item_names.to_pylist()[-1] == "Known by name"
+
+
+def test_artists_are_their_uris_where_the_schema_has_them(tmp_path):
+    # Two artists of one name but two URIs stay two artists; without URIs, one name is one artist.
+    rows = [{"artist_name": "Same", "artist_uri": f"spotify:artist:{a}", "track_uri": f"spotify:track:{a}",
+             "track_name": "T"} for a in "ab"]
+    (tmp_path / "full.json").write_text(json.dumps({"playlists": [{"pid": 1, "name": "x", "tracks": rows}]}))
+    assert read_mpd(tmp_path / "full.json")[0].catalogue.num_artists == 2
+    for r in rows:
+        del r["artist_uri"]
+    (tmp_path / "reduced.json").write_text(json.dumps({"playlists": [{"pid": 1, "name": "x", "tracks": rows}]}))
+    assert read_mpd(tmp_path / "reduced.json")[0].catalogue.num_artists == 1
+
+
+def test_a_slice_a_folder_and_a_glob_read_the_same_rows(tmp_path):
+    planted_slices(tmp_path / "slices")
+    folder, _ = read_mpd(tmp_path / "slices")
+    globbed, _ = read_mpd(str(tmp_path / "slices" / "mpd.slice.*.json"))
+    assert folder.user.tolist() == globbed.user.tolist() and folder.item.tolist() == globbed.item.tolist()
+    one, _ = read_mpd(tmp_path / "slices" / "mpd.slice.0-999.json")
+    assert one.catalogue.num_users == 30 and folder.catalogue.num_users == 60
+
+
+def test_a_playlist_gets_its_own_community_and_outputs_join_back_by_pid_and_uri(tmp_path, capsys):
+    planted = planted_slices(tmp_path / "slices", full=False)
+    ckpt = tmp_path / "m.pth"
+    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--output", str(ckpt), "--plot", "",
+                           "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "60 playlists read (MPD JSON), 60 kept" in out and "720 rows read (MPD JSON, 2 slices, track rows)" in out
+    assert "playlist" not in out.split("graph:")[1].splitlines()[0]  # a playlist is its own user node
+    model, data = load_model(ckpt)
+    for user in (0, 45):  # community 0, then 1
+        recs = get_recommendations(model, data, user, top_k=5)
+        community = int(data.user_ids[user].as_py()) // 1000
+        assert all(uri.startswith(f"spotify:track:c{community}") for uri in recs["track_uri"]), recs
+    assert recommend.main(["--checkpoint", str(ckpt), "--all-users", "--top-k", "3",
+                           "--output", str(tmp_path / "r.tsv")]) == 0
+    source = {(str(p["pid"]), t["track_uri"]): (p["name"], t["track_name"]) for p in planted for t in p["tracks"]}
+    names = {str(p["pid"]): p["name"] for p in planted}
+    titles = {t["track_uri"]: t["track_name"] for p in planted for t in p["tracks"]}
+    with open(tmp_path / "r.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert len(rows) == 60 * 3
+    for row in rows:  # each row joins the source files by pid and track_uri, and names match
+        assert names[row["user_id"]] == row["user_name"] and titles[row["track_uri"]] == row["track"]
+        assert (row["user_id"], row["track_uri"]) not in source  # known tracks are left out
+
+
+def test_a_track_is_found_by_its_uri(tmp_path, capsys):
+    planted_slices(tmp_path / "slices")
+    ckpt = tmp_path / "m.pth"
+    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--output", str(ckpt), "--plot", "",
+                           "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert recommend.main(["--checkpoint", str(ckpt), "--tracks", "spotify:track:c1t03", "--top-k", "3"]) == 0
+    assert "top 3 tracks for a new listener of 1 track" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, words", [
+    ("[1, 2]", "without a 'playlists' list"),
+    ("{\"playlists\": [", "not readable JSON"),
+    ("{\"playlists\": [{\"name\": \"no pid\", \"tracks\": []}]}", "no usable track row"),
+])
+def test_files_that_are_not_slices_are_one_line(tmp_path, capsys, content, words):
+    (tmp_path / "s.json").write_text(content)
+    code = train_gnn.main(["--data", str(tmp_path / "s.json"), "--output", "", "--plot", ""])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and words in err, err
+
+
+def test_the_shared_real_slices_are_counted_whole():
+    folder = shared_file("mpd-slices-a")
+    rows, playlists = read_mpd(folder)
+    # ../shared/data/README.md: 2,697 playlists, 260,310 playlist-track rows, 105,622 distinct track URIs.
+    assert (playlists.rows_read, playlists.rows_kept) == (2697, 2697)
+    assert rows.report.rows_read == 260_310 and rows.report.balanced()
+    assert len(set(rows.catalogue.item_uris.to_pylist())) == 105_622 == rows.catalogue.num_items
