@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from conftest import ROOT, shared_file
 
 import recommend
 import train_gnn
 from melody_map.api import get_recommendations, load_model
 from melody_map.mpd import read_mpd
+from synthetic.generate import generate, get_preset
+from synthetic.mpd import uri, write_mpd
 
 
 def track(c: int, t: int, full: bool) -> dict:
@@ -146,3 +150,38 @@ def test_the_shared_real_slices_are_counted_whole():
     assert (playlists.rows_read, playlists.rows_kept) == (2697, 2697)
     assert rows.report.rows_read == 260_310 and rows.report.balanced()
     assert len(set(rows.catalogue.item_uris.to_pylist())) == 105_622 == rows.catalogue.num_items
+
+
+def test_the_synthetic_slices_read_back_whole_with_their_planted_genres(tmp_path):
+    done = write_mpd(tmp_path / "a", "sample", 0.05, seed=3, per_slice=50)
+    again = write_mpd(tmp_path / "b", "sample", 0.05, seed=3, per_slice=50)
+    assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in done.items() if k != "seconds"}
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)  # same seed
+    rows, playlists = read_mpd(tmp_path / "a")
+    data = generate(get_preset("sample", 0.05), 3)
+    assert playlists.rows_kept == done["playlists"] == len(data.playlist_names) and done["slices"] == len(files)
+    assert rows.report.rows_read == rows.report.rows_kept == done["rows"] == len(data.row_track)
+    # The full schema: artists by URI, one per generated artist that has a track in the rows.
+    assert rows.catalogue.num_artists == len(np.unique(data.track_artist[np.unique(data.row_track)]))
+    # Planted structure: a themed playlist (not 'Starred') draws its tracks from one or two genres,
+    # with a few off-taste draws, so its two main genres hold most of it.
+    index = {uri("track", 3, t): t for t in range(len(data.track_names))}
+    track_of = np.array([index[u] for u in rows.catalogue.item_uris.to_pylist()])
+    names = rows.catalogue.user_names.to_pylist()
+    shares = []
+    for p in (p for p in range(rows.catalogue.num_users) if names[p] != "Starred"):
+        counts = np.sort(np.bincount(data.track_genre[track_of[rows.item[rows.user == p]]]))[::-1]
+        shares.append(counts[:2].sum() / counts.sum())
+    assert len(shares) > 100 and np.mean(shares) > 0.9 and np.median(shares) > 0.95, np.mean(shares)
+
+
+def test_the_reader_benchmark_reports_what_it_read(tmp_path):
+    out = tmp_path / "r.json"
+    run = subprocess.run([sys.executable, "bench/mpd_read.py", "--rows", "2e4", "--slices", "2", "--runs", "1",
+                          "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    (only,) = doc["runs"]
+    assert only["track_rows"] == doc["written"]["rows"] and only["playlists"] == doc["written"]["playlists"]
+    assert doc["written"]["slices"] == 2 and doc["median_seconds"] == only["seconds"] > 0
