@@ -1,18 +1,20 @@
-"""One homogeneous graph of users, items, artists and playlists.
+"""One homogeneous graph of users, items, artists, playlists and albums.
 
-Node ids share one space, in blocks (U users, I items, A artists, P playlists):
+Node ids share one space, in blocks (U users, I items, A artists, P playlists, B albums):
 
-    [0, U)                 users
-    [U, U + I)             items (a playlists CSV's tracks)
-    [U + I, U + I + A)     artists
-    [U + I + A, N)         playlists
+    [0, U)                         users (MPD: playlists, each its own listener)
+    [U, U + I)                     items (tracks)
+    [U + I, U + I + A)             artists
+    [U + I + A, U + I + A + P)     playlists (a playlists CSV's)
+    [U + I + A + P, N)             albums (MPD's full schema)
 
 Undirected edges, stored in both directions:
     user - item        weight = the rows behind the training pair (the user's playlists holding the track)
-    item - artist      weight 1 (playlists CSV only)
+    item - artist      weight 1 (playlists CSV and MPD)
     item - playlist    weight 1, rows of held-out pairs removed (playlists CSV only)
+    item - album       weight 1 (MPD's full schema)
 
-A plain interaction table has no artists or playlists: its graph is users and items.
+A plain interaction table has no artists, playlists or albums: its graph is users and items.
 The adjacency is normalised once, as GCN does (self-loops added,
 D^-1/2 (A + I) D^-1/2), and kept as a sparse CSR tensor: GCNConv over a plain
 edge_index materialises one message per edge, which does not fit at full scale.
@@ -41,6 +43,7 @@ class Graph:
     num_artists: int
     num_playlists: int
     adj: torch.Tensor  # (N, N) sparse CSR, symmetric, GCN-normalised with self-loops
+    num_albums: int = 0  # MPD's full schema: albums, after the playlists
     edge_counts: dict[str, int] = field(default_factory=dict)  # undirected edges by type
     noun: str = "track"  # what the items are called: "track" or "item"
 
@@ -57,8 +60,12 @@ class Graph:
         return self.num_users + self.num_items + self.num_artists
 
     @property
-    def num_nodes(self) -> int:
+    def album_offset(self) -> int:
         return self.playlist_offset + self.num_playlists
+
+    @property
+    def num_nodes(self) -> int:
+        return self.album_offset + self.num_albums
 
     def row_block(self, rows: np.ndarray, drop: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The adjacency's rows at ``rows``, with only the columns they touch.
@@ -101,7 +108,7 @@ class Graph:
 
     def summary(self) -> str:
         nodes = [(self.num_users, "users"), (self.num_items, f"{self.noun}s"), (self.num_artists, "artists"),
-                 (self.num_playlists, "playlists")]
+                 (self.num_playlists, "playlists"), (self.num_albums, "albums")]
         parts = ", ".join(f"{n:,} {what}" for n, what in nodes[:2] + [x for x in nodes[2:] if x[0]])
         edges = ", ".join(f"{k} {v:,}" for k, v in self.edge_counts.items())
         return f"graph: {self.num_nodes:,} nodes ({parts}); undirected edges: {edges}"
@@ -117,7 +124,7 @@ def build_graph(rows: Interactions, pairs: Pairs) -> Graph:
     """
     cat = rows.catalogue
     g = Graph(cat.num_users, cat.num_items, cat.num_artists, cat.num_playlists, adj=torch.empty(0),
-              noun=cat.noun)
+              num_albums=cat.num_albums, noun=cat.noun)
     train = pairs.part == TRAIN
     # Each block: (source ids, target ids, weights) of one undirected edge type. A user-item
     # edge weighs the rows behind its pair: the playlists that hold the track, 1 for a table's pair.
@@ -126,6 +133,10 @@ def build_graph(rows: Interactions, pairs: Pairs) -> Graph:
     if cat.item_artist is not None:
         blocks[f"{g.noun}-artist"] = (g.item_offset + np.arange(g.num_items, dtype=np.int64),
                                       g.artist_offset + cat.item_artist.astype(np.int64), None)
+    if cat.item_album is not None:  # tracks whose album is known
+        known = np.flatnonzero(cat.item_album >= 0)
+        blocks[f"{g.noun}-album"] = (g.item_offset + known, g.album_offset + cat.item_album[known].astype(np.int64),
+                                     None)
     if rows.playlist is not None:
         train_rows = train[pairs.row_pair]
         blocks[f"{g.noun}-playlist"] = (g.item_offset + rows.item[train_rows].astype(np.int64),

@@ -9,7 +9,8 @@ slices, or a quoted glob; slices are read one at a time, in name order.
 MPD has no users: a playlist is its own listener. Each playlist is one user node (its
 ``pid`` the user id, its name kept beside it), so the graph holds playlist-track edges and
 track-artist edges and no separate playlist nodes. A track is its ``track_uri`` (else its
-artist and title), an artist its ``artist_uri`` (else its name).
+artist and title), an artist its ``artist_uri`` (else its name), an album its ``album_uri``
+(where the file has one: albums are nodes beside artists).
 
 Every playlist and every track row has one fate, counted in two reports: a playlist is kept,
 or dropped (not an object, no whole-number ``pid``, a ``pid`` seen before, no track list); a
@@ -74,6 +75,8 @@ class _Columns:
     uri: list[str] = field(default_factory=list)
     artist: list[str] = field(default_factory=list)  # the artist's key: artist_uri, else its name
     artist_name: list[str] = field(default_factory=list)
+    album: list[str] = field(default_factory=list)  # the album's album_uri, "" where the file has none
+    album_name: list[str] = field(default_factory=list)
 
 
 def read_mpd(path: str | os.PathLike) -> tuple[Interactions, LoadReport]:
@@ -158,6 +161,8 @@ def _read_playlist(playlist, cols: _Columns, seen: set, tracks: LoadReport, play
             cols.uri.append(str(row.get("track_uri") or "").strip())
             cols.artist.append(str(row.get("artist_uri") or "").strip() or artist_name)
             cols.artist_name.append(artist_name or str(row.get("artist_uri")).strip())
+            cols.album.append(str(row.get("album_uri") or "").strip())
+            cols.album_name.append(str(row.get("album_name") or "").strip())
 
 
 def _playlist_problem(playlist, seen: set) -> str | None:
@@ -198,6 +203,13 @@ def _code(cols: _Columns, report: LoadReport) -> Interactions:
                           item_names=take(cols.title, first_of_item), item_uris=take(cols.uri, first_of_item),
                           artist_names=take(cols.artist_name, first_of_artist), item_artist=item_artist,
                           noun="track")
+    albums = np.asarray(cols.album, dtype=object)[first_of_item]  # each track's album as first seen
+    if (albums != "").any():  # the full schema: albums are nodes
+        known = albums != ""
+        album, first_of_album = _first_codes(list(albums[known]))
+        catalogue.item_album = np.full(len(albums), -1, np.int32)
+        catalogue.item_album[known] = album
+        catalogue.album_names = take(np.asarray(cols.album_name, dtype=object)[first_of_item][known], first_of_album)
     user = np.asarray(cols.user, np.int64)
     return Interactions(user=user, item=item, weight=np.ones(len(user), np.float32), playlist=None,
                         catalogue=catalogue, report=report)

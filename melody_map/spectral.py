@@ -26,7 +26,7 @@ def spectral_embedding(graph: Graph, user: np.ndarray, item: np.ndarray, weight:
 
     Users get ``U sqrt(S)`` and items ``D_i^1/2 V sqrt(S)``, so a user's dot product with an
     item is GF-CF's ideal low-pass score (the normalisation's ``D_i^-1/2`` undone on the
-    output side, which keeps popular items' weight). Artists and playlists get the
+    output side, which keeps popular items' weight). Artists, playlists and albums get the
     degree-weighted mean of their items' vectors over the graph's edges. The whole is
     scaled to root-mean-square ``rms``.
 
@@ -57,7 +57,7 @@ def spectral_embedding(graph: Graph, user: np.ndarray, item: np.ndarray, weight:
     item_weight = torch.from_numpy(np.sqrt(di)).float()[:, None]
     x[graph.item_offset: graph.item_offset + i_n, : len(s)] = v * root * item_weight
 
-    rest = slice(graph.artist_offset, graph.num_nodes)  # artists and playlists
+    rest = slice(graph.artist_offset, graph.num_nodes)  # artists, playlists and albums
     x[rest] = item_means(graph, x)[rest]
     return x * (rms / x.pow(2).mean().sqrt().clamp_min(1e-12))
 

@@ -59,6 +59,8 @@ class Catalogue:
     noun: str = "track"  # "track" (playlists) or "item" (tables), for messages
     user_names: pa.Array | None = None  # (U,) MPD only: each playlist's name (a playlist is its own user)
     item_uris: pa.Array | None = None  # (I,) MPD only: each track's track_uri ("" where the file has none)
+    album_names: pa.Array | None = None  # (B,) MPD's full schema only
+    item_album: np.ndarray | None = None  # (I,) int32 album code of each track, -1 where unknown; with album_names
 
     @property
     def num_users(self) -> int:
@@ -75,6 +77,10 @@ class Catalogue:
     @property
     def num_playlists(self) -> int:
         return 0 if self.playlist_names is None else len(self.playlist_names)
+
+    @property
+    def num_albums(self) -> int:
+        return 0 if self.album_names is None else len(self.album_names)
 
 
 class Sized:

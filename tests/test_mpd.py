@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, shared_file
+from conftest import ROOT, load, shared_file
 
 import recommend
 import train_gnn
@@ -185,3 +185,19 @@ def test_the_reader_benchmark_reports_what_it_read(tmp_path):
     (only,) = doc["runs"]
     assert only["track_rows"] == doc["written"]["rows"] and only["playlists"] == doc["written"]["playlists"]
     assert doc["written"]["slices"] == 2 and doc["median_seconds"] == only["seconds"] > 0
+
+
+def test_albums_are_nodes_where_the_schema_has_them(tmp_path):
+    planted = planted_slices(tmp_path / "full", full=True)
+    data = load(tmp_path / "full")
+    cat = data.catalogue
+    albums = {t["album_uri"]: t["album_name"] for p in planted for t in p["tracks"]}
+    assert cat.num_albums == len(albums) == 6 and data.graph.num_albums == 6  # 2 communities x 3 albums
+    uris = cat.item_uris.to_pylist()
+    track_album = {t["track_uri"]: t["album_name"] for p in planted for t in p["tracks"]}
+    assert [cat.album_names[int(a)].as_py() for a in cat.item_album] == [track_album[u] for u in uris]
+    assert data.graph.edge_counts["track-album"] == cat.num_items
+    assert "6 albums" in data.graph.summary()
+    planted_slices(tmp_path / "reduced", full=False)
+    reduced = load(tmp_path / "reduced")
+    assert reduced.catalogue.num_albums == 0 and "track-album" not in reduced.graph.edge_counts
