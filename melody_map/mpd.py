@@ -23,10 +23,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-from dataclasses import dataclass, field
+from array import array
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from .readers import DataError
@@ -63,20 +62,49 @@ def is_mpd(path: str | os.PathLike) -> bool:
     return mpd_files(path) is not None
 
 
-@dataclass
-class _Columns:
-    """The rows read so far, one entry per kept track row, and the names of first sight."""
+class _Coder:
+    """Codes the rows as they are read: a kept row is two integers (its playlist's code and its
+    track's), and a track's, an artist's and an album's names are kept once, at first sight.
+    Codes follow the order of first appearance."""
 
-    pid: list[str] = field(default_factory=list)  # per playlist kept
-    name: list[str] = field(default_factory=list)
-    user: list[int] = field(default_factory=list)  # per track row kept: its playlist's position
-    track: list[str] = field(default_factory=list)  # the track's key: track_uri, else artist + title
-    title: list[str] = field(default_factory=list)
-    uri: list[str] = field(default_factory=list)
-    artist: list[str] = field(default_factory=list)  # the artist's key: artist_uri, else its name
-    artist_name: list[str] = field(default_factory=list)
-    album: list[str] = field(default_factory=list)  # the album's album_uri, "" where the file has none
-    album_name: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.pid: list[str] = []  # per playlist kept
+        self.name: list[str] = []
+        self.user, self.item = array("q"), array("q")  # per track row kept
+        self.tracks: dict[str, int] = {}  # track key (track_uri, else artist + title) -> code
+        self.title: list[str] = []
+        self.uri: list[str] = []
+        self.item_artist, self.item_album = array("i"), array("i")  # per track; -1: no album
+        self.artists: dict[str, int] = {}  # artist_uri, else its name -> code
+        self.artist_name: list[str] = []
+        self.albums: dict[str, int] = {}  # album_uri -> code
+        self.album_name: list[str] = []
+
+    def add(self, playlist: int, key: str, row: dict) -> None:
+        """One kept row: ``playlist``'s position and the track ``key`` names (coded at first sight)."""
+        code = self.tracks.get(key)
+        if code is None:
+            code = self.tracks[key] = len(self.tracks)
+            artist_name = str(row.get("artist_name") or "").strip()
+            artist_uri = str(row.get("artist_uri") or "").strip()
+            self.title.append(str(row.get("track_name") or "").strip())
+            self.uri.append(str(row.get("track_uri") or "").strip())
+            self.item_artist.append(_first_sight(self.artists, artist_uri or artist_name, self.artist_name,
+                                                 artist_name or artist_uri))
+            album = str(row.get("album_uri") or "").strip()
+            self.item_album.append(_first_sight(self.albums, album, self.album_name,
+                                                str(row.get("album_name") or "").strip()) if album else -1)
+        self.user.append(playlist)
+        self.item.append(code)
+
+
+def _first_sight(index: dict[str, int], key: str, names: list[str], name: str) -> int:
+    """``key``'s code, a new one (its ``name`` kept) at first sight."""
+    code = index.get(key)
+    if code is None:
+        code = index[key] = len(index)
+        names.append(name)
+    return code
 
 
 def read_mpd(path: str | os.PathLike) -> tuple[Interactions, LoadReport]:
@@ -101,11 +129,11 @@ def read_mpd(path: str | os.PathLike) -> tuple[Interactions, LoadReport]:
                             (NOT_AN_OBJECT, NO_TRACK, NO_ARTIST, IN_DROPPED_PLAYLIST), 0))
     playlists = LoadReport(path=os.fspath(path), layout="MPD JSON", unit="playlists", dropped=dict.fromkeys(
         (NOT_AN_OBJECT, NO_PID, DUPLICATE_PID, NO_TRACK_LIST), 0))
-    cols, seen = _Columns(), set()
+    cols, seen = _Coder(), set()
     for file in files:
         for playlist in _slice(file):
             _read_playlist(playlist, cols, seen, tracks, playlists)
-    if not cols.user:
+    if not len(cols.user):
         raise DataError(f"{path}: no usable track row; expected {EXPECTED} ({tracks.summary()})")
     return _code(cols, tracks), playlists
 
@@ -125,7 +153,7 @@ def _slice(file: str) -> list:
     return doc["playlists"]
 
 
-def _read_playlist(playlist, cols: _Columns, seen: set, tracks: LoadReport, playlists: LoadReport) -> None:
+def _read_playlist(playlist, cols: _Coder, seen: set, tracks: LoadReport, playlists: LoadReport) -> None:
     """Give one playlist and each of its track rows a fate; append the kept rows to ``cols``."""
     playlists.rows_read += 1
     rows = playlist.get("tracks") if isinstance(playlist, dict) else None
@@ -154,15 +182,7 @@ def _read_playlist(playlist, cols: _Columns, seen: set, tracks: LoadReport, play
         else:
             mine.add(key)
             tracks.rows_kept += 1
-            artist_name = str(row.get("artist_name") or "").strip()
-            cols.user.append(position)
-            cols.track.append(key)
-            cols.title.append(str(row.get("track_name") or "").strip())
-            cols.uri.append(str(row.get("track_uri") or "").strip())
-            cols.artist.append(str(row.get("artist_uri") or "").strip() or artist_name)
-            cols.artist_name.append(artist_name or str(row.get("artist_uri")).strip())
-            cols.album.append(str(row.get("album_uri") or "").strip())
-            cols.album_name.append(str(row.get("album_name") or "").strip())
+            cols.add(position, key, row)
 
 
 def _playlist_problem(playlist, seen: set) -> str | None:
@@ -193,29 +213,16 @@ def _track_problem(row) -> tuple[str | None, str]:
     return None, uri or f"{artist}\x1f{title}"
 
 
-def _code(cols: _Columns, report: LoadReport) -> Interactions:
-    """Codes in order of first appearance; each track's and artist's names as first seen."""
-    item, first_of_item = _first_codes(cols.track)
-    artist, first_of_artist = _first_codes(cols.artist)
-    item_artist = artist[first_of_item].astype(np.int32)
-    take = lambda values, at: pa.array(np.asarray(values, dtype=object)[at], pa.string())  # noqa: E731
-    catalogue = Catalogue(user_ids=pa.array(cols.pid, pa.string()), user_names=pa.array(cols.name, pa.string()),
-                          item_names=take(cols.title, first_of_item), item_uris=take(cols.uri, first_of_item),
-                          artist_names=take(cols.artist_name, first_of_artist), item_artist=item_artist,
-                          noun="track")
-    albums = np.asarray(cols.album, dtype=object)[first_of_item]  # each track's album as first seen
-    if (albums != "").any():  # the full schema: albums are nodes
-        known = albums != ""
-        album, first_of_album = _first_codes(list(albums[known]))
-        catalogue.item_album = np.full(len(albums), -1, np.int32)
-        catalogue.item_album[known] = album
-        catalogue.album_names = take(np.asarray(cols.album_name, dtype=object)[first_of_item][known], first_of_album)
-    user = np.asarray(cols.user, np.int64)
-    return Interactions(user=user, item=item, weight=np.ones(len(user), np.float32), playlist=None,
-                        catalogue=catalogue, report=report)
-
-
-def _first_codes(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(codes 0..n-1 in order of first appearance, the row where each code is first seen)."""
-    codes = pd.factorize(np.asarray(keys, dtype=object))[0]
-    return codes.astype(np.int64), np.unique(codes, return_index=True)[1]
+def _code(cols: _Coder, report: LoadReport) -> Interactions:
+    """The coded rows and the catalogue of names behind the codes."""
+    string = lambda values: pa.array(values, pa.string())  # noqa: E731
+    # The arrays' own buffers become the numpy arrays (no copy): nothing appends to them after this.
+    catalogue = Catalogue(user_ids=string(cols.pid), user_names=string(cols.name), item_names=string(cols.title),
+                          item_uris=string(cols.uri), artist_names=string(cols.artist_name),
+                          item_artist=np.frombuffer(cols.item_artist, np.int32), noun="track")
+    if cols.albums:  # the full schema: albums are nodes
+        catalogue.album_names = string(cols.album_name)
+        catalogue.item_album = np.frombuffer(cols.item_album, np.int32)
+    user = np.frombuffer(cols.user, np.int64)
+    return Interactions(user=user, item=np.frombuffer(cols.item, np.int64), weight=np.ones(len(user), np.float32),
+                        playlist=None, catalogue=catalogue, report=report)
