@@ -10,7 +10,7 @@ from typing import Any, Sequence
 MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
 COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNNetwork
 INITS = ("spectral", "spectral+degree", "spectral+tags", "normal")  # the GCN's starting node vectors, see train.build_network
-SEPS = ("auto", "tab", "comma", "semicolon", "pipe")  # a plain table's --sep, see tables.SEPARATORS
+SEPS = ("auto", "tab", "comma", "semicolon", "pipe")  # a plain table's --sep, see readers.SEPARATORS
 CONVS = ("gcn", "gat")  # the GCN's two layers: PyG GCNConv or GATConv
 GROUPS = {"data": "data and split", "model": "model", "training": "training", "output": "output"}
 

@@ -19,10 +19,9 @@ from .config import TrainConfig
 from .graph import Graph, build_graph
 from .mpd import is_mpd, read_mpd
 from .playlists import read_playlists
-from .readers import DataError
+from .readers import SEPARATORS, DataError
 from .split import Pairs, split_pairs
 from .tables import (
-    SEPARATORS,
     is_table,
     read_item_names,
     read_item_tags,

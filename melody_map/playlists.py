@@ -61,7 +61,8 @@ def read_playlists(path: str | os.PathLike) -> Interactions:
     header = readers.first_lines(raw, path, expected)[0]
     original = header.text == ORIGINAL_HEADER
     delimiter, names = (",", list(COLUMNS)) if original else header_columns(header.text, path)
-    layout = ORIGINAL_LAYOUT if original else CSV_LAYOUT if delimiter == "," else f"{_DELIMITERS[delimiter]} layout"
+    layout = (ORIGINAL_LAYOUT if original else CSV_LAYOUT if delimiter == ","
+              else f"{readers.delimiter_name(delimiter)} layout")
     report = LoadReport(path=path, layout=layout, dropped=dict.fromkeys((readers.WRONG_SHAPE, readers.EMPTY_FIELD,
                                                                          readers.BLANK_LINE), 0))
     body = raw[header.end:]
@@ -85,8 +86,6 @@ def read_playlists(path: str | os.PathLike) -> Interactions:
     return _code(cols, keep, readers.rows_where(cols, "bad_utf8")[keep], report)
 
 
-_DELIMITERS = {",": "comma-separated", ";": "semicolon-separated", "\t": "tab-separated", "|": "pipe-separated"}
-_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}  # train_gnn.py --sep's names
 
 
 def header_columns(header: str, path: str) -> tuple[str, list[str]]:
@@ -100,7 +99,7 @@ def header_columns(header: str, path: str) -> tuple[str, list[str]]:
         readers.DataError: the header does not name the four columns; the message says which
             are missing or unknown.
     """
-    splits = {d: [c.strip(' "').lower() for c in header.split(d)] for d in _DELIMITERS}
+    splits = {d: [c.strip(' "').lower() for c in header.split(d)] for d in readers.SEPARATORS.values()}
     for delimiter, cells in splits.items():
         if sorted(cells) == sorted(COLUMNS):
             return delimiter, cells
@@ -111,9 +110,9 @@ def header_columns(header: str, path: str) -> tuple[str, list[str]]:
     unknown = [c for c in cells if c not in COLUMNS]
     problems = [f"missing {', '.join(missing)}"] if missing else []
     problems += [f"unknown {', '.join(repr(c) for c in unknown[:4])}"] if unknown else []
-    seen = f"{_DELIMITERS[delimiter]} columns {cells}" if len(cells) > 1 else f"one column {cells[0]!r}"
+    seen = f"{readers.delimiter_name(delimiter)} columns {cells}" if len(cells) > 1 else f"one column {cells[0]!r}"
     table = [d for d, split in splits.items() if len(split) in (2, 3) and not set(split) & set(COLUMNS)]
-    hint = (f"; or, for a plain table of user, item[, weight], pass --sep {_SEP_NAMES[table[0]]}"
+    hint = (f"; or, for a plain table of user, item[, weight], pass --sep {readers.separator_name(table[0])}"
             if table and table[0] != "," else "")
     raise readers.DataError(f"{path}: header has {seen} ({'; '.join(problems)}); expected the columns "
                             f"{', '.join(COLUMNS)}, in any order, separated by commas, semicolons, tabs or "

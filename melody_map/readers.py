@@ -32,10 +32,10 @@ import pyarrow.csv as pcsv
 from .types import LoadReport
 
 __all__ = [
-    "BAD_UTF8", "BAD_WEIGHT", "BLANK_LINE", "EMPTY_FIELD", "HEAD_BYTES", "IN_TRAIN", "UNKNOWN_ITEM",
+    "BAD_UTF8", "BAD_WEIGHT", "BLANK_LINE", "EMPTY_FIELD", "HEAD_BYTES", "SEPARATORS", "IN_TRAIN", "UNKNOWN_ITEM",
     "UNKNOWN_USER", "WRONG_SHAPE", "Column", "DataError", "Line",
-    "blank_rows", "clean_columns", "count_fates", "dense_codes", "first_lines", "parse_columns",
-    "read_bytes", "rows_where",
+    "blank_rows", "clean_columns", "count_fates", "delimiter_name", "dense_codes", "first_lines", "parse_columns",
+    "read_bytes", "rows_where", "separator_name",
 ]
 
 # Drop reasons, as printed in the report.
@@ -49,6 +49,17 @@ UNKNOWN_ITEM = "unknown item"
 IN_TRAIN = "in train"
 
 HEAD_BYTES = 1 << 16  # the header, or the lines a layout is sniffed from, must lie within this
+SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}  # the delimiters read, by --sep's names
+
+
+def separator_name(delimiter: str) -> str:
+    """--sep's name of a delimiter ("comma"), or the delimiter itself quoted."""
+    return next((name for name, d in SEPARATORS.items() if d == delimiter), repr(delimiter))
+
+
+def delimiter_name(delimiter: str) -> str:
+    """How messages name a file's delimiter: "comma-separated"."""
+    return f"{separator_name(delimiter)}-separated"
 
 
 class DataError(ValueError):

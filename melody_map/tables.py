@@ -41,6 +41,7 @@ from .readers import (
     EMPTY_FIELD,
     HEAD_BYTES,
     IN_TRAIN,
+    SEPARATORS,
     UNKNOWN_ITEM,
     UNKNOWN_USER,
     WRONG_SHAPE,
@@ -50,6 +51,7 @@ from .readers import (
     blank_rows,
     clean_columns,
     count_fates,
+    delimiter_name,
     dense_codes,
     first_lines,
     parse_columns,
@@ -58,7 +60,7 @@ from .readers import (
 )
 from .types import Catalogue, Interactions, LoadReport
 
-__all__ = ["SEPARATORS", "is_table", "read_item_names", "read_item_tags", "read_table", "read_train_test",
+__all__ = ["is_table", "read_item_names", "read_item_tags", "read_table", "read_train_test",
            "sniff_table"]
 
 # Reasons that say the file itself is malformed (as opposed to ids it does not share with
@@ -66,7 +68,6 @@ __all__ = ["SEPARATORS", "is_table", "read_item_names", "read_item_tags", "read_
 FORMAT_REASONS = (WRONG_SHAPE, BAD_UTF8, EMPTY_FIELD, BAD_WEIGHT)
 COLUMNS = ("user", "item", "weight")
 EXPECTED = "rows of user, item[, weight] separated by a tab or a comma"
-SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}  # --sep's names
 
 # A number as a weight column would hold it; "nan"/"inf" count too, so that such a first
 # row is read as data (and dropped as a bad weight) rather than mistaken for a header.
@@ -90,7 +91,7 @@ class _Sniffed:
 
     @property
     def layout(self) -> str:
-        return (f"{_delimiter_name(self.delimiter)}, {'header' if self.has_header else 'no header'}, "
+        return (f"{delimiter_name(self.delimiter)}, {'header' if self.has_header else 'no header'}, "
                 f"{self.num_columns} columns")
 
 
@@ -156,7 +157,7 @@ def _sniff(raw: np.ndarray, path: str, sep: str | None = None) -> _Sniffed:
     delimiter = sep or ("\t" if "\t" in first.text else ",")
     fields = _split_line(first.text, delimiter)
     if len(fields) not in (2, 3):
-        found = f"{len(fields)} {_delimiter_name(delimiter)} column" + ("s" if len(fields) != 1 else "")
+        found = f"{len(fields)} {delimiter_name(delimiter)} column" + ("s" if len(fields) != 1 else "")
         others = [name for name, d in SEPARATORS.items()
                   if d != delimiter and len(_split_line(first.text, d)) in (2, 3)]
         hint = f" (it splits into 2 or 3 columns on a {others[0]}: pass --sep {others[0]})" if others else ""
@@ -200,10 +201,6 @@ def _is_header(fields: list[str], second: str | None, delimiter: str) -> bool:
         if len(below) >= 2 and _is_number(below[0]) and _is_number(below[1]):
             return True
     return _looks_like_name(fields[0]) and _looks_like_name(fields[1])
-
-
-def _delimiter_name(delimiter: str) -> str:
-    return {d: f"{name}-separated" for name, d in SEPARATORS.items()}.get(delimiter, f"{delimiter!r}-separated")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -365,7 +362,7 @@ def _reject_if_garbled(report: LoadReport, sniffed: _Sniffed) -> None:
     if data_rows and sum(bad.values()) * 2 > data_rows:
         reason = max(bad, key=bad.get)
         advice = {
-            WRONG_SHAPE: f"every row needs {sniffed.num_columns} {_delimiter_name(sniffed.delimiter)} fields, "
+            WRONG_SHAPE: f"every row needs {sniffed.num_columns} {delimiter_name(sniffed.delimiter)} fields, "
                          f"as the first line has",
             BAD_UTF8: "re-save the file as UTF-8",
             EMPTY_FIELD: "every row needs a user and an item (and a weight when there are 3 columns)",
@@ -526,7 +523,7 @@ def read_item_tags(pattern: str, item_ids: Sequence[str] | pa.Array) -> tuple[sp
         header = item_col is not None and tag_col is not None
         item_col, tag_col = (item_col, tag_col) if header else (0, 1)
         names = [f"c{k}" for k in range(len(fields))]
-        report = LoadReport(path=path, layout=f"{_delimiter_name(delimiter)}, item tags, "
+        report = LoadReport(path=path, layout=f"{delimiter_name(delimiter)}, item tags, "
                                               f"{'header' if header else 'no header'}, {len(fields)} columns")
         table = parse_columns(raw[first.end if header else first.start:], names, report, TAG_EXPECTED,
                               delimiter=delimiter, quoted=delimiter == ",",
