@@ -6,6 +6,8 @@ Examples:
   python recommend.py --user 0 --playlist "Sunday morning"    # the next tracks for one of their playlists
   python recommend.py --tracks "Artist - Title" "Artist - Other title"   # a new listener, no retraining
   python recommend.py --tracks-file my_tracks.txt             # the same, one "Artist - Title" per line
+  python recommend.py --playlist-name "summer vibes"          # a new playlist from its name (MPD, playlists CSV)
+  python recommend.py --playlist-name "road trip" --tracks "Artist - Title"   # its name and a few tracks
   python recommend.py --similar-to "Artist - Title"           # the nearest tracks
   python recommend.py --similar-artist "Artist"               # the nearest artists
   python recommend.py --user 0 --explain                      # each track with the user's tracks behind it
@@ -19,6 +21,7 @@ In a notebook:
   get_recommendations(model, data, user_idx=0, top_k=5)   # a DataFrame: rank, artist, track, score
   get_recommendations(model, data, user_idx=[0, 1, 2])    # several users, one DataFrame
   recommend_for_tracks(model, data, ["Artist - Title"]); continue_playlist(model, data, "Name", user_idx=0)
+  recommend_for_new_playlist(model, data, "summer vibes", tracks=["Artist - Title"])
   similar_tracks(model, data, "Artist - Title"); similar_artists(model, data, "Artist")
 """
 
@@ -59,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help='a new listener given by a few tracks ("Artist - Title"; a plain table\'s item ids): '
                           "their top tracks without retraining, the given ones left out")
     who.add_argument("--tracks-file", metavar="PATH", help="the same as --tracks, one track per line")
+    parser.add_argument("--playlist-name", metavar="NAME",
+                        help="a new playlist given by its name, alone or with --tracks/--tracks-file: the name's "
+                             "words that name playlists in the training data place it (MPD slices or a "
+                             "playlists CSV trained with name words, the default)")
     who.add_argument("--similar-to", metavar="NAME", help='the tracks nearest to one track ("Artist - Title")')
     who.add_argument("--similar-artist", metavar="NAME", help="the artists nearest to one artist")
     who.add_argument("--plot-user", nargs=2, metavar=("ID", "PNG"),
@@ -132,6 +139,14 @@ def check_args(args: argparse.Namespace) -> None:
     if args.explain and (args.playlist is not None or args.include_known or args.tracks or args.tracks_file
                          or args.similar_to or args.similar_artist or args.all_users):
         raise ValueError("--explain goes with --user or --user-id alone")
+    if args.playlist_name is not None and (args.user is not None or args.user_id is not None or args.all_users
+                                           or args.similar_to or args.similar_artist or args.plot_user
+                                           or args.export_onnx or args.playlist is not None or args.explain
+                                           or args.include_known):
+        raise ValueError("--playlist-name goes alone or with --tracks/--tracks-file (a new playlist; "
+                         "--user with --playlist continues one of a user's playlists)")
+    if args.playlist_name is not None and not args.playlist_name.strip():
+        raise ValueError("--playlist-name is empty; give the playlist's name, e.g. --playlist-name \"summer vibes\"")
     if args.playlist is not None and args.user is None and args.user_id is None:
         raise ValueError("--playlist needs the playlist's owner: --user INDEX or --user-id ID")
     check_output_path(args.output or "", "--output")
@@ -182,6 +197,11 @@ def recommendations(args: argparse.Namespace, model, data, tracks: list[str] | N
     from melody_map.api import plural
 
     noun, k = data.catalogue.noun, args.top_k
+    if args.playlist_name is not None:
+        recs = api.recommend_for_new_playlist(model, data, args.playlist_name, tracks or (), k)
+        given = f" and {plural(len(tracks), noun)}" if tracks else ""
+        return recs, (f"top {plural(len(recs), noun)} for a new playlist named {args.playlist_name!r}{given} "
+                      f"(from its name's words; not retrained):")
     if tracks is not None:
         recs = api.recommend_for_tracks(model, data, tracks, k)
         return recs, (f"top {plural(len(recs), noun)} for a new listener of {plural(len(tracks), noun)} "

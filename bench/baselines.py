@@ -27,6 +27,7 @@ import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import Tensor
@@ -91,6 +92,57 @@ class Popularity(Recommender):
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> Popularity:
         model = cls(**params)
         model.counts = state["counts"]
+        return model
+
+
+class NamePopularity(Recommender):
+    """A playlist gets the tracks most often held by training playlists of the same normalised
+    name (``melody_map.names.normalise``), ties and unnamed playlists by popularity: the
+    RecSys Challenge 2018's usual baseline for a playlist given by its name alone."""
+
+    name, label = "name-popularity", "popularity among same-name playlists"
+
+    def __init__(self):
+        self.by_name: sp.csr_matrix | None = None  # (names, items) training playlists of each name holding each item
+        self.user_name: np.ndarray | None = None  # (users,) each user's name code; -1: unnamed
+        self.counts: Tensor | None = None  # (items,) training users per item
+
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False) -> NamePopularity:
+        from melody_map.names import normalise
+
+        names = data.catalogue.user_names
+        if names is None:
+            raise ValueError("popularity among same-name playlists needs MPD playlists (a name per playlist)")
+        codes, uniques = pd.factorize(np.asarray([normalise(n or "") for n in names.to_pylist()], dtype=object))
+        codes[np.asarray(uniques, dtype=object)[codes] == ""] = -1
+        user, item = data.pairs.select(TRAIN)
+        named = codes[user] >= 0
+        self.by_name = sp.csr_matrix((np.ones(int(named.sum()), np.float32), (codes[user][named], item[named])),
+                                     shape=(len(uniques), data.num_items))
+        self.user_name = codes.astype(np.int64)
+        self.counts = torch.from_numpy(np.bincount(item, minlength=data.num_items).astype(np.float32))
+        return self
+
+    def scores(self, users: np.ndarray) -> Tensor:
+        codes = self.user_name[np.asarray(users, np.int64)]
+        out = torch.zeros(len(codes), self.by_name.shape[1])
+        has = np.flatnonzero(codes >= 0)
+        out[torch.from_numpy(has)] = torch.from_numpy(self.by_name[codes[has]].toarray())
+        return out + self.counts / (float(self.counts.max()) + 1)  # popularity below one same-name playlist
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        return {"by_name": csr_state(self.by_name), "by_name_counts": torch.from_numpy(self.by_name.data),
+                "user_name": torch.from_numpy(self.user_name), "counts": self.counts}
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> NamePopularity:
+        model = cls(**params)
+        model.by_name = csr_from_state(state["by_name"])
+        model.by_name.data = state["by_name_counts"].numpy()
+        model.user_name, model.counts = state["user_name"].numpy(), state["counts"]
         return model
 
 

@@ -98,7 +98,7 @@ def fold_in(dataset: str, log: Callable[[str], None]) -> dict[str, Any]:
     is_new[new] = True
     part = np.where(is_new[data.pairs.user], np.int8(TEST), data.pairs.part)
     pairs = replace(data.pairs, part=part)
-    hidden = replace(data, pairs=pairs, graph=build_graph(data.rows, pairs))
+    hidden = replace(data, pairs=pairs, graph=build_graph(data.rows, pairs, data.words))
     histories = [known.of(int(u)) for u in range(data.num_users)]
     pop = evaluate_popularity(hidden.pairs.select(TRAIN)[1], heldout, known, data.num_items, K)
     result = {"dataset": dataset, "users": int(len(new)), "items": data.num_items,

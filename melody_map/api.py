@@ -15,12 +15,13 @@ from torch import Tensor
 
 from .checkpoint import RecommenderData, build_model, load_checkpoint
 from .gcn import MODELS
+from .names import words as name_words
 from .recommender import Recommender
 from .text import tsv_field
 
 __all__ = ["RecommenderData", "continue_playlist", "explain", "get_recommendations", "item_labels", "load_model",
-           "plural", "recommend_all", "recommend_for_tracks", "recommendation_columns", "similar_artists",
-           "similar_tracks", "write_recommendations"]
+           "plural", "recommend_all", "recommend_for_new_playlist", "recommend_for_tracks", "recommendation_columns",
+           "similar_artists", "similar_tracks", "write_recommendations"]
 
 
 def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[Recommender, RecommenderData]:
@@ -141,6 +142,37 @@ def recommend_for_tracks(model: Recommender, data: RecommenderData, tracks: Sequ
     _check_top_k(top_k)
     history = _items(data, tracks)
     return _ranked(data, model.fold_in([history])[0], top_k, history)
+
+
+def recommend_for_new_playlist(model: Recommender, data: RecommenderData, name: str,
+                               tracks: Sequence[str | int] = (), top_k: int = 10) -> pd.DataFrame:
+    """The best tracks for a playlist that is not in the data, from its name and any tracks it has.
+
+    The name's words (``names.words``) that have nodes in the model's graph give the playlist a
+    vector, the mean of theirs: with no track that is the playlist's vector, and with tracks the
+    prior that their fold-in is drawn towards (``FoldIn.vectors``). The given tracks are left out.
+
+    Args:
+        model, data: from ``load_model``; the model must read names (trained on MPD slices or a
+            playlists CSV with name words, the default).
+        name: the playlist's name, e.g. "summer vibes".
+        tracks: as ``recommend_for_tracks``'s; none for a name alone.
+        top_k: how many tracks.
+
+    Raises:
+        ValueError: a model without name words, a name none of whose words the graph has and no
+            tracks, an unknown track, or top_k < 1.
+    """
+    _check_top_k(top_k)
+    if not model.reads_names():
+        raise ValueError("this checkpoint's model has no name words (trained on a plain table, with --no-words, "
+                         "or by an older version); retrain on MPD slices or a playlists CSV, or give --tracks alone")
+    history = _items(data, tracks) if len(tracks) else np.zeros(0, np.int64)
+    known = [w for w in name_words(name) if w in model.word_vocabulary()]
+    if not known and not len(history):
+        raise ValueError(f"no word of {name!r} names a playlist in the training data "
+                         f"(words: {', '.join(name_words(name)) or 'none'}); add a few of its tracks with --tracks")
+    return _ranked(data, model.fold_in([history], names=[name])[0], top_k, history)
 
 
 def continue_playlist(model: Recommender, data: RecommenderData, playlist: str, top_k: int = 10, *,

@@ -25,8 +25,12 @@ class TrainConfig:
     data: str = _opt("spotify_dataset.csv", "data", "the input: a playlists CSV (user_id, artistname, trackname, "
                      "playlistname; the shipped sample, or the real 1.2 GB spotify_dataset.csv) or a plain "
                      "interaction table (user, item[, weight] per line, CSV or TSV, header optional)")
-    test: str = _opt("", "data", "a fixed test table for a plain interaction table: its pairs are the test set, "
-                     "validation is carved from --data")
+    test: str = _opt("", "data", "a fixed test in --data's layout (a plain table, or MPD slices whose pids are "
+                     "--data's playlists): its pairs are the test set, validation is carved from --data")
+    catalogue: str = _opt("", "data", "tracks no playlist holds that may be recommended all the same (new "
+                          "releases), joined to the graph through their artist and album: MPD slices, a JSON list "
+                          "of MPD track rows, or a CSV/TSV with a header naming artist_name, track_name[, track_uri, "
+                          "artist_uri, album_uri, album_name] (with MPD --data)")
     sep: str = _opt("auto", "data", "a plain table's delimiter: tab, comma, semicolon, pipe or auto (tab or comma)")
     header: str = _opt("auto", "data", "whether a plain table's first line is a header: yes, no, or auto (a 3rd "
                        "field that is not a number, words over numeric ids, or column names such as userID)")
@@ -39,6 +43,9 @@ class TrainConfig:
     valid_frac: float = _opt(0.1, "data", "share of each user's (user, item) pairs held out for validation")
     test_frac: float = _opt(0.1, "data", "share of each user's pairs held out for the test (without --test)")
     min_user_pairs: int = _opt(10, "data", "users with fewer distinct items keep them all in training")
+    words: bool = _opt(True, "data", "give each word that two or more playlist names share a node, linked to the "
+                       "playlists named with it, so that a name alone reaches the tracks of playlists named alike "
+                       "(MPD and playlists CSVs; --no-words leaves names out of the graph)")
     # model: 2 x GCNConv + a linear scorer
     model: str = _opt("gcn", "model", "gcn: two GCNConv layers and a linear scorer, trained with MSE; gcn+gf-cf: "
                       "that GCN blended with the GF-CF graph filter, the filter and the blend weight chosen on "

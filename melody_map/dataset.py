@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from .config import TrainConfig
 from .graph import Graph, build_graph
-from .mpd import is_mpd, read_mpd
+from .mpd import is_mpd, read_mpd_data
 from .playlists import read_playlists
 from .readers import SEPARATORS, DataError
 from .split import Pairs, split_pairs
@@ -42,6 +42,7 @@ class Dataset(Sized):
     graph: Graph  # over the TRAIN pairs and the rows behind them
     reports: list[LoadReport]  # one per file read
     item_tags: sp.csr_matrix | None = None  # (items, tags) counts from --item-tags, or None
+    words: bool = True  # the graph gives the playlist names' words nodes (--words)
     _items: dict[tuple[int, ...], UserItems] = field(default_factory=dict, repr=False)  # items()'s, once each
 
     @property
@@ -66,7 +67,7 @@ class Dataset(Sized):
     def with_valid_in_train(self) -> Dataset:
         """Validation folded into training, and the graph rebuilt over it (for a refit)."""
         pairs = self.pairs.with_valid_in_train()
-        return replace(self, pairs=pairs, graph=build_graph(self.rows, pairs), _items={})
+        return replace(self, pairs=pairs, graph=build_graph(self.rows, pairs, self.words), _items={})
 
 
 def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) -> Dataset:
@@ -85,16 +86,24 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
     table = not mpd and is_table(cfg.data, sep)
     if cfg.init == "spectral+tags" and not cfg.item_tags:
         raise DataError("--init spectral+tags needs the items' tags: pass --item-tags FILE")
-    if not table and (cfg.test or cfg.item_names or cfg.item_tags):
-        flag = "--test" if cfg.test else "--item-names" if cfg.item_names else "--item-tags"
+    if not table and (cfg.item_names or cfg.item_tags):
+        flag = "--item-names" if cfg.item_names else "--item-tags"
         kind = "MPD slices" if mpd else "a playlists CSV"
-        raise DataError(f"{flag} is for plain interaction tables; {cfg.data} is {kind}, whose test "
-                        f"split is held out per user (--test-frac) and whose tracks are named already")
+        raise DataError(f"{flag} is for plain interaction tables; {cfg.data} is {kind}, whose tracks are named already")
+    if cfg.catalogue and not mpd:
+        raise DataError(f"--catalogue takes MPD data (--data names MPD slices); {cfg.data} is "
+                        f"{'a plain table' if table else 'a playlists CSV'}")
+    if cfg.test and mpd != is_mpd(cfg.test):
+        raise DataError(f"--test {cfg.test} must be in the layout of --data {cfg.data}: "
+                        f"{'MPD slices (JSON)' if mpd else 'a table'} for both")
+    if cfg.test and not mpd and not table:
+        raise DataError(f"--test takes MPD slices or a plain table; {cfg.data} is a playlists CSV, whose test "
+                        f"split is held out per user (--test-frac)")
     extra: list[LoadReport] = []
     with stage("load"):
         if mpd:
-            (rows, playlists), test = read_mpd(cfg.data), None
-            extra.append(playlists)
+            rows, mpd_reports, test = read_mpd_data(cfg.data, cfg.test or None, cfg.catalogue or None)
+            extra += mpd_reports
         elif not table:
             rows, test = read_playlists(cfg.data), None
         elif cfg.test:
@@ -111,6 +120,6 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
     with stage("split"):
         pairs = split_pairs(rows, cfg.valid_frac, cfg.test_frac, cfg.min_user_pairs, cfg.seed, test)
     with stage("graph"):
-        graph = build_graph(rows, pairs)
+        graph = build_graph(rows, pairs, cfg.words)
     reports = [rows.report, *extra] + ([test.report] if test is not None else []) + tag_reports
-    return Dataset(rows=rows, pairs=pairs, graph=graph, reports=reports, item_tags=tags)
+    return Dataset(rows=rows, pairs=pairs, graph=graph, reports=reports, item_tags=tags, words=cfg.words)

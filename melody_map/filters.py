@@ -96,12 +96,19 @@ class GFCF(Recommender):
     def scores(self, users: np.ndarray) -> Tensor:
         return self._filter(self.matrix[users])
 
-    def fold_in(self, histories: Sequence[np.ndarray]) -> Tensor:
-        """GF-CF filters a listener's row, so a new listener is scored exactly as a fitted one."""
-        histories = [np.unique(np.asarray(h, np.int64)) for h in histories]
-        indptr = np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64)
-        items = np.concatenate(histories) if histories else np.zeros(0, np.int64)
-        return self._filter(UserItems(indptr, items).matrix(self.matrix.shape[1]))
+    def fold_in(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
+        """GF-CF filters a listener's row, so a new listener is scored exactly as a fitted one;
+        ``weights`` (an array beside each history, or None) are the row's values instead of 1."""
+        weights = list(weights) if weights is not None else [None] * len(histories)
+        rows, values = [], []
+        for h, w in zip(histories, weights):
+            items, first = np.unique(np.asarray(h, np.int64), return_index=True)
+            rows.append(items)
+            values.append(np.ones(len(items), np.float32) if w is None else np.asarray(w, np.float32)[first])
+        indptr = np.concatenate([[0], np.cumsum([len(h) for h in rows])]).astype(np.int64)
+        matrix = UserItems(indptr, np.concatenate(rows) if rows else np.zeros(0, np.int64)).matrix(self.matrix.shape[1])
+        matrix.data = np.concatenate(values) if values else matrix.data
+        return self._filter(matrix)
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
         """The filter is linear in the listener's row: item j adds its filtered row, taken at the
@@ -186,3 +193,108 @@ def choose_blend(fit: UserItems, valid: UserItems, gcn_fn: ScoreFn, num_items: i
         if recall > best_recall:
             best_recall, best["weight"] = recall, weight
     return best, best_model
+
+
+class NameFilter:
+    """The playlist names' part of the graph as a filter (MPD, where a playlist is a user node).
+
+    A playlist's name links it to the word nodes of its name (``graph.name_word_edges``);
+    three hops over the graph, playlist -> word -> playlists named with it -> their tracks,
+    score every track:
+
+        s_u = W~_u (W^T R),    W~ = D_U^-1/2 W D_W^-1/2
+
+    with W the (playlists, words) name-word incidence and R the training matrix: each word
+    brings the tracks of the playlists named with it, a word many names share counting less.
+    A new playlist's name scores the same way through its words that have nodes.
+
+    Args:
+        vocabulary: the words with a node.
+        words: (users, words) binary name-word incidence.
+        matrix: (users, items) binary training matrix.
+    """
+
+    def __init__(self, vocabulary: list[str], words: sp.csr_matrix, matrix: sp.csr_matrix):
+        self.vocabulary = list(vocabulary)
+        self.index = {w: i for i, w in enumerate(self.vocabulary)}
+        self.words = sp.csr_matrix(words, dtype=np.float32)
+        dw = np.asarray(self.words.sum(0)).ravel()
+        scale = (1 / np.sqrt(np.maximum(dw, 1))).astype(np.float32)
+        self.through = sp.csr_matrix(sp.diags(scale) @ (self.words.T @ sp.csr_matrix(matrix, dtype=np.float32)))
+
+    def scores(self, users: np.ndarray) -> Tensor:
+        """(B, I) scores of B users by their names."""
+        return self._rows(self.words[np.asarray(users, np.int64)])
+
+    def scores_of_names(self, names: Sequence[str]) -> Tensor:
+        """(B, I) scores of B new playlists by their names (their words that have nodes)."""
+        from .names import words as name_words
+
+        codes = [sorted({self.index[w] for w in name_words(n or "") if w in self.index}) for n in names]
+        indptr = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(np.int64)
+        flat = np.asarray([c for cs in codes for c in cs], np.int64)
+        rows = sp.csr_matrix((np.ones(len(flat), np.float32), flat, indptr), shape=(len(names), len(self.vocabulary)))
+        return self._rows(rows)
+
+    def _rows(self, rows: sp.csr_matrix) -> Tensor:
+        du = np.asarray(rows.sum(1)).ravel()
+        rows = sp.diags((1 / np.sqrt(np.maximum(du, 1))).astype(np.float32)) @ rows
+        return torch.from_numpy((rows @ self.through).toarray())
+
+    def state(self) -> dict[str, Any]:
+        """The vocabulary and the incidence; the training matrix is the filter's beside it."""
+        return {"words": "\n".join(self.vocabulary), **{f"incidence_{k}": v for k, v in csr_state(self.words).items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], matrix: sp.csr_matrix) -> NameFilter:
+        incidence = csr_from_state({k.removeprefix("incidence_"): v for k, v in state.items()
+                                    if k.startswith("incidence_")})
+        vocabulary = state["words"].split("\n") if state["words"] else []
+        return cls(vocabulary, incidence, matrix)
+
+    @classmethod
+    def of(cls, names, matrix: sp.csr_matrix) -> NameFilter | None:
+        """The filter of the users' names (``catalogue.user_names``), None when no word has a node."""
+        from .graph import name_word_edges
+
+        vocabulary, owner, code = name_word_edges(names)
+        if not vocabulary:
+            return None
+        incidence = sp.csr_matrix((np.ones(len(owner), np.float32), (owner, code)),
+                                  shape=(matrix.shape[0], len(vocabulary)))
+        incidence.data[:] = 1.0
+        return cls(vocabulary, incidence, matrix)
+
+
+NAME_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)  # the names' weight beside the blend, searched on validation
+
+
+def with_names(base_fn: ScoreFn, names_fn: ScoreFn, weight: float, bare: np.ndarray) -> ScoreFn:
+    """``base + weight * z(names)``; a user in ``bare`` (no training item) is scored by its name alone."""
+    z = standardised(names_fn)
+
+    def scores(users: np.ndarray) -> Tensor:
+        users = np.asarray(users, np.int64)
+        out = base_fn(users)
+        by_name = z(users)
+        if weight:
+            out = out + weight * by_name
+        alone = torch.from_numpy(bare[users])
+        if alone.any():
+            out[alone] = by_name[alone]
+        return out
+    return scores
+
+
+def choose_name_weight(fit: UserItems, valid: UserItems, base_fn: ScoreFn, names: NameFilter, num_items: int,
+                       k: int = 20, log: Log | None = None) -> float:
+    """The names' weight beside ``base_fn`` (of ``NAME_WEIGHTS``) by validation Recall@k."""
+    bare = fit.counts() == 0
+    best, best_recall = 0.0, -1.0
+    for weight in NAME_WEIGHTS:
+        recall = evaluate(with_names(base_fn, names.scores, weight, bare), valid, fit, num_items, k)[f"recall@{k}"]
+        if log:
+            log(f"+ {weight} x names: validation recall@{k} {recall:.4f}")
+        if recall > best_recall:
+            best, best_recall = weight, recall
+    return best

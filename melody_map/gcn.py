@@ -7,7 +7,7 @@ for recommendations needs neither the graph nor ``torch_geometric``: the trainin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,8 +16,9 @@ from torch import Tensor
 from .config import TrainConfig
 from .distributed import Ranks
 from .evaluate import subsample_users
-from .filters import GFCF, blended, choose_blend
+from .filters import GFCF, NameFilter, blended, choose_blend, choose_name_weight, with_names
 from .foldin import FoldIn, choose_alpha
+from .names import words as name_words
 from .ranking import NormOrderedTopK, embedding_scores
 from .recommender import FitReport, Log, Recommender
 from .scorer import PairScorer
@@ -85,7 +86,7 @@ class GCN(Recommender):
         net.cpu()
         users, items = train.split_embeddings(z, data.graph)
         self._load({name: p.detach() for name, p in net.state_dict().items()}, users.contiguous(),
-                   items.contiguous())
+                   items.contiguous(), data.graph.word_names, z[data.graph.word_offset:].contiguous())
         if not self.cfg.fold_in_alpha and not self.report.interrupted:
             # A few hundred listeners decide it: each candidate ranks the whole catalogue for each.
             valid = subsample_users(data.items(VALID), min(self.cfg.valid_users, FOLD_IN_USERS),
@@ -98,8 +99,12 @@ class GCN(Recommender):
             self._alpha, self._ranker = alpha, None  # rebuilt with this alpha when it is asked for
         return self
 
-    def _load(self, network_state: dict[str, Tensor], users: Tensor, items: Tensor) -> None:
+    def _load(self, network_state: dict[str, Tensor], users: Tensor, items: Tensor,
+              word_names: list[str] | None = None, words: Tensor | None = None) -> None:
         self._network_state = network_state
+        self.word_names = list(word_names or [])
+        self.word_embeddings = words if self.word_names else None  # (words, width) the name words' final embeddings
+        self._word_index = {w: i for i, w in enumerate(self.word_names)}
         weight, bias = network_state["scorer.weight"], network_state["scorer.bias"]
         with torch.device("meta"):  # no throw-away random init: the weights are assigned below
             self.scorer = PairScorer(weight.shape[1])
@@ -124,9 +129,37 @@ class GCN(Recommender):
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
 
-    def fold_in(self, histories) -> Tensor:
-        """Each listener's vector fitted to their items with the item embeddings fixed (``foldin``)."""
-        return self.ranker().fold.scores([np.unique(np.asarray(h, np.int64)) for h in histories])
+    def fold_in(self, histories, names: Sequence[str] | None = None,
+                weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
+        """Each listener's vector fitted to their items with the item embeddings fixed (``foldin``).
+
+        With ``names`` (a playlist name per listener, "" for none), a name whose words have
+        nodes gives the mean of those words' final embeddings: the listener's vector where it
+        has no item, and the prior its items' fit is drawn towards where it has some
+        (``FoldIn.vectors``'s ``priors``, weighing as much as one item). ``weights`` (an array
+        beside each history, or None) scale each item's confidence (``foldin.position_weights``).
+        """
+        histories, weights = distinct_items(histories, weights)
+        priors = self.name_vectors(names) if names is not None else None
+        fold = self.ranker().fold
+        return fold.vectors(histories, priors, weights) @ fold.items.T + fold.bias
+
+    def name_vectors(self, names: Sequence[str]) -> list[Tensor | None]:
+        """Each name's vector: the mean final embedding of its words that have nodes (``names.words``),
+        None where it has none (no name words in the graph, or none of its words among them)."""
+        out: list[Tensor | None] = []
+        for name in names:
+            codes = [self._word_index[w] for w in name_words(name or "") if w in self._word_index]
+            out.append(self.word_embeddings[torch.tensor(codes)].mean(0) if codes else None)
+        return out
+
+    def reads_names(self) -> bool:
+        """Whether a playlist's name alone gives this model's recommendations (name words in its graph)."""
+        return bool(self.word_names)
+
+    def word_vocabulary(self) -> dict[str, int]:
+        """The name words with a node, each with its row of ``word_embeddings``."""
+        return self._word_index
 
     def item_vectors(self) -> Tensor:
         """(items, width) the items' final embeddings, e.g. for similar items."""
@@ -154,19 +187,30 @@ class GCN(Recommender):
         if self.cfg.combine == "concat":
             users, items = users[:, self.cfg.dim:], items[:, self.cfg.dim:]
         # Copies of their own: torch.save writes a view's whole storage (every node's embedding).
-        return {"network": self._network_state,
-                "user_embeddings": users.clone(memory_format=torch.contiguous_format),
-                "item_embeddings": items.clone(memory_format=torch.contiguous_format)}
+        state = {"network": self._network_state,
+                 "user_embeddings": users.clone(memory_format=torch.contiguous_format),
+                 "item_embeddings": items.clone(memory_format=torch.contiguous_format)}
+        if self.word_names:  # one string: words hold no whitespace
+            words = self.word_embeddings[:, self.cfg.dim:] if self.cfg.combine == "concat" else self.word_embeddings
+            state.update(words="\n".join(self.word_names),
+                         word_embeddings=words.clone(memory_format=torch.contiguous_format))
+        return state
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GCN:
         model = cls(**params)
         users, items = state["user_embeddings"], state["item_embeddings"]
+        names = state["words"].split("\n") if isinstance(state.get("words"), str) and state["words"] else []
+        words = state.get("word_embeddings") if names else None
+        if names and (not isinstance(words, Tensor) or words.dim() != 2 or len(words) != len(names)):
+            raise ValueError(f"{len(names):,} name words but word_embeddings of another shape")
         if model.cfg.combine == "concat":  # the node vectors beside the second layer's output (model.py)
             nodes, n_users = state["network"]["embedding.weight"], len(users)
             users = torch.cat([nodes[:n_users], users], dim=1)
             items = torch.cat([nodes[n_users: n_users + len(items)], items], dim=1)
-        model._load(state["network"], users, items)
+            if names:  # the word block is the last
+                words = torch.cat([nodes[len(nodes) - len(names):], words], dim=1)
+        model._load(state["network"], users, items, names, words)
         return model
 
     def network(self) -> GCNNetwork:
@@ -178,6 +222,17 @@ class GCN(Recommender):
                                  self.cfg.fixed_features, self.cfg.combine, self.cfg.conv)
         net.load_state_dict(self._network_state, assign=True)
         return net.eval()
+
+
+def distinct_items(histories, weights=None) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Each history's distinct items (sorted), each with its first weight where weights are given."""
+    weights = list(weights) if weights is not None else [None] * len(histories)
+    out_h, out_w = [], []
+    for h, w in zip(histories, weights):
+        items, first = np.unique(np.asarray(h, np.int64), return_index=True)
+        out_h.append(items)
+        out_w.append(None if w is None else np.asarray(w, np.float64)[first])
+    return out_h, out_w
 
 
 class GCNRanker:
@@ -228,15 +283,18 @@ class GCNRanker:
 
 
 class GCNBlend(Recommender):
-    """The GCN plus the GF-CF graph filter, each standardised per user: ``z(GF-CF) + weight * z(GCN)``.
+    """The GCN plus the GF-CF graph filter, each standardised per user: ``z(GF-CF) + weight * z(GCN)``,
+    and, where playlists are users with names (MPD), ``+ name_weight * z(names)``.
 
-    Fitting trains the GCN, then chooses GF-CF's ``k`` and ``alpha`` and the GCN's weight by
-    validation Recall@k (``filters.choose_blend``); the filter is built from the training
-    pairs, as the contract says (``refit`` builds it from training + validation). Given all
-    three choices, it chooses nothing.
+    Fitting trains the GCN, then chooses GF-CF's ``k`` and ``alpha``, the GCN's weight and the
+    names' weight by validation Recall@k (``filters.choose_blend``, ``filters.choose_name_weight``);
+    the filters are built from the training pairs, as the contract says (``refit`` builds them
+    from training + validation). Given all the choices, it chooses nothing. The names' part
+    (``filters.NameFilter``) walks the graph's name words; a playlist with no training track
+    is scored by its name alone.
 
     Args:
-        gf_k, gf_alpha, weight: the choices, or None to make them on validation.
+        gf_k, gf_alpha, weight, name_weight: the choices, or None to make them on validation.
         **gcn_options: the GCN's, see ``GCN``.
     """
 
@@ -244,10 +302,12 @@ class GCNBlend(Recommender):
     label = "GCN+GF-CF"
 
     def __init__(self, gf_k: int | None = None, gf_alpha: float | None = None, weight: float | None = None,
-                 **gcn_options: Any):
+                 name_weight: float | None = None, **gcn_options: Any):
         self.gcn = GCN(**gcn_options)
         self.choice = {"gf_k": gf_k, "gf_alpha": gf_alpha, "weight": weight}
+        self.name_weight = name_weight
         self.filter: GFCF | None = None
+        self.names: NameFilter | None = None  # the names' part, where the users have names with word nodes
         self._score_fn = None
 
     @property
@@ -264,9 +324,9 @@ class GCNBlend(Recommender):
         self.gcn.fit(data, log=log, progress=progress, stop=stop, resume=resume)
         if self.gcn.report.interrupted or Ranks.current().rank != 0:
             return self
+        cfg = self.gcn.cfg
+        valid = subsample_users(data.items(VALID), cfg.valid_users, np.random.default_rng(cfg.seed + 2))
         if None in self.choice.values():
-            cfg = self.gcn.cfg
-            valid = subsample_users(data.items(VALID), cfg.valid_users, np.random.default_rng(cfg.seed + 2))
             self.choice, chosen = choose_blend(data.items(TRAIN), valid, self.gcn.scores, data.num_items, cfg.k)
             if log:
                 log(f"{self.label}, chosen on validation: GF-CF k={self.choice['gf_k']}, "
@@ -274,12 +334,22 @@ class GCNBlend(Recommender):
         else:
             chosen = GFCF(k=int(self.choice["gf_k"]), alpha=float(self.choice["gf_alpha"]))
             chosen.fit_matrix(data.matrix(TRAIN))
-        self._set_filter(chosen)
+        names = data.catalogue.user_names
+        self._set_filter(chosen, NameFilter.of(names, chosen.matrix) if names is not None and data.words else None)
+        if self.names is not None and self.name_weight is None:
+            base = blended(chosen.scores, self.gcn.scores, float(self.choice["weight"]))
+            self.name_weight = choose_name_weight(data.items(TRAIN), valid, base, self.names, data.num_items, cfg.k)
+            if log:
+                log(f"{self.label}, chosen on validation: names' weight {self.name_weight}")
+            self._set_filter(chosen, self.names)
         return self
 
-    def _set_filter(self, gf: GFCF) -> None:
-        self.filter = gf
+    def _set_filter(self, gf: GFCF, names: NameFilter | None = None) -> None:
+        self.filter, self.names = gf, names
         self._score_fn = blended(gf.scores, self.gcn.scores, float(self.choice["weight"]))
+        if names is not None:
+            bare = np.diff(gf.matrix.indptr) == 0
+            self._score_fn = with_names(self._score_fn, names.scores, float(self.name_weight or 0.0), bare)
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
@@ -288,11 +358,27 @@ class GCNBlend(Recommender):
         """The GCN's item embeddings (GF-CF has no item vectors of its own)."""
         return self.gcn.item_vectors()
 
-    def fold_in(self, histories) -> Tensor:
-        """GF-CF's exact fold-in plus the GCN's, blended as ``scores`` blends them."""
+    def fold_in(self, histories, names: Sequence[str] | None = None,
+                weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
+        """GF-CF's exact fold-in (of the weighted row, where weights are given) plus the GCN's,
+        blended as ``scores`` blends them, and the names' part as ``scores`` adds it: a listener
+        given by a name alone is scored by the name."""
         rows = np.arange(len(histories))
-        return blended(lambda r: self.filter.fold_in([histories[i] for i in r]),
-                       lambda r: self.gcn.fold_in([histories[i] for i in r]), float(self.choice["weight"]))(rows)
+        pick = lambda values, r: None if values is None else [values[i] for i in r]  # noqa: E731
+        out = blended(lambda r: self.filter.fold_in(pick(histories, r), pick(weights, r)),
+                      lambda r: self.gcn.fold_in(pick(histories, r), pick(names, r), pick(weights, r)),
+                      float(self.choice["weight"]))
+        if self.names is not None and names is not None:
+            bare = np.asarray([not len(h) for h in histories])
+            out = with_names(out, lambda r: self.names.scores_of_names(pick(names, r)), float(self.name_weight or 0.0),
+                             bare)
+        return out(rows)
+
+    def reads_names(self) -> bool:
+        return self.names is not None or self.gcn.reads_names()
+
+    def word_vocabulary(self) -> dict[str, int]:
+        return self.names.index if self.names is not None else self.gcn.word_vocabulary()
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
         """Each half's parts divided by its per-listener spread, as ``standardised`` divides its scores."""
@@ -306,17 +392,20 @@ class GCNBlend(Recommender):
         return parts, rest
 
     def params(self) -> dict[str, Any]:
-        return {**self.gcn.params(), **self.choice}
+        return {**self.gcn.params(), **self.choice, "name_weight": self.name_weight}
 
     def state(self) -> dict[str, Any]:
-        return {"gcn": self.gcn.state(), "filter": self.filter.state()}
+        state = {"gcn": self.gcn.state(), "filter": self.filter.state()}
+        if self.names is not None:
+            state["names"] = self.names.state()
+        return state
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GCNBlend:
         model = cls(**params)
         model.gcn = GCN.from_state(model.gcn.params(), state["gcn"])
-        model._set_filter(GFCF.from_state({"k": int(params["gf_k"]), "alpha": float(params["gf_alpha"])},
-                                          state["filter"]))
+        gf = GFCF.from_state({"k": int(params["gf_k"]), "alpha": float(params["gf_alpha"])}, state["filter"])
+        model._set_filter(gf, NameFilter.from_state(state["names"], gf.matrix) if "names" in state else None)
         return model
 
 

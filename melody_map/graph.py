@@ -1,18 +1,22 @@
-"""One homogeneous graph of users, items, artists, playlists and albums.
+"""One homogeneous graph of users, items, artists, playlists, albums and name words.
 
-Node ids share one space, in blocks (U users, I items, A artists, P playlists, B albums):
+Node ids share one space, in blocks (U users, I items, A artists, P playlists, B albums, W words):
 
     [0, U)                         users (MPD: playlists, each its own listener)
     [U, U + I)                     items (tracks)
     [U + I, U + I + A)             artists
     [U + I + A, U + I + A + P)     playlists (a playlists CSV's)
-    [U + I + A + P, N)             albums (MPD's full schema)
+    [U + I + A + P, .. + B)        albums (MPD's full schema)
+    [.. + B, N)                    words of the playlist names (``names.words``) that two or more names share
 
 Undirected edges, stored in both directions:
     user - item        weight = the rows behind the training pair (the user's playlists holding the track)
     item - artist      weight 1 (playlists CSV and MPD)
     item - playlist    weight 1, rows of held-out pairs removed (playlists CSV only)
     item - album       weight 1 (MPD's full schema)
+    word - named node  weight 1: MPD's playlist (a user node), or a playlists CSV's playlist node,
+                       for each word of its name; a playlist given by its name alone is reached
+                       through them (``words=False`` leaves names out)
 
 A plain interaction table has no artists, playlists or albums: its graph is users and items.
 The adjacency is normalised once, as GCN does (self-loops added,
@@ -26,11 +30,13 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_torch_csr_tensor
 
+from .names import words as name_words
 from .sparse import csr_tensor
 from .split import Pairs
 from .types import TRAIN, Interactions
@@ -44,6 +50,7 @@ class Graph:
     num_playlists: int
     adj: torch.Tensor  # (N, N) sparse CSR, symmetric, GCN-normalised with self-loops
     num_albums: int = 0  # MPD's full schema: albums, after the playlists
+    word_names: list[str] = field(default_factory=list)  # the name words with a node, after the albums
     edge_counts: dict[str, int] = field(default_factory=dict)  # undirected edges by type
     noun: str = "track"  # what the items are called: "track" or "item"
 
@@ -64,8 +71,16 @@ class Graph:
         return self.playlist_offset + self.num_playlists
 
     @property
-    def num_nodes(self) -> int:
+    def word_offset(self) -> int:
         return self.album_offset + self.num_albums
+
+    @property
+    def num_words(self) -> int:
+        return len(self.word_names)
+
+    @property
+    def num_nodes(self) -> int:
+        return self.word_offset + self.num_words
 
     def row_block(self, rows: np.ndarray, drop: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The adjacency's rows at ``rows``, with only the columns they touch.
@@ -108,23 +123,27 @@ class Graph:
 
     def summary(self) -> str:
         nodes = [(self.num_users, "users"), (self.num_items, f"{self.noun}s"), (self.num_artists, "artists"),
-                 (self.num_playlists, "playlists"), (self.num_albums, "albums")]
+                 (self.num_playlists, "playlists"), (self.num_albums, "albums"), (self.num_words, "name words")]
         parts = ", ".join(f"{n:,} {what}" for n, what in nodes[:2] + [x for x in nodes[2:] if x[0]])
         edges = ", ".join(f"{k} {v:,}" for k, v in self.edge_counts.items())
         return f"graph: {self.num_nodes:,} nodes ({parts}); undirected edges: {edges}"
 
 
-def build_graph(rows: Interactions, pairs: Pairs) -> Graph:
+def build_graph(rows: Interactions, pairs: Pairs, words: bool = True) -> Graph:
     """Build the normalised adjacency from the training pairs and the rows behind them.
 
     Args:
         rows: the coded input rows; their artists and playlists (where the format has them)
             become nodes.
         pairs: (user, item) pairs with their split; only TRAIN pairs and their rows enter.
+        words: give the words of the playlist names nodes (where the format has names).
     """
     cat = rows.catalogue
+    named, owner_offset = ((cat.user_names, 0) if cat.user_names is not None
+                           else (cat.playlist_names, None) if cat.playlist_names is not None else (None, 0))
+    vocab, owners, word_codes = name_word_edges(named) if words and named is not None else ([], None, None)
     g = Graph(cat.num_users, cat.num_items, cat.num_artists, cat.num_playlists, adj=torch.empty(0),
-              num_albums=cat.num_albums, noun=cat.noun)
+              num_albums=cat.num_albums, word_names=vocab, noun=cat.noun)
     train = pairs.part == TRAIN
     # Each block: (source ids, target ids, weights) of one undirected edge type. A user-item
     # edge weighs the rows behind its pair: the playlists that hold the track, 1 for a table's pair.
@@ -141,6 +160,9 @@ def build_graph(rows: Interactions, pairs: Pairs) -> Graph:
         train_rows = train[pairs.row_pair]
         blocks[f"{g.noun}-playlist"] = (g.item_offset + rows.item[train_rows].astype(np.int64),
                                         g.playlist_offset + rows.playlist[train_rows].astype(np.int64), None)
+    if vocab:
+        owner_offset = g.playlist_offset if owner_offset is None else owner_offset
+        blocks["name-word"] = (owner_offset + owners, g.word_offset + word_codes, None)
     g.edge_counts = {name: len(src) for name, (src, _, _) in blocks.items()}
     g.adj = normalized_adjacency(
         np.concatenate([b[0] for b in blocks.values()]),
@@ -149,6 +171,30 @@ def build_graph(rows: Interactions, pairs: Pairs) -> Graph:
         g.num_nodes,
     )
     return g
+
+
+def name_word_edges(names, min_names: int = 2) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The words that at least ``min_names`` of the names share, and each name's edges to them.
+
+    Args:
+        names: (P,) names (a pyarrow or Python sequence of strings).
+        min_names: a word in fewer names links nothing and gets no node.
+
+    Returns:
+        (vocabulary in order of first appearance, (E,) int64 name index, (E,) int64 word code).
+    """
+    owner, token = [], []
+    for i, name in enumerate(names.to_pylist() if hasattr(names, "to_pylist") else names):
+        for w in name_words(name or ""):
+            owner.append(i)
+            token.append(w)
+    if not token:
+        return [], np.zeros(0, np.int64), np.zeros(0, np.int64)
+    codes, uniques = pd.factorize(np.asarray(token, dtype=object))
+    kept = np.bincount(codes, minlength=len(uniques)) >= min_names
+    new_code = np.cumsum(kept) - 1
+    keep = kept[codes]
+    return ([str(w) for w in uniques[kept]], np.asarray(owner, np.int64)[keep], new_code[codes[keep]].astype(np.int64))
 
 
 def normalized_adjacency(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, num_nodes: int) -> torch.Tensor:

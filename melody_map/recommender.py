@@ -90,8 +90,13 @@ class Recommender:
 
     def fold_in(self, histories: Sequence[np.ndarray]) -> Tensor:
         """(B, items) scores for B listeners the model never saw, each given by an array of item
-        indices, without refitting (``implicit``'s ``recalculate_user``)."""
+        indices, without refitting (``implicit``'s ``recalculate_user``). A model that
+        ``reads_names`` also takes ``names=``, a playlist name per listener."""
         raise NotImplementedError(f"{type(self).__name__} cannot score listeners it was not fitted on")
+
+    def reads_names(self) -> bool:
+        """Whether ``fold_in`` takes playlist names (``names=``) and a name alone gives recommendations."""
+        return False
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
         """``fold_in``'s scores of ``targets`` split over the listener's items: (R, T) parts and

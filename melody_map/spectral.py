@@ -57,21 +57,40 @@ def spectral_embedding(graph: Graph, user: np.ndarray, item: np.ndarray, weight:
     item_weight = torch.from_numpy(np.sqrt(di)).float()[:, None]
     x[graph.item_offset: graph.item_offset + i_n, : len(s)] = v * root * item_weight
 
-    rest = slice(graph.artist_offset, graph.num_nodes)  # artists, playlists and albums
-    x[rest] = item_means(graph, x)[rest]
+    rest = slice(graph.artist_offset, graph.word_offset)  # artists, playlists and albums
+    played = torch.zeros(graph.num_nodes, dtype=torch.bool)
+    played[graph.item_offset: graph.item_offset + i_n] = torch.from_numpy(di > 0)
+    x[rest] = neighbour_means(graph, x, played)[rest]
+    if not played[graph.item_offset: graph.item_offset + i_n].all():
+        # A track no training playlist holds (a --catalogue track) starts at its artist's and album's mean.
+        unplayed = torch.zeros(graph.num_nodes, dtype=torch.bool)
+        unplayed[graph.item_offset: graph.item_offset + i_n] = torch.from_numpy(di == 0)
+        x[unplayed] = neighbour_means(graph, x, rest)[unplayed]
+    if graph.num_words:  # a word: the mean of the playlists named with it
+        words = slice(graph.word_offset, graph.num_nodes)
+        x[words] = neighbour_means(graph, x, slice(0, graph.word_offset))[words]
+        # A user with no training item (a playlist given by its name alone) starts at its words' mean.
+        bare = torch.from_numpy(np.bincount(user, minlength=u_n) == 0)
+        x[:u_n][bare] = neighbour_means(graph, x, words)[:u_n][bare]
     return x * (rms / x.pow(2).mean().sqrt().clamp_min(1e-12))
 
 
 def item_means(graph: Graph, x: Tensor) -> Tensor:
-    """(N, d): each node's weighted mean of the item rows of ``x`` over its graph edges.
+    """(N, d): each node's weighted mean of the item rows of ``x`` over its graph edges."""
+    return neighbour_means(graph, x, slice(graph.item_offset, graph.item_offset + graph.num_items))
 
-    Rows of nodes with no item neighbour are zero; ``(N, N) @ (N, d)``, with x's non-item
-    rows masked out.
+
+def neighbour_means(graph: Graph, x: Tensor, source: slice | Tensor) -> Tensor:
+    """(N, d): each node's weighted mean of the rows of ``x`` in ``source`` (a block of node ids,
+    or an (N,) bool mask) over its edges.
+
+    Rows of nodes with no neighbour in the source are zero; ``(N, N) @ (N, d)``, with x's
+    other rows masked out.
     """
-    is_item = torch.zeros(graph.num_nodes, 1)
-    is_item[graph.item_offset: graph.item_offset + graph.num_items] = 1
-    total = torch.sparse.mm(graph.adj, x * is_item)
-    mass = torch.sparse.mm(graph.adj, is_item)
+    inside = torch.zeros(graph.num_nodes, 1)
+    inside[source] = 1
+    total = torch.sparse.mm(graph.adj, x * inside)
+    mass = torch.sparse.mm(graph.adj, inside)
     return total / mass.clamp_min(1e-12)
 
 

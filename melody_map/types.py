@@ -61,6 +61,7 @@ class Catalogue:
     item_uris: pa.Array | None = None  # (I,) MPD only: each track's track_uri ("" where the file has none)
     album_names: pa.Array | None = None  # (B,) MPD's full schema only
     item_album: np.ndarray | None = None  # (I,) int32 album code of each track, -1 where unknown; with album_names
+    user_modified: np.ndarray | None = None  # (U,) int64 MPD only: each playlist's modified_at, -1 where absent
 
     @property
     def num_users(self) -> int:
@@ -115,6 +116,9 @@ class Interactions(Sized):
     # the catalogue (never seen in training). No model can rank such an item, but the
     # usual protocol still counts the pair as a miss, so evaluation does too.
     unseen: np.ndarray | None = None
+    # (rows,) int32 or None: each row's position in its playlist (MPD: its ``pos``, else its
+    # place in the playlist's track list), for order-aware continuation.
+    position: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user)

@@ -36,11 +36,23 @@ def small_dataset(tmp_path):
     return read_playlists(path)
 
 
+def test_a_word_two_playlist_names_share_is_a_node_after_the_others(tmp_path):
+    playlists = small_dataset(tmp_path)
+    pairs = split_pairs(playlists, valid_frac=0, test_frac=0, min_user_pairs=1, seed=0)
+    g = build_graph(playlists, pairs)
+    # "Starred" names a playlist of each user; "Mix" one playlist only: no node.
+    assert g.word_names == ["starred"] and (g.word_offset, g.num_nodes) == (9, 10)
+    assert g.edge_counts["name-word"] == 2
+    adj = g.adj.to_dense()
+    starred = [6 + i for i, name in enumerate(playlists.catalogue.playlist_names.to_pylist()) if name == "Starred"]
+    assert sorted(torch.nonzero(adj[9]).flatten().tolist()) == sorted(starred + [9])  # its playlists and its self-loop
+
+
 def test_graph_layout_counts_weights_and_symmetry(tmp_path):
     playlists = small_dataset(tmp_path)
     pairs = split_pairs(playlists, valid_frac=0, test_frac=0, min_user_pairs=1, seed=0)
     assert pairs.weight.tolist() == [2.0, 1.0, 1.0]  # (u1,T1) (u1,T2) (u2,T1)
-    g = build_graph(playlists, pairs)
+    g = build_graph(playlists, pairs, words=False)  # the name words' block: the next test
     assert (g.num_users, g.num_items, g.num_artists, g.num_playlists) == (2, 2, 2, 3)
     assert (g.item_offset, g.artist_offset, g.playlist_offset, g.num_nodes) == (2, 4, 6, 9)
     assert g.edge_counts == {"user-track": 3, "track-artist": 2, "track-playlist": 4}

@@ -201,3 +201,79 @@ def test_albums_are_nodes_where_the_schema_has_them(tmp_path):
     planted_slices(tmp_path / "reduced", full=False)
     reduced = load(tmp_path / "reduced")
     assert reduced.catalogue.num_albums == 0 and "track-album" not in reduced.graph.edge_counts
+
+
+def test_a_fixed_test_in_mpd_slices_is_coded_with_the_training_playlists_and_tracks(tmp_path, capsys):
+    a, b, c, d = (track(0, t, full=False) for t in range(4))
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    train = [{"name": "one", "pid": 1, "tracks": [a, b]}, {"name": "two", "pid": 2, "tracks": [a, c]},
+             {"name": "seeds none", "pid": 3, "tracks": []}]
+    test = [{"pid": 1, "tracks": [c, d, d, a, c]},  # c kept (then merged); d unknown twice; a a training pair
+            {"pid": 3, "tracks": [b]},  # a playlist given no seed: its hidden track is known
+            {"pid": 9, "tracks": [a]},  # a pid the training lacks
+            "not a playlist"]
+    (tmp_path / "train" / "mpd.slice.0-999.json").write_text(json.dumps({"playlists": train}))
+    (tmp_path / "test" / "mpd.slice.0-999.json").write_text(json.dumps({"playlists": test}))
+    data = load(tmp_path / "train", test=str(tmp_path / "test"))
+    report = data.reports[-1]
+    assert report.balanced() and report.rows_read == 7 and report.rows_kept == 2 and report.duplicates_merged == 1
+    assert {k: v for k, v in report.dropped.items() if v} == {
+        "a track no training playlist holds (counted as a miss)": 2, "a training pair": 1,
+        "in a playlist whose pid the training slices lack": 1}
+    assert data.num_items == 3  # d is not added to the catalogue
+    held = data.test_items()
+    users = {pid: data.catalogue.user_ids.to_pylist().index(pid) for pid in ("1", "3")}
+    assert held.misses[users["1"]] == 1 and held.heldout_counts()[users["1"]] == 2
+    assert held.heldout_counts()[users["3"]] == 1
+    assert train_gnn.main(["--data", str(tmp_path / "train"), "--test", str(tmp_path / "test"), "--output", "",
+                           "--plot", "", "--epochs", "0"]) == 0
+    assert "+ 1 whose track never appears in training, counted as misses" in capsys.readouterr().out
+
+
+def test_a_test_in_another_layout_is_one_line(tmp_path, capsys):
+    planted_slices(tmp_path / "slices", playlists_per_community=3)
+    (tmp_path / "t.tsv").write_text("1\t2\n")
+    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--test", str(tmp_path / "t.tsv")]) == 2
+    assert "must be in the layout of --data" in capsys.readouterr().err
+
+
+def test_a_catalogue_track_nobody_played_is_recommended_through_its_artist(tmp_path, capsys):
+    planted_slices(tmp_path / "slices", full=True)
+    new = {"artist_name": "Artist 0-1", "artist_uri": "spotify:artist:c0a1", "track_uri": "spotify:track:new0",
+           "track_name": "New release", "album_uri": "spotify:album:c0new", "album_name": "New album"}
+    # Distractors nobody played either, as many and more, by the other community's artists.
+    distractors = [{"artist_name": f"Artist 1-{a}", "artist_uri": f"spotify:artist:c1a{a}",
+                    "track_uri": f"spotify:track:new1{a}", "track_name": f"Other release {a}"} for a in range(3)]
+    catalogue = tmp_path / "catalogue.json"
+    catalogue.write_text(json.dumps([new, *distractors, new, track(0, 1, True), {"artist_name": "No title"}]))
+    ckpt = tmp_path / "m.pth"
+    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--catalogue", str(catalogue), "--output", str(ckpt),
+                           "--plot", "", "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert ("7 catalogue rows read (catalogue of tracks), 4 kept; dropped: 1 no track (no track_uri, no artist and "
+            "title), 1 a track training playlists hold already; 1 duplicates merged") in out
+    model, data = load_model(ckpt)
+    uris = data.catalogue.item_uris.to_pylist()
+    assert data.num_items == 44 and not data.known.counts()[0] == 0
+    unplayed = [uris.index(u) for u in ("spotify:track:new0", *(d["track_uri"] for d in distractors))]
+    assert all(data.known.items[data.known.items == i].size == 0 for i in unplayed)  # in no playlist
+    scores = model.scores(np.arange(data.num_users))[:, unplayed]
+    community = np.asarray([int(pid) // 1000 for pid in data.user_ids.to_pylist()])
+    # Community 0 ranks its artist's new release above every distractor; community 1 ranks it below them.
+    assert (scores[community == 0, 0][:, None] > scores[community == 0, 1:]).all()
+    assert (scores[community == 1, 0][:, None] < scores[community == 1, 1:]).all()
+
+
+def test_a_catalogue_track_in_a_fixed_test_is_a_pair_not_a_miss(tmp_path):
+    a, b, c = (track(0, t, full=False) for t in range(3))
+    train = [{"name": "x", "pid": 1, "tracks": [a]}, {"name": "y", "pid": 2, "tracks": [a, b]}]
+    for part, playlists in (("train", train), ("test", [{"pid": 1, "tracks": [b, c]}])):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "mpd.slice.0-999.json").write_text(json.dumps({"playlists": playlists}))
+    (tmp_path / "catalogue.tsv").write_text("artist_name\ttrack_name\ttrack_uri\nArtist 0-2\tSong 0-2\t"
+                                            "spotify:track:c0t02\n")
+    without = load(tmp_path / "train", test=str(tmp_path / "test"))
+    assert without.test_items().misses.sum() == 1 and without.num_items == 2
+    data = load(tmp_path / "train", test=str(tmp_path / "test"), catalogue=str(tmp_path / "catalogue.tsv"))
+    assert data.test_items().misses.sum() == 0 and data.num_items == 3 and len(data.test_items().items) == 2

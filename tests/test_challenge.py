@@ -1,0 +1,59 @@
+"""The RecSys Challenge 2018 protocol (bench/challenge.py): its metrics on hand-computed cases,
+and a challenge set built from planted slices that train_gnn.py reads back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_mpd import planted_slices
+
+from bench.challenge import CATEGORIES, build, clicks, ndcg, r_precision, track_key
+from melody_map.mpd import read_mpd_train_test
+
+
+def test_r_precision_gives_artists_a_quarter():
+    hidden, hidden_artists = ["a", "b", "c", "d"], ["A", "A", "B", "C"]
+    recommended, artists = ["a", "x", "y", "z", "b"], ["A", "B", "D", "E", "A"]
+    # The first |G| = 4: one track (a), two artists (A, B): (1 + 0.25 * 2) / 4; "b" at 5 is past |G|.
+    assert r_precision(recommended, artists, hidden, hidden_artists) == pytest.approx(0.375)
+    assert r_precision(["x"], ["Z"], ["a"], ["A"]) == 0.0
+
+
+def test_ndcg_is_the_challenges():
+    # rel = 0, 1, 0, 1: DCG = 1/log2(2) + 1/log2(4) = 1.5; IDCG for 2 hidden = 1 + 1/log2(2) = 2.
+    assert ndcg(["x", "a", "y", "b"], ["a", "b"]) == pytest.approx(0.75)
+    assert ndcg(["a", "b"], ["a", "b"]) == pytest.approx(1.0)
+    # Three hidden, one found first: 1 / (1 + 1 + 1/log2(3)).
+    assert ndcg(["a", "x"], ["a", "b", "c"]) == pytest.approx(1 / (2 + 1 / 1.5849625007211563))
+    assert ndcg(["x", "y"], ["a"]) == 0.0
+
+
+def test_clicks_count_pages_of_ten_before_the_first_hit():
+    listing = [f"t{i}" for i in range(500)]
+    assert clicks(listing, ["t0"]) == 0
+    assert clicks(listing, ["t9"]) == 0 and clicks(listing, ["t10"]) == 1
+    assert clicks(listing, ["t22", "t499"]) == 2
+    assert clicks(listing, ["elsewhere"]) == 51
+
+
+def test_the_set_hides_the_rest_of_each_chosen_playlist_and_trains_on_the_others(tmp_path):
+    planted = planted_slices(tmp_path / "slices", playlists_per_community=60)  # 120 playlists of 12 tracks
+    summary = build(tmp_path / "slices", tmp_path / "work", per_category=3, seed=1)
+    meta = json.loads((tmp_path / "work" / "challenge.json").read_text())
+    # Playlists of 12 tracks qualify for 0, 1 seeds (>= 10, 11 tracks) and not for 5 (>= 15).
+    assert summary["categories"] == {label: (3 if k <= 1 else 0) for label, k, *_ in CATEGORIES}
+    train, test = ({p["pid"]: p for p in json.loads(next((tmp_path / "work" / part).glob("*.json")).read_text())[
+        "playlists"]} for part in ("train", "test"))
+    assert len(train) == 120 and set(test) == {int(pid) for pid in meta["category_of"]}
+    for p in planted:
+        if p["pid"] not in test:
+            assert train[p["pid"]] == p
+            continue
+        k = {"name only": 0, "name + first 1": 1}[meta["category_of"][str(p["pid"])]]
+        keys = [track_key(r) for r in p["tracks"]]
+        assert [track_key(r) for r in train[p["pid"]]["tracks"]] == keys[:k]  # the first k are the seeds
+        assert [track_key(r) for r in test[p["pid"]]["tracks"]] == keys[k:]  # the rest is hidden
+        assert train[p["pid"]]["name"] == p["name"]
+    _, _, hidden = read_mpd_train_test(tmp_path / "work" / "train", tmp_path / "work" / "test")
+    assert hidden.report.balanced() and hidden.report.rows_kept == summary["hidden_rows"]
