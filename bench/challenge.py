@@ -66,6 +66,7 @@ from bench import quality  # noqa: E402
 SOURCE = "../shared/data/mpd-slices-a"  # relative to the repo root
 WORK = Path(tempfile.gettempdir()) / "melody-challenge"  # derived from the source data: never in the repository
 OUT = ROOT / "bench" / "results" / "challenge.json"
+OUT_CATALOGUE = ROOT / "bench" / "results" / "challenge_catalogue.json"  # the same with --catalogue
 N = 500  # tracks recommended per playlist, as the challenge asks
 K = 20
 
@@ -181,18 +182,42 @@ def build(source: str | os.PathLike, work: Path, per_category: int, seed: int) -
         with open(work / part / f"mpd.slice.challenge-{part}.json", "w", encoding="utf-8") as f:
             json.dump({"info": {"generated_on": "bench/challenge.py", "slice": part, "version": "challenge"},
                        "playlists": rows}, f)
+    unplayed = write_catalogue(work, train, test, rng)
     summary = {"source": str(source), "seed": seed, "per_category": per_category, "playlists": len(playlists),
                "chosen": len(chosen), "categories": {label: sum(v == label for v in chosen.values())
                                                      for label, *_ in CATEGORIES},
-               "hidden_rows": sum(len(p["tracks"]) for p in test)}
+               "hidden_rows": sum(len(p["tracks"]) for p in test), "unplayed_hidden_tracks": unplayed}
     (work / "challenge.json").write_text(json.dumps({**summary, "category_of": {str(k): v for k, v in chosen.items()}}))
     return summary
 
 
+def write_catalogue(work: Path, train: list[dict], test: list[dict], rng: random.Random) -> int:
+    """``work/catalogue.json``: every hidden track no training playlist holds (new releases, as far
+    as the training can tell), and as many distractors nobody played: a made-up track by an
+    artist drawn at random from the training's, so that being in the catalogue is no hint.
+    Returns the number of unplayed hidden tracks."""
+    played = {track_key(r) for p in train for r in p["tracks"]}
+    unplayed: dict[str, dict] = {}
+    for p in test:
+        for r in p["tracks"]:
+            if track_key(r) not in played:
+                unplayed.setdefault(track_key(r), r)
+    artists = sorted({(str(r.get("artist_name") or ""), str(r.get("artist_uri") or ""))
+                      for p in train for r in p["tracks"]})
+    distractors = []
+    for n in range(len(unplayed)):
+        name, uri = rng.choice(artists)
+        distractors.append({"artist_name": name, **({"artist_uri": uri} if uri else {}),
+                            "track_uri": f"distractor:{n}", "track_name": f"Distractor {n}"})
+    with open(work / "catalogue.json", "w", encoding="utf-8") as f:
+        json.dump([*unplayed.values(), *distractors], f)
+    return len(unplayed)
+
+
 # --------------------------------------------------------------------------- scoring
 
-def flags(work: Path) -> str:
-    return f"--data {work}/train --test {work}/test"
+def flags(work: Path, catalogue: bool = False) -> str:
+    return f"--data {work}/train --test {work}/test" + (f" --catalogue {work}/catalogue.json" if catalogue else "")
 
 
 def fit_row(row: str, data, log) -> tuple[Any, dict[str, Any]]:
@@ -314,10 +339,30 @@ def score(data, users: np.ndarray, items: np.ndarray, work: Path) -> dict[str, A
     table["overall"] = {"playlists": len(every), "r_precision": float(every[:, 0].mean()),
                         "ndcg": float(every[:, 1].mean()), "clicks": float(every[:, 2].mean())}
     project = ranking_metrics(users, items, np.zeros(items.shape, np.float32), data.test_items(), data.num_items, K)
-    return {"categories": table, "recall@20": project[f"recall@{K}"], "ndcg@20": project[f"ndcg@{K}"]}
+    return {"categories": table, "recall@20": project[f"recall@{K}"], "ndcg@20": project[f"ndcg@{K}"],
+            "unplayed": unplayed_recovered(data, users, items)}
 
 
-def child(row: str, work: Path) -> dict[str, Any]:
+def unplayed_recovered(data, users: np.ndarray, items: np.ndarray) -> dict[str, float | int]:
+    """Of the held-out pairs whose track no training playlist holds, the share each cut-off recovers
+    (a track outside the catalogue counts as not recovered)."""
+    from melody_map.types import TRAIN, VALID
+
+    played = np.zeros(data.num_items, bool)
+    played[data.items(TRAIN, VALID).items] = True
+    held = data.test_items()
+    misses = held.misses if held.misses is not None else np.zeros(held.num_users, np.int64)
+    total, hits = int(misses[users].sum()), {20: 0, N: 0}
+    for u, row in zip(users, items):
+        mine = held.of(int(u))
+        new = mine[~played[mine]]
+        total += len(new)
+        for k in hits:
+            hits[k] += int(np.isin(row[:k], new).sum())
+    return {"pairs": total, **{f"recovered@{k}": hits[k] / total if total else 0.0 for k in hits}}
+
+
+def child(row: str, work: Path, catalogue: bool = False) -> dict[str, Any]:
     from melody_map.config import TrainConfig, parse_config
     from melody_map.dataset import load_dataset
 
@@ -325,7 +370,7 @@ def child(row: str, work: Path) -> dict[str, Any]:
         print(f"  {line}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
-    data = load_dataset(parse_config(TrainConfig, shlex.split(flags(work)), ""))
+    data = load_dataset(parse_config(TrainConfig, shlex.split(flags(work, catalogue)), ""))
     loaded = time.perf_counter()
     model, params = fit_row(row, data, log)
     fitted = time.perf_counter()
@@ -339,7 +384,8 @@ def child(row: str, work: Path) -> dict[str, Any]:
                         "load_seconds": loaded - start, "fit_seconds": fitted - loaded,
                         "rank_seconds": time.perf_counter() - begun,
                         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                        "pairs": data.pairs.counts(), "command": f"python bench/challenge.py --models {row}",
+                        "pairs": data.pairs.counts(),
+                        "command": f"python bench/challenge.py --models {row}" + " --catalogue" * catalogue,
                         **score(data, users, items, work)})
     return {"rows": results}
 
@@ -369,17 +415,24 @@ def report(doc: dict[str, Any]) -> str:
             rp = f"**{rp}**" if c["r_precision"] is not None and c["r_precision"] == best[label] else rp
             cells.append(f"{rp} / {c['ndcg']:.4f} / {c['clicks']:.2f}" if c["ndcg"] is not None else "—")
         lines.append(f"| {label} ({n}) | " + " | ".join(cells) + " |")
-    lines += ["", "| model | Recall@20 | NDCG@20 | fit | peak RSS | chosen | reproduce |",
-              "|---|---:|---:|---:|---:|---|---|"]
+    unplayed = next((r["unplayed"]["pairs"] for r in ok if "unplayed" in r), 0)
+    held = ok[0]["pairs"].get("test", 0) + ok[0]["pairs"].get("test_unseen", 0) if ok else 0
+    lines += ["", f"Recall@20 and NDCG@20 (the project's) over all {held:,} held-out pairs; {unplayed:,} of them "
+              "have a track no training playlist holds (a miss where the catalogue lacks it). Unplayed: the share "
+              "of those each model recovers in its top 20 / 500.", "",
+              "| model | Recall@20 | NDCG@20 | unplayed @20 / @500 | fit | peak RSS | chosen | reproduce |",
+              "|---|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         if "categories" not in r:
-            lines.append(f"| {r['model']} | — | — | — | — | {r.get('error', 'failed')} | |")
+            lines.append(f"| {r['model']} | — | — | — | — | — | {r.get('error', 'failed')} | |")
             continue
         base = next((b for b in sorted(ROWS, key=len, reverse=True) if r["model"].startswith(b)), r["model"])
         entry = {"iALS-fold-in": "iALS", "GCN-no-words": "GCN"}.get(base, base)
         chosen = quality.shown_params(entry if entry in quality.entries() else "popularity", r["params"])
-        lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | {r['fit_seconds']:.1f} s | "
-                     f"{r['peak_rss_mb'] / 1024:.2f} GiB | {chosen} | `{r['command']}` |")
+        new = r.get("unplayed", {})
+        share = f"{new.get('recovered@20', 0):.4f} / {new.get(f'recovered@{N}', 0):.4f}" if new else "—"
+        lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | {share} | "
+                     f"{r['fit_seconds']:.1f} s | {r['peak_rss_mb'] / 1024:.2f} GiB | {chosen} | `{r['command']}` |")
     return "\n".join(lines)
 
 
@@ -400,18 +453,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-category", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", nargs="+", default=list(ROWS), choices=ROWS)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--catalogue", action="store_true",
+                    help="train with --catalogue: the unplayed hidden tracks and as many distractors (writes "
+                         f"{OUT_CATALOGUE.relative_to(ROOT)} unless --out says otherwise)")
+    ap.add_argument("--out", type=Path, default=None, help=f"default {OUT.relative_to(ROOT)}")
     ap.add_argument("--report", action="store_true", help="re-print the tables from --out and stop")
     ap.add_argument("--update", action="store_true", help="re-measure the rows asked for, keep the others")
     ap.add_argument("--child", metavar="MODEL", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.out = args.out or (OUT_CATALOGUE if args.catalogue else OUT)
     if args.child:
         import torch
 
         from melody_map.outputs import choose_threads
 
         torch.set_num_threads(choose_threads(0)[0])
-        print(json.dumps(child(args.child, args.work)))
+        print(json.dumps(child(args.child, args.work, args.catalogue)))
         return 0
     if args.report:
         print(report(json.loads(args.out.read_text())))
@@ -427,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     doc.update(machine=quality.machine(), command=command_line, set=summary)
     for row in args.models:
         print(f"[challenge] {row} ...", file=sys.stderr, flush=True)
-        result = quality._run_child([sys.executable, __file__, "--child", row, "--work", str(args.work)])
+        result = quality._run_child([sys.executable, __file__, "--child", row, "--work", str(args.work)]
+                                    + ["--catalogue"] * args.catalogue)
         fresh = result.get("rows", [{"model": row, **result}])
         names = {r["model"] for r in fresh}
         doc["results"] = [r for r in doc["results"] if r["model"] not in names] + fresh

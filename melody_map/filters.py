@@ -206,6 +206,7 @@ class NameFilter:
 
     with W the (playlists, words) name-word incidence and R the training matrix: each word
     brings the tracks of the playlists named with it, a word many names share counting less.
+    Ties are broken by popularity (a millionth of it, below any track a word reaches).
     A new playlist's name scores the same way through its words that have nodes.
 
     Args:
@@ -221,6 +222,10 @@ class NameFilter:
         dw = np.asarray(self.words.sum(0)).ravel()
         scale = (1 / np.sqrt(np.maximum(dw, 1))).astype(np.float32)
         self.through = sp.csr_matrix(sp.diags(scale) @ (self.words.T @ sp.csr_matrix(matrix, dtype=np.float32)))
+        # Ties (a name whose words reach few tracks) go to the popular tracks: 1e-6 of popularity
+        # stays below any track a word reaches (at least 1 / sqrt(words x playlists per word)).
+        pop = np.asarray(sp.csr_matrix(matrix).sum(0), dtype=np.float32).ravel()
+        self.prior = torch.from_numpy(1e-6 * pop / max(float(pop.max(initial=0.0)), 1.0))
 
     def scores(self, users: np.ndarray) -> Tensor:
         """(B, I) scores of B users by their names."""
@@ -239,7 +244,7 @@ class NameFilter:
     def _rows(self, rows: sp.csr_matrix) -> Tensor:
         du = np.asarray(rows.sum(1)).ravel()
         rows = sp.diags((1 / np.sqrt(np.maximum(du, 1))).astype(np.float32)) @ rows
-        return torch.from_numpy((rows @ self.through).toarray())
+        return torch.from_numpy((rows @ self.through).toarray()) + self.prior
 
     def state(self) -> dict[str, Any]:
         """The vocabulary and the incidence; the training matrix is the filter's beside it."""

@@ -39,6 +39,8 @@ def test_clicks_count_pages_of_ten_before_the_first_hit():
 
 def test_the_set_hides_the_rest_of_each_chosen_playlist_and_trains_on_the_others(tmp_path):
     planted = planted_slices(tmp_path / "slices", playlists_per_community=60)  # 120 playlists of 12 tracks
+    planted[0]["tracks"].append(dict(planted[0]["tracks"][0], track_uri="spotify:track:once", track_name="Once"))
+    (tmp_path / "slices" / "mpd.slice.0-999.json").write_text(json.dumps({"playlists": planted[:60]}))
     summary = build(tmp_path / "slices", tmp_path / "work", per_category=3, seed=1)
     meta = json.loads((tmp_path / "work" / "challenge.json").read_text())
     # Playlists of 12 tracks qualify for 0, 1 seeds (>= 10, 11 tracks) and not for 5 (>= 15).
@@ -55,5 +57,7 @@ def test_the_set_hides_the_rest_of_each_chosen_playlist_and_trains_on_the_others
         assert [track_key(r) for r in train[p["pid"]]["tracks"]] == keys[:k]  # the first k are the seeds
         assert [track_key(r) for r in test[p["pid"]]["tracks"]] == keys[k:]  # the rest is hidden
         assert train[p["pid"]]["name"] == p["name"]
+    catalogue = json.loads((tmp_path / "work" / "catalogue.json").read_text())
+    assert len(catalogue) == 2 * summary["unplayed_hidden_tracks"]  # each unplayed track and one distractor
     _, _, hidden = read_mpd_train_test(tmp_path / "work" / "train", tmp_path / "work" / "test")
     assert hidden.report.balanced() and hidden.report.rows_kept == summary["hidden_rows"]
