@@ -51,6 +51,7 @@ class Graph:
     adj: torch.Tensor  # (N, N) sparse CSR, symmetric, GCN-normalised with self-loops
     num_albums: int = 0  # MPD's full schema: albums, after the playlists
     word_names: list[str] = field(default_factory=list)  # the name words with a node, after the albums
+    new_items: np.ndarray | None = None  # (I,) bool: tracks from --catalogue, started from their artist and album
     edge_counts: dict[str, int] = field(default_factory=dict)  # undirected edges by type
     noun: str = "track"  # what the items are called: "track" or "item"
 
@@ -143,7 +144,7 @@ def build_graph(rows: Interactions, pairs: Pairs, words: bool = True) -> Graph:
                            else (cat.playlist_names, None) if cat.playlist_names is not None else (None, 0))
     vocab, owners, word_codes = name_word_edges(named) if words and named is not None else ([], None, None)
     g = Graph(cat.num_users, cat.num_items, cat.num_artists, cat.num_playlists, adj=torch.empty(0),
-              num_albums=cat.num_albums, word_names=vocab, noun=cat.noun)
+              num_albums=cat.num_albums, word_names=vocab, new_items=cat.new_items, noun=cat.noun)
     train = pairs.part == TRAIN
     # Each block: (source ids, target ids, weights) of one undirected edge type. A user-item
     # edge weighs the rows behind its pair: the playlists that hold the track, 1 for a table's pair.

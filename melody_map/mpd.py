@@ -179,9 +179,12 @@ def read_mpd_data(path: str | os.PathLike, test: str | os.PathLike | None = None
     """
     cols, tracks, playlists = _read(path)
     reports = [playlists]
+    played = len(cols.tracks)
     if catalogue:
         reports.append(read_catalogue(catalogue, cols))
     train = _code(cols, tracks)
+    if catalogue:  # the tracks the catalogue added, after the playlists' own
+        train.catalogue.new_items = np.arange(train.num_items) >= played
     return train, reports, (_read_test(test, cols, train) if test else None)
 
 
@@ -209,8 +212,7 @@ def read_catalogue(path: str | os.PathLike, cols: _Coder) -> LoadReport:
         if reason is None and key in cols.tracks and key not in added:
             reason = IN_TRAINING
         if reason is not None:
-            report.dropped[reason] += 1
-            report.examples.setdefault(reason, repr(row)[:200])
+            _drop(report, reason, row)
         elif key in added:
             report.duplicates_merged += 1
         else:
@@ -312,8 +314,7 @@ def _read_test(path: str | os.PathLike, cols: _Coder, train: Interactions) -> In
                     reason = UNKNOWN_TRACK
                     cold.add((code, key))
                 if reason is not None:
-                    report.dropped[reason] += 1
-                    report.examples.setdefault(reason, repr(row)[:200])
+                    _drop(report, reason, row)
                     continue
                 mine.add((code, key))
                 user.append(code)
@@ -361,8 +362,7 @@ def _read_playlist(playlist, cols: _Coder, seen: set, tracks: LoadReport, playli
     rows = playlist.get("tracks") if isinstance(playlist, dict) else None
     reason = _playlist_problem(playlist, seen)
     if reason is not None:
-        playlists.dropped[reason] += 1
-        playlists.examples.setdefault(reason, repr(playlist)[:200])
+        _drop(playlists, reason, playlist)
         if isinstance(rows, list):
             tracks.rows_read += len(rows)
             tracks.dropped[IN_DROPPED_PLAYLIST] += len(rows)
@@ -380,14 +380,19 @@ def _read_playlist(playlist, cols: _Coder, seen: set, tracks: LoadReport, playli
         tracks.rows_read += 1
         reason, key = _track_problem(row)
         if reason is not None:
-            tracks.dropped[reason] += 1
-            tracks.examples.setdefault(reason, repr(row)[:200])
+            _drop(tracks, reason, row)
         elif key in mine:
             tracks.duplicates_merged += 1
         else:
             mine.add(key)
             tracks.rows_kept += 1
             cols.add(code, key, row, place)
+
+
+def _drop(report: LoadReport, reason: str, row) -> None:
+    """Count a dropped row under its reason, keeping the first as the reason's example."""
+    report.dropped[reason] += 1
+    report.examples.setdefault(reason, repr(row)[:200])
 
 
 def _playlist_problem(playlist, seen: set) -> str | None:

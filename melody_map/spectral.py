@@ -61,11 +61,12 @@ def spectral_embedding(graph: Graph, user: np.ndarray, item: np.ndarray, weight:
     played = torch.zeros(graph.num_nodes, dtype=torch.bool)
     played[graph.item_offset: graph.item_offset + i_n] = torch.from_numpy(di > 0)
     x[rest] = neighbour_means(graph, x, played)[rest]
-    if not played[graph.item_offset: graph.item_offset + i_n].all():
-        # A track no training playlist holds (a --catalogue track) starts at its artist's and album's mean.
-        unplayed = torch.zeros(graph.num_nodes, dtype=torch.bool)
-        unplayed[graph.item_offset: graph.item_offset + i_n] = torch.from_numpy(di == 0)
-        x[unplayed] = neighbour_means(graph, x, rest)[unplayed]
+    if graph.new_items is not None:
+        # A --catalogue track, which no playlist holds, starts at its artist's and album's mean. A
+        # track held out by the split keeps its zero start: that it exists at all says it is an answer.
+        new = torch.zeros(graph.num_nodes, dtype=torch.bool)
+        new[graph.item_offset: graph.item_offset + i_n] = torch.from_numpy(graph.new_items & (di == 0))
+        x[new] = neighbour_means(graph, x, rest)[new]
     if graph.num_words:  # a word: the mean of the playlists named with it
         words = slice(graph.word_offset, graph.num_nodes)
         x[words] = neighbour_means(graph, x, slice(0, graph.word_offset))[words]

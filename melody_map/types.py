@@ -62,6 +62,7 @@ class Catalogue:
     album_names: pa.Array | None = None  # (B,) MPD's full schema only
     item_album: np.ndarray | None = None  # (I,) int32 album code of each track, -1 where unknown; with album_names
     user_modified: np.ndarray | None = None  # (U,) int64 MPD only: each playlist's modified_at, -1 where absent
+    new_items: np.ndarray | None = None  # (I,) bool: the tracks --catalogue added (no playlist holds them)
 
     @property
     def num_users(self) -> int:
