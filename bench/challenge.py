@@ -282,7 +282,7 @@ def ranked(model, row: str, data, users: np.ndarray, fold: str = "") -> np.ndarr
     reads_names = row == "name-popularity" or (hasattr(model, "reads_names") and model.reads_names())
     bare = known.counts()[users] == 0
     if bare.any() and not reads_names:  # a name alone, and a model that cannot read it: popularity
-        counts = np.bincount(data.items(TRAIN, VALID).items, minlength=data.num_items)
+        counts = np.bincount(known.items, minlength=data.num_items)
         items[bare] = np.argsort(-counts, kind="stable")[:N]
     return items
 

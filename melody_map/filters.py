@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from .evaluate import evaluate
+from .foldin import distinct_items
+from .names import words as name_words
 from .ranking import ScoreFn
 from .recommender import Log, Recommender
 from .sparse import csr_from_state, csr_state, torch_csr
@@ -99,12 +101,8 @@ class GFCF(Recommender):
     def fold_in(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
         """GF-CF filters a listener's row, so a new listener is scored exactly as a fitted one;
         ``weights`` (an array beside each history, or None) are the row's values instead of 1."""
-        weights = list(weights) if weights is not None else [None] * len(histories)
-        rows, values = [], []
-        for h, w in zip(histories, weights):
-            items, first = np.unique(np.asarray(h, np.int64), return_index=True)
-            rows.append(items)
-            values.append(np.ones(len(items), np.float32) if w is None else np.asarray(w, np.float32)[first])
+        rows, weights = distinct_items(histories, weights)
+        values = [np.ones(len(h), np.float32) if w is None else w.astype(np.float32) for h, w in zip(rows, weights)]
         indptr = np.concatenate([[0], np.cumsum([len(h) for h in rows])]).astype(np.int64)
         matrix = UserItems(indptr, np.concatenate(rows) if rows else np.zeros(0, np.int64)).matrix(self.matrix.shape[1])
         matrix.data = np.concatenate(values) if values else matrix.data
@@ -233,8 +231,6 @@ class NameFilter:
 
     def scores_of_names(self, names: Sequence[str]) -> Tensor:
         """(B, I) scores of B new playlists by their names (their words that have nodes)."""
-        from .names import words as name_words
-
         codes = [sorted({self.index[w] for w in name_words(n or "") if w in self.index}) for n in names]
         indptr = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(np.int64)
         flat = np.asarray([c for cs in codes for c in cs], np.int64)
@@ -265,9 +261,8 @@ class NameFilter:
         vocabulary, owner, code = name_word_edges(names)
         if not vocabulary:
             return None
-        incidence = sp.csr_matrix((np.ones(len(owner), np.float32), (owner, code)),
+        incidence = sp.csr_matrix((np.ones(len(owner), np.float32), (owner, code)),  # distinct (owner, word) pairs
                                   shape=(matrix.shape[0], len(vocabulary)))
-        incidence.data[:] = 1.0
         return cls(vocabulary, incidence, matrix)
 
 
@@ -281,12 +276,13 @@ def with_names(base_fn: ScoreFn, names_fn: ScoreFn, weight: float, bare: np.ndar
     def scores(users: np.ndarray) -> Tensor:
         users = np.asarray(users, np.int64)
         out = base_fn(users)
-        by_name = z(users)
+        alone = bare[users]
         if weight:
+            by_name = z(users)
             out = out + weight * by_name
-        alone = torch.from_numpy(bare[users])
-        if alone.any():
-            out[alone] = by_name[alone]
+            out[torch.from_numpy(alone)] = by_name[torch.from_numpy(alone)]
+        elif alone.any():  # the names' scores of the users that have nothing else
+            out[torch.from_numpy(alone)] = z(users[alone])
         return out
     return scores
 

@@ -139,6 +139,17 @@ def spd_solve(m: Tensor, rhs: Tensor) -> Tensor:
     return torch.cholesky_solve(rhs, torch.linalg.cholesky(m))
 
 
+def distinct_items(histories, weights=None) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Each history's distinct items (sorted), each with its first weight where weights are given."""
+    weights = list(weights) if weights is not None else [None] * len(histories)
+    out_h, out_w = [], []
+    for h, w in zip(histories, weights):
+        items, first = np.unique(np.asarray(h, np.int64), return_index=True)
+        out_h.append(items)
+        out_w.append(None if w is None else np.asarray(w, np.float64)[first])
+    return out_h, out_w
+
+
 def position_weights(count: int, recency: float) -> np.ndarray:
     """(count,) confidence weights of a playlist's tracks in order, mean 1: the last weighs
     ``1 + recency`` times the first, linearly between (``recency`` 0: all alike)."""

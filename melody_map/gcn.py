@@ -17,7 +17,7 @@ from .config import TrainConfig
 from .distributed import Ranks
 from .evaluate import subsample_users
 from .filters import GFCF, NameFilter, blended, choose_blend, choose_name_weight, with_names
-from .foldin import FoldIn, choose_alpha
+from .foldin import FoldIn, choose_alpha, distinct_items
 from .names import words as name_words
 from .ranking import NormOrderedTopK, embedding_scores
 from .recommender import FitReport, Log, Recommender
@@ -222,17 +222,6 @@ class GCN(Recommender):
                                  self.cfg.fixed_features, self.cfg.combine, self.cfg.conv)
         net.load_state_dict(self._network_state, assign=True)
         return net.eval()
-
-
-def distinct_items(histories, weights=None) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    """Each history's distinct items (sorted), each with its first weight where weights are given."""
-    weights = list(weights) if weights is not None else [None] * len(histories)
-    out_h, out_w = [], []
-    for h, w in zip(histories, weights):
-        items, first = np.unique(np.asarray(h, np.int64), return_index=True)
-        out_h.append(items)
-        out_w.append(None if w is None else np.asarray(w, np.float64)[first])
-    return out_h, out_w
 
 
 class GCNRanker:

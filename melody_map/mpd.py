@@ -224,10 +224,11 @@ def read_catalogue(path: str | os.PathLike, cols: _Coder) -> LoadReport:
 
 def _catalogue_rows(path: str):
     """The track rows of a catalogue file, whatever its shape (see ``read_catalogue``)."""
-    if not os.path.isfile(path) and mpd_files(path) is None:
+    files = mpd_files(path)
+    if not os.path.isfile(path) and files is None:
         raise DataError(f"{path}: file not found; expected {CATALOGUE_EXPECTED}")
-    if mpd_files(path) is not None:
-        for file in mpd_files(path):
+    if files is not None:
+        for file in files:
             try:
                 with open(file, "rb") as f:
                     doc = json.load(f)
