@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from .config import TrainConfig
 from .graph import Graph, build_graph
 from .mpd import is_mpd, read_mpd_data
-from .playlists import read_playlists
+from .playlists import read_playlists, read_playlists_train_test
 from .readers import SEPARATORS, DataError
 from .split import Pairs, split_pairs
 from .tables import (
@@ -93,19 +93,17 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
     if cfg.catalogue and not mpd:
         raise DataError(f"--catalogue takes MPD data (--data names MPD slices); {cfg.data} is "
                         f"{'a plain table' if table else 'a playlists CSV'}")
-    if cfg.test and mpd != is_mpd(cfg.test):
-        raise DataError(f"--test {cfg.test} must be in the layout of --data {cfg.data}: "
-                        f"{'MPD slices (JSON)' if mpd else 'a table'} for both")
-    if cfg.test and not mpd and not table:
-        raise DataError(f"--test takes MPD slices or a plain table; {cfg.data} is a playlists CSV, whose test "
-                        f"split is held out per user (--test-frac)")
+    if cfg.test and (mpd, table) != (is_mpd(cfg.test), not is_mpd(cfg.test) and is_table(cfg.test, sep)):
+        kind = "MPD slices (JSON)" if mpd else "a plain table" if table else "a playlists CSV"
+        raise DataError(f"--test {cfg.test} must be in the layout of --data {cfg.data}: {kind} for both")
     extra: list[LoadReport] = []
     with stage("load"):
         if mpd:
             rows, mpd_reports, test = read_mpd_data(cfg.data, cfg.test or None, cfg.catalogue or None)
             extra += mpd_reports
         elif not table:
-            rows, test = read_playlists(cfg.data), None
+            rows, test = (read_playlists_train_test(cfg.data, cfg.test) if cfg.test
+                          else (read_playlists(cfg.data), None))
         elif cfg.test:
             rows, test = read_train_test(cfg.data, cfg.test, header=header, sep=sep)
         else:

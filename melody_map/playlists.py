@@ -20,12 +20,13 @@ import os
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import readers
 from .types import Catalogue, Interactions, LoadReport
 
 __all__ = ["COLUMNS", "CSV_LAYOUT", "ORIGINAL_HEADER", "ORIGINAL_LAYOUT", "REAL_DATASET_HINT", "header_columns",
-           "read_playlists"]
+           "read_playlists", "read_playlists_train_test"]
 
 COLUMNS = ("user_id", "artistname", "trackname", "playlistname")
 ORIGINAL_HEADER = '"user_id", "artistname", "trackname", "playlistname"'
@@ -34,6 +35,10 @@ CSV_LAYOUT = "csv layout"  # standard quoting
 REAL_DATASET_HINT = (
     "the real dataset is 'Spotify Playlists' (Pichl et al. 2015), spotify_dataset.csv on Kaggle"
 )
+# A fixed test's drop reasons (``read_playlists_train_test``).
+UNKNOWN_USER = "a user training lacks"
+UNSEEN_TRACK = "a track no training playlist holds (counted as a miss)"
+IN_TRAIN = "a training pair"
 
 
 def read_playlists(path: str | os.PathLike) -> Interactions:
@@ -86,6 +91,65 @@ def read_playlists(path: str | os.PathLike) -> Interactions:
     return _code(cols, keep, readers.rows_where(cols, "bad_utf8")[keep], report)
 
 
+def read_playlists_train_test(train_path: str | os.PathLike,
+                              test_path: str | os.PathLike) -> tuple[Interactions, Interactions]:
+    """Read a fixed train/test split of playlists CSVs into the training's code space.
+
+    Both files are read as :func:`read_playlists` reads one. A test row is a (user, track)
+    pair to predict; its playlist plays no part. Each test row has one fate: dropped
+    because training lacks its user; dropped because its track is in no training playlist
+    (such pairs are not added to the catalogue, which would hint at the answer: each user's
+    distinct ones are kept in ``unseen``, for evaluation to count as misses); merged into an
+    earlier test row of the same pair; dropped as a training pair (never recommended, so
+    never hit); or kept.
+
+    Returns:
+        (train, test), sharing the training's catalogue.
+
+    Raises:
+        readers.DataError: as :func:`read_playlists`, for either file; or no test row is left.
+    """
+    train = read_playlists(train_path)
+    test = read_playlists(test_path)
+    cat, tcat, report = train.catalogue, test.catalogue, test.report
+    user = _codes_in(tcat.user_ids, cat.user_ids)[test.user]
+    item = _codes_in(_track_keys(tcat), _track_keys(cat))[test.item]
+    known_user, known_track = user >= 0, item >= 0
+    report.dropped[UNKNOWN_USER] = int((~known_user).sum())
+    cold = known_user & ~known_track
+    report.dropped[UNSEEN_TRACK] = int(cold.sum())
+    cold_pairs = np.unique(user[cold] * tcat.num_items + test.item[cold])
+    unseen = np.bincount(cold_pairs // tcat.num_items, minlength=cat.num_users).astype(np.int64)
+    pair = user[known_track & known_user] * cat.num_items + item[known_track & known_user]
+    distinct = np.unique(pair)
+    in_train = np.isin(distinct, train.user * cat.num_items + train.item)
+    report.duplicates_merged += len(pair) - len(distinct)
+    report.dropped[IN_TRAIN] = int(in_train.sum())
+    kept = distinct[~in_train]
+    report.rows_kept = len(kept)
+    for reason, rows in ((UNKNOWN_USER, ~known_user), (UNSEEN_TRACK, cold)):
+        if rows.any():
+            k = int(np.argmax(rows))
+            report.examples.setdefault(reason, ", ".join(str(x) for x in (
+                tcat.user_ids[int(test.user[k])], tcat.artist_names[int(tcat.item_artist[test.item[k]])],
+                tcat.item_names[int(test.item[k])])))
+    if report.rows_kept == 0 and not unseen.any():
+        raise readers.DataError(f"{report.path}: no usable test row; its users must be training users and its "
+                                f"pairs new to them ({report.summary()})")
+    return train, Interactions(user=kept // cat.num_items, item=kept % cat.num_items,
+                               weight=np.ones(len(kept), np.float32), playlist=None, catalogue=cat, report=report,
+                               unseen=unseen)
+
+
+def _track_keys(catalogue: Catalogue) -> pa.Array:
+    """Each track's key across files: its artist and title joined by a byte no name holds."""
+    artists = catalogue.artist_names.take(pa.array(catalogue.item_artist))
+    return pc.binary_join_element_wise(artists, catalogue.item_names, pa.scalar("\x1f", artists.type))
+
+
+def _codes_in(values: pa.Array, vocabulary: pa.Array) -> np.ndarray:
+    """(len(values),) int64: each value's index in ``vocabulary``, -1 where absent."""
+    return pc.index_in(values, value_set=vocabulary).fill_null(-1).to_numpy().astype(np.int64)
 
 
 def header_columns(header: str, path: str) -> tuple[str, list[str]]:

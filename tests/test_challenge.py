@@ -1,14 +1,18 @@
 """The RecSys Challenge 2018 protocol (bench/challenge.py): its metrics on hand-computed cases,
-and a challenge set built from planted slices that train_gnn.py reads back."""
+a challenge set built from planted slices that train_gnn.py reads back, and one built from the
+shared real slices that trains with --test, --catalogue and then answers a name alone."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from conftest import load, shared_file
 from test_mpd import planted_slices
 
+import train_gnn
 from bench.challenge import CATEGORIES, build, clicks, ndcg, r_precision, track_key
+from melody_map.api import load_model, recommend_for_new_playlist
 from melody_map.mpd import read_mpd_train_test
 
 
@@ -61,3 +65,31 @@ def test_the_set_hides_the_rest_of_each_chosen_playlist_and_trains_on_the_others
     assert len(catalogue) == 2 * summary["unplayed_hidden_tracks"]  # each unplayed track and one distractor
     _, _, hidden = read_mpd_train_test(tmp_path / "work" / "train", tmp_path / "work" / "test")
     assert hidden.report.balanced() and hidden.report.rows_kept == summary["hidden_rows"]
+
+
+def test_on_the_shared_slices_the_set_trains_with_test_catalogue_and_names(tmp_path, capsys):
+    source = shared_file("mpd-slices-a")
+    summary = build(source, tmp_path / "work", per_category=20, seed=0)
+    work = tmp_path / "work"
+    flags = ["--data", str(work / "train"), "--test", str(work / "test")]
+    # Without the catalogue each hidden track no seed playlist holds is a miss; with it, none is.
+    without = load(work / "train", test=str(work / "test"))
+    with_catalogue = load(work / "train", test=str(work / "test"), catalogue=str(work / "catalogue.json"))
+    assert all(r.balanced() for r in without.reports + with_catalogue.reports)
+    assert without.test_items().misses.sum() + without.reports[-1].rows_kept == summary["hidden_rows"]
+    assert with_catalogue.test_items().misses.sum() == 0
+    assert with_catalogue.reports[-1].rows_kept == summary["hidden_rows"]
+    assert with_catalogue.catalogue.new_items.sum() == 2 * summary["unplayed_hidden_tracks"]
+    ckpt = tmp_path / "m.pth"
+    assert train_gnn.main([*flags, "--catalogue", str(work / "catalogue.json"), "--output", str(ckpt), "--plot", "",
+                           "--epochs", "1"]) == 0
+    assert f"test (200 users, all {with_catalogue.num_items:,} tracks ranked" in capsys.readouterr().out
+    # A name alone: every one of the top 10 is a track of a training playlist whose name has that word.
+    model, data = load_model(ckpt)
+    playlists = [p for f in sorted((work / "train").glob("*.json")) for p in json.loads(f.read_text())["playlists"]]
+    lists = {}
+    for word in ("christmas", "worship"):
+        named = {t["track_uri"] for p in playlists if word in p["name"].lower().split() for t in p["tracks"]}
+        lists[word] = set(recommend_for_new_playlist(model, data, word, top_k=10).track_uri)
+        assert lists[word] <= named, word
+    assert not lists["christmas"] & lists["worship"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import ROOT, shared_file, write_original
+from conftest import ROOT, load, shared_file, write_original
+
+import train_gnn
 
 from melody_map.playlists import CSV_LAYOUT, ORIGINAL_LAYOUT, read_playlists
 from melody_map.readers import BLANK_LINE, EMPTY_FIELD, WRONG_SHAPE, DataError
@@ -167,3 +169,31 @@ def test_missing_default_file_says_where_the_real_data_comes_from(tmp_path):
     with pytest.raises(DataError, match="file not found.*Kaggle") as err:
         read_playlists(tmp_path / "spotify_dataset.csv")
     assert "\n" not in str(err.value)
+
+
+def test_a_fixed_test_csv_is_coded_with_the_training_users_and_tracks(tmp_path, capsys):
+    train = [("u1", "A", "a", "P"), ("u1", "A", "b", "P"), ("u2", "A", "a", "Q"), ("u2", "B", "c", "Q")]
+    test = [("u1", "B", "c", "P"),  # kept: u1 never played c
+            ("u1", "B", "c", "Other"),  # the same pair from another playlist: merged
+            ("u1", "A", "new", "P"), ("u1", "A", "new", "R"),  # one unseen pair (two rows): a miss, not an item
+            ("u2", "A", "a", "Q2"),  # a training pair
+            ("u9", "A", "a", "P")]  # a user training lacks
+    for name, rows in (("train.csv", train), ("test.csv", test)):
+        pd.DataFrame(rows, columns=["user_id", "artistname", "trackname", "playlistname"]).to_csv(
+            tmp_path / name, index=False)
+    data = load(tmp_path / "train.csv", test=str(tmp_path / "test.csv"))
+    report = data.reports[-1]
+    assert report.balanced() and report.rows_read == 6 and report.rows_kept == 1 and report.duplicates_merged == 1
+    assert {k: v for k, v in report.dropped.items() if v} == {
+        "a user training lacks": 1, "a track no training playlist holds (counted as a miss)": 2,
+        "a training pair": 1}
+    assert data.num_items == 3  # "new" is not added to the catalogue
+    users = data.catalogue.user_ids.to_pylist()
+    held = data.test_items()
+    assert held.misses.tolist() == [1 if u == "u1" else 0 for u in users]
+    u1 = users.index("u1")
+    assert data.catalogue.item_names[int(held.items[held.indptr[u1]])].as_py() == "c"
+    assert held.heldout_counts().tolist() == [2 if u == "u1" else 0 for u in users]
+    assert train_gnn.main(["--data", str(tmp_path / "train.csv"), "--test", str(tmp_path / "test.csv"),
+                           "--output", "", "--plot", "", "--epochs", "0"]) == 0
+    assert "+ 1 whose track never appears in training, counted as misses" in capsys.readouterr().out

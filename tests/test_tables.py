@@ -116,11 +116,12 @@ def test_plain_table_with_names_recommends_by_name(tmp_path):
     assert "Song 0-" in rec.stdout and " — " not in rec.stdout
 
 
-def test_test_flag_takes_a_plain_table_or_mpd_slices(tmp_path):
+def test_a_test_table_beside_a_playlists_csv_is_one_line(tmp_path):
+    (tmp_path / "t.tsv").write_text("1\t2\n")
     run = subprocess.run([sys.executable, "train_gnn.py", "--test", str(tmp_path / "t.tsv")],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert "--test takes MPD slices or a plain table" in run.stderr
+    assert "must be in the layout of --data spotify_dataset.csv: a playlists CSV for both" in run.stderr
 
 
 def test_blend_single_user_list_matches_the_all_users_ranking(tmp_path):
