@@ -60,6 +60,7 @@ DATASETS = {
     "lastfm": f"--data {SHARED}/lastfm-lightgcn/data1.txt --test {SHARED}/lastfm-lightgcn/test1.txt",
     "hetrec": f"--data {SHARED}/hetrec2011-lastfm-2k/user_artists.dat --test-frac 0.2 "
               f"--item-tags '{SHARED}/hetrec2011-lastfm-2k/user_taggedartists.part*.dat'",
+    "mpd": f"--data {SHARED}/mpd-slices-a",
     "spotify10": "--data bench/data/spotify_full_x0.1_seed0.csv",
     "spotify100": "--data bench/data/spotify_full_x1_seed0.csv",
 }
@@ -79,7 +80,7 @@ class Entry:
 def entries() -> dict[str, Entry]:
     """Every benchmarked model by its row name (imports the models on demand)."""
     from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, Popularity
-    from melody_map.filters import GF_CF_GRID, GFCF
+    from melody_map.filters import CHEBY_CF_GRID, GF_CF_GRID, GFCF, ChebyCF
     from melody_map.gcn import GCN, GCNBlend
 
     gcn_grid = {"dim": [64, 128], "combine": ["concat", "last"]}  # dropout stays at 0.1
@@ -89,6 +90,7 @@ def entries() -> dict[str, Entry]:
         "EASE": Entry(EASE, {"lam": [50.0, 200.0, 500.0, 2000.0]}),
         "iALS": Entry(IALS, {"factors": [64, 128], "regularization": [0.01, 1.0], "alpha": [1.0, 20.0]}),
         "GF-CF": Entry(GFCF, GF_CF_GRID),
+        "ChebyCF": Entry(ChebyCF, CHEBY_CF_GRID),  # order 8, eta 256
         "LightGCN": Entry(partial(LightGCNBaseline, epochs=200, eval_every=5, patience=4)),
         # trainable random node vectors, the scorer on the last layer
         "GCN-trainable": Entry(GCN, fixed={"fixed_features": False, "init": "normal", "combine": "last"}),
@@ -106,7 +108,7 @@ def entries() -> dict[str, Entry]:
     }
 
 
-MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
+MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "ChebyCF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
           "GCN-tuned", "GCN+GF-CF", "GCN-all-items", "GCN-disjoint", "GCN-degree", "GAT",
           "GCN-tags", "GCN+GF-CF-tags")
 

@@ -26,7 +26,8 @@ class TrainConfig:
                      "playlistname; the shipped sample, or the real 1.2 GB spotify_dataset.csv) or a plain "
                      "interaction table (user, item[, weight] per line, CSV or TSV, header optional)")
     test: str = _opt("", "data", "a fixed test in --data's layout (a plain table; a playlists CSV of --data's "
-                     "users; MPD slices whose pids are --data's playlists): its pairs are the test set, validation is carved from --data")
+                     "users; MPD slices whose pids are --data's playlists): its pairs are the test "
+                     "set, validation is carved from --data")
     catalogue: str = _opt("", "data", "tracks no playlist holds that may be recommended all the same (new "
                           "releases), joined to the graph through their artist and album: MPD slices, a JSON list "
                           "of MPD track rows, or a CSV/TSV with a header naming artist_name, track_name[, track_uri, "

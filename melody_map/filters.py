@@ -1,4 +1,5 @@
-"""Training-free graph filters for recommendation: GF-CF (Shen et al., CIKM 2021).
+"""Training-free graph filters for recommendation: GF-CF (Shen et al., CIKM 2021) and ChebyCF
+(Kim et al., SIGIR 2025).
 
 A user's row of the interaction matrix is a signal on the item-item graph; smoothing it
 with a low-pass filter of that graph ranks the items the user's neighbourhood favours.
@@ -10,6 +11,12 @@ GF-CF adds two filters of the degree-normalised matrix ``R~ = D_U^-1/2 R D_I^-1/
 and scores ``s_u = r_u (P~ + alpha * ideal)``. No weights are learned; the only choices are
 ``k`` and ``alpha``, picked on validation like any hyper-parameter. LightGCN's propagation
 is the same kind of low-pass filter, reached by gradient descent (Shen et al., Sec. 3).
+
+ChebyCF replaces the linear filter by a Chebyshev polynomial of ``M = R~^T R~`` that
+approximates a smooth step over its spectrum, keeps the ideal pass, and wraps both in a
+degree equaliser (the row divided by item degree^beta going in, multiplied by it coming out).
+Both need only sparse products with ``R~`` and the leading singular vectors of ``R~``
+(``leading_right_singular``: exact through the users' Gram matrix when users are few).
 """
 
 from __future__ import annotations
@@ -30,6 +37,53 @@ from .sparse import csr_from_state, csr_state, torch_csr
 from .types import TRAIN, UserItems
 
 MAX_FACTOR_FLOATS = 1 << 28  # k is clipped so that each (items, k) factor stays within 1 GiB
+GRAM_USERS = 8192  # up to this many users (and fewer than items) the SVD goes through the users' Gram matrix
+FILTER_BLOCK_FLOATS = 1 << 25  # ChebyCF filters a batch in blocks of users of at most this many (block, I) floats
+
+
+def normalised(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """``R~ = D_U^-1/2 R D_I^-1/2`` of a users x items matrix taken as binary, with the binary
+    matrix and the item degrees."""
+    binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    binary.data[:] = 1.0
+    du = np.asarray(binary.sum(1)).ravel()
+    di = np.asarray(binary.sum(0)).ravel()
+    inv_u = (np.where(du > 0, du, 1) ** -0.5).astype(np.float32)
+    inv_i = (np.where(di > 0, di, 1) ** -0.5).astype(np.float32)
+    return sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i)), binary, di
+
+
+def gram_eigen(norm: sp.csr_matrix, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The users' (U, U) Gram matrix ``G = R R^T`` (float64) and its ``k`` leading eigenpairs
+    ``G = W S^2 W^T``: values (k',) descending and vectors (U, k'), k' <= k; eigenvalues below
+    1e-12 of the largest (singular values below 1e-6) are dropped."""
+    gram = torch.from_numpy((norm @ norm.T).toarray().astype(np.float64))
+    values, vectors = torch.linalg.eigh(gram)  # ascending
+    values, vectors = values.flip(0)[:k], vectors.flip(1)[:, :k]
+    keep = values > 1e-12 * float(values[0].clamp_min(1e-30))
+    return gram, values[keep], vectors[:, keep].contiguous()
+
+
+def uses_gram(shape: tuple[int, int]) -> bool:
+    """Whether a users x items matrix is filtered through its users' Gram matrix: few users, fewer than items."""
+    return shape[0] <= min(GRAM_USERS, shape[1] - 1)
+
+
+def leading_right_singular(norm: sp.csr_matrix, k: int, seed: int = 0) -> Tensor:
+    """(I, k') the leading right singular vectors of a users x items matrix, k' <= k.
+
+    With few users (``uses_gram``) they come exactly from the eigenvectors of the users' Gram
+    matrix, ``V = R^T W S^-1`` (``gram_eigen``); else from a seeded randomised SVD.
+    """
+    k = max(1, min(k, min(norm.shape) - 1))
+    if uses_gram(norm.shape):
+        _, values, vectors = gram_eigen(norm, k)
+        v = torch.from_numpy(np.asarray(norm.T @ vectors.numpy()))  # (I, k) = R^T W
+        return (v / values.sqrt()).float().contiguous()
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
+        torch.manual_seed(seed)
+        _, _, v = torch.svd_lowrank(torch_csr(norm), q=k, niter=4)
+    return v.contiguous()
 
 
 class GFCF(Recommender):
@@ -67,22 +121,12 @@ class GFCF(Recommender):
 
     def fit_matrix(self, matrix: sp.csr_matrix) -> GFCF:
         """Normalise a users x items interaction matrix (treated as binary) and take its truncated SVD."""
-        binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-        binary.data[:] = 1.0
-        self.matrix = binary
-        self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(binary.shape[1], 1)))
-        du = np.asarray(binary.sum(1)).ravel()
-        di = np.asarray(binary.sum(0)).ravel()
-        inv_u = (np.where(du > 0, du, 1) ** -0.5).astype(np.float32)
-        inv_i = (np.where(di > 0, di, 1) ** -0.5).astype(np.float32)
-        norm = sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i))
+        norm, self.matrix, di = normalised(matrix)
+        self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(norm.shape[1], 1)))
         self._norm_t_sp = sp.csr_matrix(norm.T)
         self._norm_t = torch_csr(self._norm_t_sp)
-        k = max(1, min(self.k, min(norm.shape) - 1))
-        with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
-            torch.manual_seed(self.seed)
-            _, _, v = torch.svd_lowrank(torch_csr(norm), q=k, niter=4)
-        scale = torch.from_numpy(inv_i)[:, None]
+        v = leading_right_singular(norm, self.k, self.seed)
+        scale = torch.from_numpy((np.where(di > 0, di, 1) ** -0.5).astype(np.float32))[:, None]
         self._down, self._up = (v * scale).contiguous(), (v / scale).T.contiguous()
         return self
 
@@ -138,6 +182,147 @@ class GFCF(Recommender):
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GFCF:
         return cls(**params).fit_matrix(csr_from_state(state))
+
+
+def chebyshev_coefficients(order: int, flatness: float) -> np.ndarray:
+    """(order + 1,) Chebyshev interpolation coefficients of ChebyCF's smooth step on [-1, 1].
+
+    The step is ``h(x) = 1/2 - sign(x) |x|^flatness / 2``: 1 at x = -1 (the lowest frequency
+    of ``L = I - 2M``), 0 at x = 1, a flat plateau either side of 0 for a large ``flatness``.
+    It is interpolated at the ``order + 1`` Chebyshev nodes.
+    """
+    j = np.arange(order + 1)
+    nodes = np.cos(np.pi * (j + 0.5) / (order + 1))
+    target = 0.5 - 0.5 * np.sign(nodes) * np.abs(nodes) ** flatness
+    basis = np.cos(np.outer(np.arange(order + 1), np.arccos(nodes)))  # T_k(node_j)
+    coeffs = basis @ target * (2.0 / (order + 1))
+    coeffs[0] /= 2
+    return coeffs
+
+
+class ChebyCF(GFCF):
+    """ChebyCF (Kim et al., SIGIR 2025): a Chebyshev polynomial filter, an ideal pass and a degree equaliser.
+
+    A row r (B of them at once) is scored as
+
+        s = d^beta * ( sum_k c_k T_k(L) x  +  alpha V V^T x ),   x = r d^-beta,   L = I - 2 R~^T R~
+
+    with d the item degrees, T_k the Chebyshev polynomials, ``c`` from ``chebyshev_coefficients``
+    and V the ``eta`` leading right singular vectors of ``R~``. Two ways, the same scores:
+
+    * few users (``uses_gram``): the polynomial is one in ``M = R~^T R~``, ``b_0 I + sum_j b_j M^j``,
+      and ``M^j = R~^T G^(j-1) R~`` with ``G = R~ R~^T`` the users' Gram matrix; so is the ideal
+      pass, ``V V^T = R~^T W S^-2 W^T R~``. Both fold into one (U, U) matrix Q:
+      ``s = d^beta (b_0 x + R~^T Q R~ x)``, two sparse products and one dense one per batch.
+    * else the three-term recursion over items, two sparse products with ``R~`` per degree.
+
+    Args:
+        order: the polynomial's degree K.
+        flatness: phi; the step is 1/2 over a wider middle of the spectrum the larger it is.
+        eta: singular vectors in the ideal pass (clipped as GF-CF's ``k``).
+        alpha: the ideal pass's weight (0: none).
+        beta: the degree equaliser's power (0: none).
+        seed: seeds a randomised SVD.
+    """
+
+    name = "chebycf"
+    label = "ChebyCF"
+
+    def __init__(self, order: int = 8, flatness: float = 1.5, eta: int = 256, alpha: float = 0.2,
+                 beta: float = 0.4, seed: int = 0):
+        super().__init__(k=eta, alpha=alpha, seed=seed)
+        self.order, self.flatness, self.beta = order, flatness, beta
+        self._norm: Tensor | None = None  # (U, I) CSR R~
+        self._degree: Tensor | None = None  # (I,) item degrees, 1 where 0
+        self._v: Tensor | None = None  # (I, eta) V, without the Gram matrix
+        self._gram: tuple[Tensor, Tensor, Tensor] | None = None  # gram_eigen's (G, S^2, W)
+        self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
+
+    def params(self) -> dict[str, Any]:
+        return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
+                "beta": self.beta}
+
+    def fit_matrix(self, matrix: sp.csr_matrix) -> ChebyCF:
+        norm, self.matrix, di = normalised(matrix)
+        self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(norm.shape[1], 1), min(norm.shape) - 1))
+        self._norm = torch_csr(norm)
+        self._norm_t_sp = sp.csr_matrix(norm.T)
+        self._norm_t = torch_csr(self._norm_t_sp)
+        self._degree = torch.from_numpy(np.where(di > 0, di, 1).astype(np.float32))
+        if uses_gram(norm.shape):
+            self._gram = gram_eigen(norm, self.k)
+        else:
+            self._v = leading_right_singular(norm, self.k, self.seed)
+        return self
+
+    def with_choice(self, **choice: Any) -> ChebyCF:
+        """The same fitted filter with other ``order``, ``flatness``, ``alpha``, ``beta`` or fewer
+        singular vectors (``eta``), sharing this one's matrices: a grid costs one SVD."""
+        params = {**self.params(), **choice}
+        other = ChebyCF(**params, seed=self.seed)
+        for name in ("matrix", "_norm", "_norm_t", "_norm_t_sp", "_degree", "_v", "_gram"):
+            setattr(other, name, getattr(self, name))
+        if other._v is not None:
+            other._v = other._v[:, :params["eta"]]
+        return other
+
+    def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError("ChebyCF cannot explain its scores")
+
+    def _polynomial(self) -> np.ndarray:
+        """(order + 1,) the filter as a polynomial in M (lowest degree first)."""
+        in_l = np.polynomial.Chebyshev(chebyshev_coefficients(self.order, self.flatness)).convert(
+            kind=np.polynomial.Polynomial)
+        return in_l(np.polynomial.Polynomial([1.0, -2.0])).coef  # L = I - 2M
+
+    def _gram_q(self) -> Tensor:
+        if self._q is None:
+            gram, values, vectors = self._gram
+            b = self._polynomial()
+            q = torch.zeros_like(gram)
+            for coeff in b[:0:-1]:  # Horner over b_K .. b_1: Q = b_1 + G (b_2 + G (...))
+                q = gram @ q
+                q.diagonal().add_(float(coeff))
+            if self.alpha:
+                w = vectors[:, :self.k]
+                q += self.alpha * (w / values[:self.k]) @ w.T
+            self._q = q.float().contiguous()
+        return self._q
+
+    def _filter(self, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) scores of B rows of items, in blocks of users that keep each (block, I) tensor bounded."""
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        block = max(1, FILTER_BLOCK_FLOATS // max(rows.shape[1], 1))
+        return torch.cat([self._filter_block(rows[s:s + block]) for s in range(0, rows.shape[0], block)]
+                         or [torch.zeros(0, rows.shape[1])])
+
+    def _filter_block(self, rows: sp.csr_matrix) -> Tensor:
+        x = torch.from_numpy(rows.toarray().T.copy())  # (I, B)
+        if self.beta:
+            x.div_(self._degree.pow(self.beta)[:, None])
+        if self._gram is not None:
+            b0 = float(self._polynomial()[0])
+            out = torch.sparse.mm(self._norm_t, self._gram_q() @ torch.sparse.mm(self._norm, x)).add_(x, alpha=b0)
+        else:
+            coeffs = chebyshev_coefficients(self.order, self.flatness)
+            step = lambda y: y - 2 * torch.sparse.mm(self._norm_t, torch.sparse.mm(self._norm, y))  # noqa: E731
+            before, now = x, step(x)
+            out = coeffs[0] * x + (coeffs[1] * now if self.order >= 1 else 0)
+            for c in coeffs[2:]:
+                before, now = now, 2 * step(now) - before
+                out = out + c * now
+            if self.alpha:
+                out = out + self.alpha * (self._v @ (self._v.T @ x))
+        if self.beta:
+            out.mul_(self._degree.pow(self.beta)[:, None])
+        return out.T.contiguous()
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> ChebyCF:
+        return cls(**params).fit_matrix(csr_from_state(state))
+
+
+CHEBY_CF_GRID = {"flatness": [1.5, 10.0], "alpha": [0.0, 0.1, 0.2], "beta": [0.2, 0.4]}  # searched on validation
 
 
 def standardised(score_fn: ScoreFn) -> ScoreFn:

@@ -143,12 +143,23 @@ def test_ease_matches_the_closed_form():
     np.testing.assert_allclose(model.scores(np.arange(8)).numpy(), x @ b, atol=1e-5)
 
 
-def test_ease_refuses_too_many_items():
-    wide = csr([0], [20_000], 1, 20_001)
-    with pytest.raises(ValueError, match="max_items=20000"):
-        EASE().fit_matrix(wide)
+def test_ease_over_users_gives_the_scores_over_items():
+    rng = np.random.default_rng(4)
+    x = (rng.random((12, 30)) < 0.3).astype(np.float64)
+    u, i = np.nonzero(x)
+    over_items = EASE(lam=3.0).fit_matrix(csr(u, i, 12, 30))
+    over_users = EASE(lam=3.0, max_items=10).fit_matrix(csr(u, i, 12, 30))  # 12 users < 30 items
+    assert over_users.weights is None and over_users.inverse.shape == (12, 12)
+    np.testing.assert_allclose(over_users.scores(np.arange(12)).numpy(), over_items.scores(np.arange(12)).numpy(),
+                               atol=1e-4)
+
+
+def test_ease_refuses_too_many_items_and_users():
+    wide = csr([0, 1], [20_000, 0], 2, 20_001)
+    with pytest.raises(ValueError, match="max_items=20000.*max_users=1"):
+        EASE(max_users=1).fit_matrix(wide)
     with pytest.raises(ValueError, match="max_items=4"):
-        EASE(max_items=4).fit_matrix(csr([0], [4], 2, 5))
+        EASE(max_items=4).fit_matrix(csr([0, 1, 2, 3, 4, 5], [4, 0, 1, 2, 3, 4], 6, 5))  # 6 users > 5 items
 
 
 def test_ease_finds_communities(communities):
@@ -238,5 +249,5 @@ def test_tune_picks_the_best_validation_recall(communities):
 
 def test_repr_shows_hyper_parameters():
     assert repr(ItemKNN(neighbors=5, similarity="bm25")) == "ItemKNN(neighbors=5, similarity='bm25')"
-    assert repr(EASE(lam=10.0)) == "EASE(lam=10.0, max_items=20000)"
+    assert repr(EASE(lam=10.0)) == "EASE(lam=10.0, max_items=20000, max_users=16384)"
     assert "factors=8" in repr(IALS(factors=8)) and "alpha=1.0" in repr(IALS(factors=8))

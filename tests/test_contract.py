@@ -13,7 +13,7 @@ from conftest import needs_implicit, pairs_dataset
 from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, Popularity
 from melody_map.config import MODELS as MODEL_NAMES
 from melody_map.evaluate import evaluate
-from melody_map.filters import GFCF
+from melody_map.filters import GFCF, ChebyCF
 from melody_map.gcn import GCN, MODELS, GCNBlend
 from melody_map.types import TRAIN, VALID
 
@@ -38,6 +38,7 @@ MODELS_UNDER_TEST = {
     "iALS": partial(IALS, factors=8, iterations=5),
     "LightGCN": partial(LightGCNBaseline, dim=8, epochs=10, eval_every=5),
     "GF-CF": partial(GFCF, k=8),
+    "ChebyCF": partial(ChebyCF, eta=8),
     "GCN": partial(GCN, dim=8, epochs=6),
     "GCN+GF-CF": partial(GCNBlend, dim=8, epochs=6),
 }
@@ -95,6 +96,7 @@ FIXED_CHOICES = {  # every choice given, so that validation can only be looked a
     "ItemKNN": partial(ItemKNN, neighbors=10),
     "EASE": partial(EASE, lam=5.0),
     "GF-CF": partial(GFCF, k=8),
+    "ChebyCF": partial(ChebyCF, eta=8),
     "LightGCN": partial(LightGCNBaseline, dim=8, epochs=5, eval_every=5),
     # The GCN's validation also checks its start (epoch 0); from a random start, the 4 trained
     # epochs are what it keeps, as without validation pairs.

@@ -1,11 +1,12 @@
-"""GF-CF against its closed form on a toy matrix, and on planted communities."""
+"""GF-CF and ChebyCF against their closed forms on toy matrices, and on planted communities."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from melody_map.filters import GFCF
+import melody_map.filters as filters
+from melody_map.filters import GFCF, ChebyCF, chebyshev_coefficients, leading_right_singular, normalised
 from melody_map.types import UserItems
 
 
@@ -46,3 +47,66 @@ def test_gfcf_ranks_inside_the_users_community():
     top = torch.topk(scores.masked_fill(seen, float("-inf")), 5, dim=1).indices
     community = torch.arange(60)[:, None] % 2
     assert (top // 20 == community).float().mean() == 1.0
+
+
+def toy(seed: int = 0, users: int = 40, items: int = 90):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((users, items)) < 0.12).astype(np.float32)
+    dense[np.arange(users), rng.integers(0, items, users)] = 1  # no empty row
+    dense[rng.integers(0, users, items), np.arange(items)] = 1  # no empty column
+    return dense, csr(*np.nonzero(dense), users, items)
+
+
+def test_chebyshev_coefficients_interpolate_the_step_at_the_nodes():
+    for order, flatness in ((8, 1.5), (4, 10.0), (1, 1.0)):
+        nodes = np.cos(np.pi * (np.arange(order + 1) + 0.5) / (order + 1))
+        step = 0.5 - 0.5 * np.sign(nodes) * np.abs(nodes) ** flatness
+        np.testing.assert_allclose(np.polynomial.chebyshev.chebval(nodes, chebyshev_coefficients(order, flatness)),
+                                   step, atol=1e-12)
+
+
+def test_the_gram_matrix_gives_the_exact_leading_singular_vectors():
+    _, matrix = toy()
+    norm, _, _ = normalised(matrix)
+    _, _, vt = np.linalg.svd(norm.toarray())
+    v = leading_right_singular(norm, 6).numpy()  # 40 users < 90 items: through the users' Gram matrix
+    np.testing.assert_allclose(v @ v.T, vt[:6].T @ vt[:6], atol=1e-5)
+
+
+def test_chebycf_equals_its_closed_form_both_ways(monkeypatch):
+    dense, matrix = toy(1)
+    norm, _, di = normalised(matrix)
+    m = norm.toarray().T @ norm.toarray()
+    _, _, vt = np.linalg.svd(norm.toarray())
+    order, flatness, alpha, beta, eta = 6, 1.5, 0.3, 0.4, 5
+    # The filter as a matrix: sum_k c_k T_k(I - 2M) + alpha V V^T, wrapped in the degree equaliser.
+    lap = np.eye(90) - 2 * m
+    bases = [np.eye(90), lap]
+    for _ in range(2, order + 1):
+        bases.append(2 * lap @ bases[-1] - bases[-2])
+    poly = sum(c * b for c, b in zip(chebyshev_coefficients(order, flatness), bases))
+    h = poly + alpha * vt[:eta].T @ vt[:eta]
+    expected = (dense * di ** -beta) @ h.T * di ** beta
+    gram = ChebyCF(order, flatness, eta, alpha, beta).fit_matrix(matrix)
+    np.testing.assert_allclose(gram.scores(np.arange(40)).numpy(), expected, rtol=1e-3, atol=1e-4)
+    # Over items (no Gram matrix) with alpha 0 the recursion gives the polynomial part exactly.
+    monkeypatch.setattr(filters, "GRAM_USERS", 0)
+    recursion = ChebyCF(order, flatness, eta, 0.0, beta).fit_matrix(matrix)
+    assert recursion._gram is None
+    np.testing.assert_allclose(recursion.scores(np.arange(40)).numpy(),
+                               (dense * di ** -beta) @ poly.T * di ** beta, rtol=1e-3, atol=1e-4)
+
+
+def test_chebycf_ranks_inside_the_users_community():
+    rng = np.random.default_rng(1)
+    users, items = [], []
+    for u in range(60):
+        for i in rng.choice(20, 8, replace=False):
+            users.append(u)
+            items.append(u % 2 * 20 + i)
+    model = ChebyCF(eta=4).fit_matrix(csr(users, items, 60, 40))
+    scores = model.scores(np.arange(60))
+    seen = torch.zeros(60, 40, dtype=torch.bool)
+    seen[torch.tensor(users), torch.tensor(items)] = True
+    top = torch.topk(scores.masked_fill(seen, float("-inf")), 5, dim=1).indices
+    assert (top // 20 == torch.arange(60)[:, None] % 2).all()
