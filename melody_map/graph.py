@@ -11,9 +11,10 @@ Node ids share one space, in blocks (U users, I items, A artists, P playlists, B
 
 Undirected edges, stored in both directions:
     user - item        weight = the rows behind the training pair (the user's playlists holding the track)
-    item - artist      weight 1 (playlists CSV and MPD)
+    item - artist      weight 1 (playlists CSV and MPD)     } only items with a training pair or from
+    item - album       weight 1 (MPD's full schema)         } --catalogue: an item only held-out pairs
+                                                              hold is an answer, linked to nothing
     item - playlist    weight 1, rows of held-out pairs removed (playlists CSV only)
-    item - album       weight 1 (MPD's full schema)
     word - named node  weight 1: MPD's playlist (a user node), or a playlists CSV's playlist node,
                        for each word of its name; a playlist given by its name alone is reached
                        through them (``words=False`` leaves names out)
@@ -150,11 +151,18 @@ def build_graph(rows: Interactions, pairs: Pairs, words: bool = True) -> Graph:
     # edge weighs the rows behind its pair: the playlists that hold the track, 1 for a table's pair.
     blocks = {f"user-{g.noun}": (pairs.user[train], g.item_offset + pairs.item[train],
                                  pairs.rows_per_pair()[train].astype(np.float32))}
+    # A track links to its artist and album only where it has a training pair or comes from
+    # --catalogue: a track only held-out pairs hold exists in the catalogue as an answer, and
+    # an edge to its artist would score it by the listener's taste for that artist.
+    linked = np.bincount(pairs.item[train], minlength=g.num_items) > 0
+    if cat.new_items is not None:
+        linked |= cat.new_items
     if cat.item_artist is not None:
-        blocks[f"{g.noun}-artist"] = (g.item_offset + np.arange(g.num_items, dtype=np.int64),
-                                      g.artist_offset + cat.item_artist.astype(np.int64), None)
+        known = np.flatnonzero(linked)
+        blocks[f"{g.noun}-artist"] = (g.item_offset + known, g.artist_offset + cat.item_artist[known].astype(np.int64),
+                                      None)
     if cat.item_album is not None:  # tracks whose album is known
-        known = np.flatnonzero(cat.item_album >= 0)
+        known = np.flatnonzero(linked & (cat.item_album >= 0))
         blocks[f"{g.noun}-album"] = (g.item_offset + known, g.album_offset + cat.item_album[known].astype(np.int64),
                                      None)
     if rows.playlist is not None:

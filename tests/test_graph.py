@@ -112,6 +112,18 @@ def test_no_held_out_pair_is_reachable_through_the_users_own_playlists(tmp_path)
         assert (u, g.item_offset + t) in edges and (g.item_offset + t, u) in edges
 
 
+def test_a_track_only_held_out_pairs_hold_is_linked_to_nothing(tmp_path):
+    # Regression: its artist edge scored the answer by the listener's taste for that artist.
+    playlists = small_dataset(tmp_path)
+    part = np.array([TRAIN, TEST, TRAIN])  # (u1,T1) (u1,T2) (u2,T1): T2 is only a test pair
+    pairs = split_pairs(playlists, valid_frac=0, test_frac=0, min_user_pairs=1, seed=0)
+    pairs.part = part
+    g = build_graph(playlists, pairs, words=False)
+    assert g.edge_counts["track-artist"] == 1
+    t2 = g.item_offset + 1
+    assert torch.nonzero(g.adj.to_dense()[t2]).flatten().tolist() == [t2]  # its self-loop alone
+
+
 def test_every_split_user_keeps_a_training_pair_and_rounds_half_to_even():
     # 2 pairs with 40 % + 40 % held out: round(0.8) = 1 each would leave no training pair, so
     # validation gives way. 25 pairs at 10 %: numpy rounds 2.5 to 2.
