@@ -218,19 +218,19 @@ class ItemKNN(MatrixModel):
 class EASE(MatrixModel):
     """Steck's EASE: closed-form item-item weights, B = I - P / diag(P), P = (X^T X + lam I)^-1.
 
-    Over items, B is computed in float32 with a Cholesky inverse: peak memory about 3 dense
-    items x items float32 matrices (~4.8 GB at 20k items). With more items than that and
-    fewer users than items, B is never formed: by Woodbury
+    With fewer users than items (at most ``max_users``), B is never formed: by Woodbury
     ``P = (I - X^T K X) / lam`` with ``K = (lam I + X X^T)^-1`` (users x users), so
 
         x_u B = x_u - (x_u - (x_u X^T) K X) / (1 - diag(X^T K X))
 
-    (the same scores; a test checks both ways against each other).
+    (the same scores; a test checks both ways against each other). Else B is computed over
+    items in float32 with a Cholesky inverse: peak memory about 3 dense items x items float32
+    matrices (~4.8 GB at 20k items).
 
     Args:
         lam: L2 regularisation (Steck's lambda; 500 is a common start, larger for denser data).
         max_items: the largest catalogue inverted over items.
-        max_users: the most users inverted over users, where the items are too many.
+        max_users: the most users inverted over users, where they are fewer than the items.
     """
 
     name, label = "ease", "EASE"
@@ -251,10 +251,10 @@ class EASE(MatrixModel):
         num_users, num_items = matrix.shape
         self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
         self.matrix.data[:] = 1.0
-        if num_items <= self.max_items:
-            self._fit_items()
-        elif num_users < num_items and num_users <= self.max_users:
+        if num_users < num_items and num_users <= self.max_users:
             self._fit_users()
+        elif num_items <= self.max_items:
+            self._fit_items()
         else:
             raise ValueError(f"EASE needs a dense {num_items} x {num_items} inverse (max_items={self.max_items}) "
                              f"or a {num_users} x {num_users} one (max_users={self.max_users})")

@@ -85,8 +85,8 @@ CATEGORIES = (
 )
 FOLDED = ("GCN", "GCN+GF-CF")  # also scored folded in from their seeds, without and with their order
 FOLDED_LABELS = {"": "", "plain": " fold-in", "order": " fold-in, order"}
-ROWS = ("popularity", "name-popularity", "ItemKNN", "iALS", "iALS-fold-in", "GF-CF", "GCN", "GCN-no-words",
-        "GCN+GF-CF")
+ROWS = ("popularity", "name-popularity", "ItemKNN", "EASE", "iALS", "iALS-fold-in", "GF-CF", "ChebyCF", "GCN",
+        "GCN-no-words", "GCN+GF-CF")
 
 
 # --------------------------------------------------------------------------- metrics

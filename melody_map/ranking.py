@@ -170,6 +170,8 @@ def topk_rows(scores: Tensor, k: int, stride: int = 64,
     The k-th best of every ``stride``-th column is a lower bound on the row's true k-th best,
     so the entries at or above it hold the whole top k: a compare and a gather over the row,
     then a sort of ~k * stride candidates, instead of a selection over millions of columns.
+    Where ties at the bound leave many more candidates than that (sparse scores, mostly 0),
+    it is ``torch.topk`` itself.
 
     Args:
         scores: (B, n) scores; -inf marks excluded entries.
@@ -186,7 +188,10 @@ def topk_rows(scores: Tensor, k: int, stride: int = 64,
     bound = torch.topk(scores[:, ::stride], k, dim=1).values[:, -1:]  # (B, 1)
     if torch.isinf(bound).any():  # a row with fewer than k finite entries in the sample
         return torch.topk(scores, k, dim=1)
-    rows, cols = torch.nonzero(torch.ge(scores, bound, out=mask_out), as_tuple=True)
+    mask = torch.ge(scores, bound, out=mask_out)
+    if int(mask.sum()) > 4 * k * stride * scores.shape[0]:  # ties at the bound (e.g. many zeros): no gain
+        return torch.topk(scores, k, dim=1)
+    rows, cols = torch.nonzero(mask, as_tuple=True)
     vals = scores[rows, cols]
     # Candidates best first within each row: sort by value, then (stably) by row.
     order = torch.argsort(vals, descending=True, stable=True)

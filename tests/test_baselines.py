@@ -138,7 +138,7 @@ def test_ease_matches_the_closed_form():
     p = np.linalg.inv(x.T @ x + lam * np.eye(5))
     b = np.eye(5) - p / np.diag(p)  # column j divided by P_jj
     np.fill_diagonal(b, 0.0)
-    model = EASE(lam=lam).fit_matrix(csr(u, i, 8, 5))
+    model = EASE(lam=lam).fit_matrix(csr(u, i, 8, 5))  # 8 users > 5 items: over items
     np.testing.assert_allclose(model.weights.numpy(), b, atol=1e-5)
     np.testing.assert_allclose(model.scores(np.arange(8)).numpy(), x @ b, atol=1e-5)
 
@@ -147,9 +147,9 @@ def test_ease_over_users_gives_the_scores_over_items():
     rng = np.random.default_rng(4)
     x = (rng.random((12, 30)) < 0.3).astype(np.float64)
     u, i = np.nonzero(x)
-    over_items = EASE(lam=3.0).fit_matrix(csr(u, i, 12, 30))
-    over_users = EASE(lam=3.0, max_items=10).fit_matrix(csr(u, i, 12, 30))  # 12 users < 30 items
-    assert over_users.weights is None and over_users.inverse.shape == (12, 12)
+    over_items = EASE(lam=3.0, max_users=0).fit_matrix(csr(u, i, 12, 30))
+    over_users = EASE(lam=3.0).fit_matrix(csr(u, i, 12, 30))  # 12 users < 30 items
+    assert over_users.weights is None and over_users.inverse.shape == (12, 12) and over_items.inverse is None
     np.testing.assert_allclose(over_users.scores(np.arange(12)).numpy(), over_items.scores(np.arange(12)).numpy(),
                                atol=1e-4)
 

@@ -98,6 +98,16 @@ def test_topk_rows_equals_torch_topk_on_wide_rows_with_masked_entries():
     assert torch.equal(indices, ref_indices)  # no ties in continuous random scores
 
 
+def test_topk_rows_on_sparse_scores_gives_torch_topks_values():
+    # Mostly zeros (an item-neighbour model's scores): the bound is 0 and every column ties at it
+    # (a sort of all 30M candidates took minutes; now torch.topk takes them).
+    scores = torch.zeros(300, 100_000)
+    scores[:, :5] = torch.arange(5.0) + 1
+    values, indices = topk_rows(scores, 20)
+    torch.testing.assert_close(values, torch.topk(scores, 20, dim=1).values)
+    assert (indices[:, :5] == torch.arange(4, -1, -1)).all()
+
+
 def test_unseen_heldout_items_count_as_misses():
     """A held-out pair whose item never appears in training is in the denominators (the
     LightGCN/BARS protocol): user 0 hits its one rankable item of two, user 1 has only an
