@@ -8,6 +8,7 @@ Examples:
   python recommend.py --tracks-file my_tracks.txt             # the same, one "Artist - Title" per line
   python recommend.py --playlist-name "summer vibes"          # a new playlist from its name (MPD, playlists CSV)
   python recommend.py --playlist-name "road trip" --tracks "Artist - Title"   # its name and a few tracks
+  python recommend.py --tracks "A - First" "B - Second" --recency 1   # in order: later tracks weigh more
   python recommend.py --similar-to "Artist - Title"           # the nearest tracks
   python recommend.py --similar-artist "Artist"               # the nearest artists
   python recommend.py --user 0 --explain                      # each track with the user's tracks behind it
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='a new listener given by a few tracks ("Artist - Title"; a plain table\'s item ids): '
                           "their top tracks without retraining, the given ones left out")
     who.add_argument("--tracks-file", metavar="PATH", help="the same as --tracks, one track per line")
+    parser.add_argument("--recency", type=float, default=0.0, metavar="R",
+                        help="with --tracks/--tracks-file: they are a playlist in order and later ones weigh more, "
+                             "the last 1 + R times the first (default: 0, all alike)")
     parser.add_argument("--playlist-name", metavar="NAME",
                         help="a new playlist given by its name, alone or with --tracks/--tracks-file: the name's "
                              "words that name playlists in the training data place it (MPD slices or a "
@@ -149,6 +153,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--playlist-name is empty; give the playlist's name, e.g. --playlist-name \"summer vibes\"")
     if args.playlist is not None and args.user is None and args.user_id is None:
         raise ValueError("--playlist needs the playlist's owner: --user INDEX or --user-id ID")
+    if args.recency and not (args.tracks or args.tracks_file):
+        raise ValueError("--recency weighs the tracks of --tracks/--tracks-file by their order; give those too")
+    if not args.recency >= 0:
+        raise ValueError(f"--recency must be 0 or more (the last track weighs 1 + R times the first), "
+                         f"got {args.recency}")
     check_output_path(args.output or "", "--output")
     check_output_path(args.export_onnx or "", "--export-onnx")
     check_output_path(args.plot_user[1] if args.plot_user else "", "--plot-user")
@@ -198,12 +207,12 @@ def recommendations(args: argparse.Namespace, model, data, tracks: list[str] | N
 
     noun, k = data.catalogue.noun, args.top_k
     if args.playlist_name is not None:
-        recs = api.recommend_for_new_playlist(model, data, args.playlist_name, tracks or (), k)
+        recs = api.recommend_for_new_playlist(model, data, args.playlist_name, tracks or (), k, args.recency)
         given = f" and {plural(len(tracks), noun)}" if tracks else ""
         return recs, (f"top {plural(len(recs), noun)} for a new playlist named {args.playlist_name!r}{given} "
                       f"(from its name's words; not retrained):")
     if tracks is not None:
-        recs = api.recommend_for_tracks(model, data, tracks, k)
+        recs = api.recommend_for_tracks(model, data, tracks, k, args.recency)
         return recs, (f"top {plural(len(recs), noun)} for a new listener of {plural(len(tracks), noun)} "
                       f"(folded in, not retrained):")
     if args.similar_to is not None:

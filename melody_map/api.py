@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import RecommenderData, build_model, load_checkpoint
+from .foldin import position_weights
 from .gcn import MODELS
 from .names import words as name_words
 from .recommender import Recommender
@@ -122,7 +124,7 @@ def explain(model: Recommender, data: RecommenderData, user_idx: int | None = No
 
 
 def recommend_for_tracks(model: Recommender, data: RecommenderData, tracks: Sequence[str | int],
-                         top_k: int = 10) -> pd.DataFrame:
+                         top_k: int = 10, recency: float = 0.0) -> pd.DataFrame:
     """The best items for a listener the model never saw, from a few of their tracks, without retraining.
 
     The listener is folded into the fitted model (``Recommender.fold_in``); the given tracks
@@ -132,20 +134,24 @@ def recommend_for_tracks(model: Recommender, data: RecommenderData, tracks: Sequ
         model, data: from ``load_model``.
         tracks: "Artist - Title" names (case-insensitive), a plain table's item ids, or indices.
         top_k: how many items; clipped to what the catalogue has left.
+        recency: the tracks are a playlist in order and later ones weigh more: the last weighs
+            ``1 + recency`` times the first (``foldin.position_weights``); 0: all alike.
 
     Returns:
         A DataFrame like ``get_recommendations``'s.
 
     Raises:
-        ValueError: no tracks, an unknown name (with the closest matches), or top_k < 1.
+        ValueError: no tracks, an unknown name (with the closest matches), top_k < 1, a
+            negative recency, or a recency for a model that cannot weigh tracks.
     """
     _check_top_k(top_k)
     history = _items(data, tracks)
-    return _ranked(data, model.fold_in([history])[0], top_k, history)
+    return _ranked(data, _fold_in(model, history, recency=recency), top_k, history)
 
 
 def recommend_for_new_playlist(model: Recommender, data: RecommenderData, name: str,
-                               tracks: Sequence[str | int] = (), top_k: int = 10) -> pd.DataFrame:
+                               tracks: Sequence[str | int] = (), top_k: int = 10,
+                               recency: float = 0.0) -> pd.DataFrame:
     """The best tracks for a playlist that is not in the data, from its name and any tracks it has.
 
     The name's words (``names.words``) that have nodes in the model's graph give the playlist a
@@ -158,6 +164,7 @@ def recommend_for_new_playlist(model: Recommender, data: RecommenderData, name: 
         name: the playlist's name, e.g. "summer vibes".
         tracks: as ``recommend_for_tracks``'s; none for a name alone.
         top_k: how many tracks.
+        recency: as ``recommend_for_tracks``'s.
 
     Raises:
         ValueError: a model without name words, a name none of whose words the graph has and no
@@ -172,7 +179,20 @@ def recommend_for_new_playlist(model: Recommender, data: RecommenderData, name: 
     if not known and not len(history):
         raise ValueError(f"no word of {name!r} names a playlist in the training data "
                          f"(words: {', '.join(name_words(name)) or 'none'}); add a few of its tracks with --tracks")
-    return _ranked(data, model.fold_in([history], names=[name])[0], top_k, history)
+    return _ranked(data, _fold_in(model, history, name, recency), top_k, history)
+
+
+def _fold_in(model: Recommender, history: np.ndarray, name: str | None = None, recency: float = 0.0) -> Tensor:
+    """(I,) the scores of one new listener folded in from its items in order (and its name)."""
+    if not recency >= 0:
+        raise ValueError(f"recency must be 0 or more (the last track weighs 1 + recency times the first), "
+                         f"got {recency}")
+    options: dict[str, Any] = {} if name is None else {"names": [name]}
+    if recency:
+        if "weights" not in inspect.signature(model.fold_in).parameters:
+            raise ValueError(f"{model.label} cannot weigh tracks by their order; leave the recency out")
+        options["weights"] = [position_weights(len(history), recency)]
+    return model.fold_in([history], **options)[0]
 
 
 def continue_playlist(model: Recommender, data: RecommenderData, playlist: str, top_k: int = 10, *,

@@ -11,7 +11,7 @@ from test_mpd import track
 
 import recommend
 import train_gnn
-from melody_map.api import get_recommendations, load_model, recommend_for_new_playlist
+from melody_map.api import get_recommendations, load_model, recommend_for_new_playlist, recommend_for_tracks
 from melody_map.graph import name_word_edges
 from melody_map.names import normalise, words
 
@@ -113,3 +113,22 @@ def test_the_blend_reads_names_through_its_name_filter(tmp_path):
     assert community(get_recommendations(model, data, data.user_index("5000"), top_k=5)) == {0}
     assert community(recommend_for_new_playlist(model, data, "sleep tight", top_k=5)) == {1}
     assert community(recommend_for_new_playlist(model, data, "gym", tracks=["spotify:track:c0t01"], top_k=5)) == {0}
+
+
+def test_later_tracks_weigh_more_with_a_recency(tmp_path, capsys):
+    named_slices(tmp_path / "slices")
+    ckpt = tmp_path / "blend.pth"
+    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--model", "gcn+gf-cf", "--output", str(ckpt),
+                           "--plot", "", "--epochs", "2"]) == 0
+    model, data = load_model(ckpt)
+    # Three gym tracks, then three sleep tracks: the more the later ones weigh, the more sleep.
+    tracks = [f"spotify:track:c0t0{t}" for t in range(3)] + [f"spotify:track:c1t0{t}" for t in range(3)]
+    sleep = []
+    for recency in (0.0, 3.0, 30.0):
+        recs = recommend_for_tracks(model, data, tracks, top_k=10, recency=recency)
+        sleep.append(sum(community({"track_uri": [u]}) == {1} for u in recs["track_uri"]))
+    assert sleep[0] < sleep[2] and sleep[0] <= sleep[1] <= sleep[2] and sleep[2] >= 8, sleep
+    assert recommend.main(["--checkpoint", str(ckpt), "--recency", "1"]) == 2
+    assert "--recency weighs the tracks of --tracks" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="recency must be 0 or more"):
+        recommend_for_tracks(model, data, tracks, recency=-1.0)
