@@ -395,8 +395,8 @@ def child(row: str, work: Path, catalogue: bool = False) -> dict[str, Any]:
 def report(doc: dict[str, Any]) -> str:
     m, s = doc["machine"], doc["set"]
     rows = doc["results"]
-    lines = [f"Measured {m['when']} on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, git {m['git']}. "
-             f"Command: `{doc['command']}`. The set: {s['chosen']:,} of {s['playlists']:,} playlists of "
+    lines = [f"Last run {m['when']} on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, git {m['git']}: "
+             f"`{doc['command']}`; each row's own commit is in the second table. The set: {s['chosen']:,} of {s['playlists']:,} playlists of "
              f"`{s['source']}` (seed {s['seed']}, {s['per_category']} per category), {s['hidden_rows']:,} hidden "
              f"tracks; the rest train. Train_gnn.py reads it as `python train_gnn.py --data WORK/train --test "
              f"WORK/test` (WORK: `--work`, by default {WORK}).", "",
@@ -420,11 +420,12 @@ def report(doc: dict[str, Any]) -> str:
     lines += ["", f"Recall@20 and NDCG@20 (the project's) over all {held:,} held-out pairs; {unplayed:,} of them "
               "have a track no training playlist holds (a miss where the catalogue lacks it). Unplayed: the share "
               "of those each model recovers in its top 20 / 500.", "",
-              "| model | Recall@20 | NDCG@20 | unplayed @20 / @500 | fit | peak RSS | chosen | reproduce |",
-              "|---|---:|---:|---:|---:|---:|---|---|"]
+              "| model | Recall@20 | NDCG@20 | unplayed @20 / @500 | fit | peak RSS | chosen | git | reproduce |",
+              "|---|---:|---:|---:|---:|---:|---|---|---|"]
     for r in rows:
+        git = r.get("measured", {}).get("git", "—")  # rows from before 2026-12-04 did not record it
         if "categories" not in r:
-            lines.append(f"| {r['model']} | — | — | — | — | — | {r.get('error', 'failed')} | |")
+            lines.append(f"| {r['model']} | — | — | — | — | — | {r.get('error', 'failed')} | {git} | |")
             continue
         base = next((b for b in sorted(ROWS, key=len, reverse=True) if r["model"].startswith(b)), r["model"])
         entry = {"iALS-fold-in": "iALS", "GCN-no-words": "GCN"}.get(base, base)
@@ -432,7 +433,8 @@ def report(doc: dict[str, Any]) -> str:
         new = r.get("unplayed", {})
         share = f"{new.get('recovered@20', 0):.4f} / {new.get(f'recovered@{N}', 0):.4f}" if new else "—"
         lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | {share} | "
-                     f"{r['fit_seconds']:.1f} s | {r['peak_rss_mb'] / 1024:.2f} GiB | {chosen} | `{r['command']}` |")
+                     f"{r['fit_seconds']:.1f} s | {r['peak_rss_mb'] / 1024:.2f} GiB | {chosen} | {git} | "
+                     f"`{r['command']}` |")
     return "\n".join(lines)
 
 
@@ -487,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         result = quality._run_child([sys.executable, __file__, "--child", row, "--work", str(args.work)]
                                     + ["--catalogue"] * args.catalogue)
         fresh = result.get("rows", [{"model": row, **result}])
+        for r in fresh:
+            r["measured"] = {"when": doc["machine"]["when"], "git": doc["machine"]["git"]}
         names = {r["model"] for r in fresh}
         doc["results"] = [r for r in doc["results"] if r["model"] not in names] + fresh
         doc["results"].sort(key=order_key)
