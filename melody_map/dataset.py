@@ -93,7 +93,8 @@ def load_dataset(cfg: TrainConfig, stage: Stage = lambda name: nullcontext()) ->
     if cfg.catalogue and not mpd:
         raise DataError(f"--catalogue takes MPD data (--data names MPD slices); {cfg.data} is "
                         f"{'a plain table' if table else 'a playlists CSV'}")
-    if cfg.test and (mpd, table) != (is_mpd(cfg.test), not is_mpd(cfg.test) and is_table(cfg.test, sep)):
+    test_mpd = bool(cfg.test) and is_mpd(cfg.test)
+    if cfg.test and (mpd, table) != (test_mpd, not test_mpd and is_table(cfg.test, sep)):
         kind = "MPD slices (JSON)" if mpd else "a plain table" if table else "a playlists CSV"
         raise DataError(f"--test {cfg.test} must be in the layout of --data {cfg.data}: {kind} for both")
     extra: list[LoadReport] = []

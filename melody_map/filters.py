@@ -246,25 +246,13 @@ class ChebyCF(GFCF):
         norm, self.matrix, di = normalised(matrix)
         self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(norm.shape[1], 1), min(norm.shape) - 1))
         self._norm = torch_csr(norm)
-        self._norm_t_sp = sp.csr_matrix(norm.T)
-        self._norm_t = torch_csr(self._norm_t_sp)
+        self._norm_t = torch_csr(sp.csr_matrix(norm.T))
         self._degree = torch.from_numpy(np.where(di > 0, di, 1).astype(np.float32))
         if uses_gram(norm.shape):
             self._gram = gram_eigen(norm, self.k)
         else:
             self._v = leading_right_singular(norm, self.k, self.seed)
         return self
-
-    def with_choice(self, **choice: Any) -> ChebyCF:
-        """The same fitted filter with other ``order``, ``flatness``, ``alpha``, ``beta`` or fewer
-        singular vectors (``eta``), sharing this one's matrices: a grid costs one SVD."""
-        params = {**self.params(), **choice}
-        other = ChebyCF(**params, seed=self.seed)
-        for name in ("matrix", "_norm", "_norm_t", "_norm_t_sp", "_degree", "_v", "_gram"):
-            setattr(other, name, getattr(self, name))
-        if other._v is not None:
-            other._v = other._v[:, :params["eta"]]
-        return other
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
         raise NotImplementedError("ChebyCF cannot explain its scores")

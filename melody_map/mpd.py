@@ -29,7 +29,7 @@ from array import array
 import numpy as np
 import pyarrow as pa
 
-from .readers import DataError
+from .readers import TRAINING_PAIR, UNPLAYED_TRACK, DataError
 from .types import Catalogue, Interactions, LoadReport
 
 __all__ = ["EXPECTED", "is_mpd", "mpd_files", "read_catalogue", "read_mpd", "read_mpd_data", "read_mpd_train_test"]
@@ -46,8 +46,8 @@ NO_ARTIST = "no artist"
 IN_DROPPED_PLAYLIST = "in a dropped playlist"
 # A fixed test's drop reasons (``read_mpd_train_test``).
 UNKNOWN_PLAYLIST = "in a playlist whose pid the training slices lack"
-UNKNOWN_TRACK = "a track no training playlist holds (counted as a miss)"
-IN_TRAIN = "a training pair"
+UNKNOWN_TRACK = UNPLAYED_TRACK
+IN_TRAIN = TRAINING_PAIR
 
 
 def mpd_files(path: str | os.PathLike) -> list[str] | None:

@@ -37,8 +37,6 @@ REAL_DATASET_HINT = (
 )
 # A fixed test's drop reasons (``read_playlists_train_test``).
 UNKNOWN_USER = "a user training lacks"
-UNSEEN_TRACK = "a track no training playlist holds (counted as a miss)"
-IN_TRAIN = "a training pair"
 
 
 def read_playlists(path: str | os.PathLike) -> Interactions:
@@ -117,17 +115,17 @@ def read_playlists_train_test(train_path: str | os.PathLike,
     known_user, known_track = user >= 0, item >= 0
     report.dropped[UNKNOWN_USER] = int((~known_user).sum())
     cold = known_user & ~known_track
-    report.dropped[UNSEEN_TRACK] = int(cold.sum())
+    report.dropped[readers.UNPLAYED_TRACK] = int(cold.sum())
     cold_pairs = np.unique(user[cold] * tcat.num_items + test.item[cold])
     unseen = np.bincount(cold_pairs // tcat.num_items, minlength=cat.num_users).astype(np.int64)
     pair = user[known_track & known_user] * cat.num_items + item[known_track & known_user]
     distinct = np.unique(pair)
     in_train = np.isin(distinct, train.user * cat.num_items + train.item)
     report.duplicates_merged += len(pair) - len(distinct)
-    report.dropped[IN_TRAIN] = int(in_train.sum())
+    report.dropped[readers.TRAINING_PAIR] = int(in_train.sum())
     kept = distinct[~in_train]
     report.rows_kept = len(kept)
-    for reason, rows in ((UNKNOWN_USER, ~known_user), (UNSEEN_TRACK, cold)):
+    for reason, rows in ((UNKNOWN_USER, ~known_user), (readers.UNPLAYED_TRACK, cold)):
         if rows.any():
             k = int(np.argmax(rows))
             report.examples.setdefault(reason, ", ".join(str(x) for x in (

@@ -32,8 +32,8 @@ import pyarrow.csv as pcsv
 from .types import LoadReport
 
 __all__ = [
-    "BAD_UTF8", "BAD_WEIGHT", "BLANK_LINE", "EMPTY_FIELD", "HEAD_BYTES", "SEPARATORS", "IN_TRAIN", "UNKNOWN_ITEM",
-    "UNKNOWN_USER", "WRONG_SHAPE", "Column", "DataError", "Line",
+    "BAD_UTF8", "BAD_WEIGHT", "BLANK_LINE", "EMPTY_FIELD", "HEAD_BYTES", "SEPARATORS", "IN_TRAIN", "TRAINING_PAIR",
+    "UNKNOWN_ITEM", "UNKNOWN_USER", "UNPLAYED_TRACK", "WRONG_SHAPE", "Column", "DataError", "Line",
     "blank_rows", "clean_columns", "count_fates", "delimiter_name", "dense_codes", "first_lines", "parse_columns",
     "read_bytes", "rows_where", "separator_name",
 ]
@@ -47,6 +47,9 @@ BAD_WEIGHT = "bad weight"
 UNKNOWN_USER = "unknown user"
 UNKNOWN_ITEM = "unknown item"
 IN_TRAIN = "in train"
+# A fixed test of playlist data (MPD slices, a playlists CSV): its reasons, as printed.
+UNPLAYED_TRACK = "a track no training playlist holds (counted as a miss)"
+TRAINING_PAIR = "a training pair"
 
 HEAD_BYTES = 1 << 16  # the header, or the lines a layout is sniffed from, must lie within this
 SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}  # the delimiters read, by --sep's names
