@@ -82,6 +82,7 @@ def entries() -> dict[str, Entry]:
     from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, Popularity
     from melody_map.filters import CHEBY_CF_GRID, GF_CF_GRID, GFCF, ChebyCF
     from melody_map.gcn import GCN, GCNBlend
+    from melody_map.hybrid import GCNChebyCF
 
     gcn_grid = {"dim": [64, 128], "combine": ["concat", "last"]}  # dropout stays at 0.1
     return {
@@ -98,6 +99,7 @@ def entries() -> dict[str, Entry]:
         "GCN": Entry(GCN),  # train_gnn.py's default
         "GCN-tuned": Entry(GCN, gcn_grid),
         "GCN+GF-CF": Entry(GCNBlend, gcn_grid),
+        "GCN+ChebyCF": Entry(GCNChebyCF),  # its filter part is chosen inside fit, on validation
         # training options, each beside the default it changes
         "GCN-all-items": Entry(GCN, {"all_items": [0.01, 0.1, 1.0]}),  # iALS's all-pairs term
         "GCN-disjoint": Entry(GCN, {"negatives": [4, 16]}, fixed={"disjoint": True}),
@@ -109,7 +111,7 @@ def entries() -> dict[str, Entry]:
 
 
 MODELS = ("popularity", "ItemKNN", "EASE", "iALS", "GF-CF", "ChebyCF", "LightGCN", "GCN-trainable", "GCN-last", "GCN",
-          "GCN-tuned", "GCN+GF-CF", "GCN-all-items", "GCN-disjoint", "GCN-degree", "GAT",
+          "GCN-tuned", "GCN+GF-CF", "GCN+ChebyCF", "GCN-all-items", "GCN-disjoint", "GCN-degree", "GAT",
           "GCN-tags", "GCN+GF-CF-tags")
 
 

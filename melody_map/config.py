@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-MODELS = ("gcn", "gcn+gf-cf")  # gcn.MODELS holds the classes behind these names
+MODELS = ("gcn", "gcn+gf-cf", "gcn+chebycf")  # gcn.MODELS holds the classes behind these names
 COMBINE = ("concat", "last")  # what the GCN's scorer reads, see model.GCNNetwork
 INITS = ("spectral", "spectral+degree", "spectral+tags", "normal")  # the GCN's starting node vectors, see train.build_network
 SEPS = ("auto", "tab", "comma", "semicolon", "pipe")  # a plain table's --sep, see readers.SEPARATORS
@@ -50,7 +50,10 @@ class TrainConfig:
     # model: 2 x GCNConv + a linear scorer
     model: str = _opt("gcn", "model", "gcn: two GCNConv layers and a linear scorer, trained with MSE; gcn+gf-cf: "
                       "that GCN blended with the GF-CF graph filter, the filter and the blend weight chosen on "
-                      "validation")
+                      "validation; gcn+chebycf: the ChebyCF filter plus two GCNConv layers over the tracks' "
+                      "artists, albums and tags that read each listener's tracks, joined by a linear scorer "
+                      "trained with MSE on the validation pairs (--lr, --epochs, --steps-per-epoch, "
+                      "--negatives, --eval-every, --patience, --valid-users, --k, --seed are its)")
     dim: int = _opt(32, "model", "size of the node vectors and of both GCN layers")
     dropout: float = _opt(0.1, "model", "dropout after each GCN layer")
     fixed_features: bool = _opt(True, "model", "keep the starting node vectors frozen, so the first layer is "

@@ -53,10 +53,10 @@ def normalised(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray, np.nda
     return sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i)), binary, di
 
 
-def gram_eigen(norm: sp.csr_matrix, k: int) -> tuple[Tensor, Tensor, Tensor]:
+def gram_eigen(norm: sp.csr_matrix, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The users' (U, U) Gram matrix ``G = R R^T`` (float64) and its ``k`` leading eigenpairs
-    ``G = W S^2 W^T``: values (k',) descending and vectors (U, k'), k' <= k; eigenvalues below
-    1e-12 of the largest (singular values below 1e-6) are dropped."""
+    (all with None) ``G = W S^2 W^T``: values (k',) descending and vectors (U, k'), k' <= k;
+    eigenvalues below 1e-12 of the largest (singular values below 1e-6) are dropped."""
     gram = torch.from_numpy((norm @ norm.T).toarray().astype(np.float64))
     values, vectors = torch.linalg.eigh(gram)  # ascending
     values, vectors = values.flip(0)[:k], vectors.flip(1)[:, :k]
@@ -211,9 +211,11 @@ class ChebyCF(GFCF):
     and V the ``eta`` leading right singular vectors of ``R~``. Two ways, the same scores:
 
     * few users (``uses_gram``): the polynomial is one in ``M = R~^T R~``, ``b_0 I + sum_j b_j M^j``,
-      and ``M^j = R~^T G^(j-1) R~`` with ``G = R~ R~^T`` the users' Gram matrix; so is the ideal
-      pass, ``V V^T = R~^T W S^-2 W^T R~``. Both fold into one (U, U) matrix Q:
-      ``s = d^beta (b_0 x + R~^T Q R~ x)``, two sparse products and one dense one per batch.
+      and ``M^j = R~^T G^(j-1) R~`` with ``G = R~ R~^T = W S^2 W^T`` the users' Gram matrix; so is
+      the ideal pass, ``V V^T = R~^T W_eta S_eta^-2 W_eta^T R~``. Both fold into one (U, U) matrix
+      ``Q = W diag(sum_j b_j s^2(j-1) + alpha [top eta] / s^2) W^T`` (one product from G's whole
+      eigendecomposition): ``s = d^beta (b_0 x + R~^T Q R~ x)``, two sparse products and one
+      dense one per batch.
     * else the three-term recursion over items, two sparse products with ``R~`` per degree.
 
     Args:
@@ -235,7 +237,7 @@ class ChebyCF(GFCF):
         self._norm: Tensor | None = None  # (U, I) CSR R~
         self._degree: Tensor | None = None  # (I,) item degrees, 1 where 0
         self._v: Tensor | None = None  # (I, eta) V, without the Gram matrix
-        self._gram: tuple[Tensor, Tensor, Tensor] | None = None  # gram_eigen's (G, S^2, W)
+        self._gram: tuple[Tensor, Tensor] | None = None  # gram_eigen's (S^2, W), every eigenpair
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
 
     def params(self) -> dict[str, Any]:
@@ -249,13 +251,33 @@ class ChebyCF(GFCF):
         self._norm_t = torch_csr(sp.csr_matrix(norm.T))
         self._degree = torch.from_numpy(np.where(di > 0, di, 1).astype(np.float32))
         if uses_gram(norm.shape):
-            self._gram = gram_eigen(norm, self.k)
+            self._gram = gram_eigen(norm)[1:]  # every eigenpair: Q is a function of G
         else:
             self._v = leading_right_singular(norm, self.k, self.seed)
         return self
 
+    def with_choice(self, flatness: float, alpha: float, beta: float) -> ChebyCF:
+        """The same fitted filter with another step, ideal pass weight or equaliser, sharing this
+        one's matrices and singular vectors: a grid over them costs one decomposition."""
+        other = ChebyCF(order=self.order, flatness=flatness, eta=self.k, alpha=alpha, beta=beta, seed=self.seed)
+        for name in ("matrix", "_norm", "_norm_t", "_degree", "_v", "_gram"):
+            setattr(other, name, getattr(self, name))
+        return other
+
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError("ChebyCF cannot explain its scores")
+        """The filter is linear in the listener's row: item j adds the filtered row of j alone."""
+        history = np.unique(np.asarray(history, np.int64))
+        units = sp.csr_matrix((np.ones(len(history), np.float32), (np.arange(len(history)), history)),
+                              shape=(len(history), self.matrix.shape[1]))
+        parts = self._filter(units)[:, torch.from_numpy(np.array(targets, np.int64))]
+        return parts.T.contiguous(), torch.zeros(len(targets))
+
+    def item_vectors(self) -> Tensor:
+        """(I, eta) the leading right singular vectors of R~: the items as the ideal pass sees them."""
+        if self._v is None:
+            values, vectors = (x[..., :self.k] for x in self._gram)
+            self._v = (torch.sparse.mm(self._norm_t, vectors.float()) / values.sqrt().float()).contiguous()
+        return self._v
 
     def _polynomial(self) -> np.ndarray:
         """(order + 1,) the filter as a polynomial in M (lowest degree first)."""
@@ -265,16 +287,12 @@ class ChebyCF(GFCF):
 
     def _gram_q(self) -> Tensor:
         if self._q is None:
-            gram, values, vectors = self._gram
-            b = self._polynomial()
-            q = torch.zeros_like(gram)
-            for coeff in b[:0:-1]:  # Horner over b_K .. b_1: Q = b_1 + G (b_2 + G (...))
-                q = gram @ q
-                q.diagonal().add_(float(coeff))
+            values, vectors = self._gram
+            b = torch.from_numpy(self._polynomial()[1:])  # b_1 .. b_K
+            spectrum = (values[:, None] ** torch.arange(len(b), dtype=values.dtype)) @ b  # sum_j b_j s^2(j-1)
             if self.alpha:
-                w = vectors[:, :self.k]
-                q += self.alpha * (w / values[:self.k]) @ w.T
-            self._q = q.float().contiguous()
+                spectrum[:self.k] += self.alpha / values[:self.k]
+            self._q = ((vectors * spectrum) @ vectors.T).float().contiguous()
         return self._q
 
     def _filter(self, rows: sp.csr_matrix) -> Tensor:
@@ -313,12 +331,14 @@ class ChebyCF(GFCF):
 CHEBY_CF_GRID = {"flatness": [1.5, 10.0], "alpha": [0.0, 0.1, 0.2], "beta": [0.2, 0.4]}  # searched on validation
 
 
+def zscores(x: Tensor) -> Tensor:
+    """Each row's z-scores (a row without spread: its deviations, unscaled)."""
+    return (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-9)
+
+
 def standardised(score_fn: ScoreFn) -> ScoreFn:
     """Per-user z-scores of a ScoreFn's rows, so that two models' scores can be added."""
-    def scores(users: np.ndarray) -> Tensor:
-        x = score_fn(users).clone()
-        return (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp_min(1e-9)
-    return scores
+    return lambda users: zscores(score_fn(users))
 
 
 def blended(filter_fn: ScoreFn, gcn_fn: ScoreFn, weight: float) -> ScoreFn:

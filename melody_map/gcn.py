@@ -18,6 +18,7 @@ from .distributed import Ranks
 from .evaluate import subsample_users
 from .filters import GFCF, NameFilter, blended, choose_blend, choose_name_weight, with_names
 from .foldin import FoldIn, choose_alpha, distinct_items
+from .hybrid import GCNChebyCF
 from .names import words as name_words
 from .ranking import NormOrderedTopK, embedding_scores
 from .recommender import FitReport, Log, Recommender
@@ -398,9 +399,14 @@ class GCNBlend(Recommender):
         return model
 
 
-MODELS: dict[str, type[Recommender]] = {GCN.name: GCN, GCNBlend.name: GCNBlend}
+MODELS: dict[str, type[Recommender]] = {GCN.name: GCN, GCNBlend.name: GCNBlend, GCNChebyCF.name: GCNChebyCF}
+
+
+HYBRID_OPTIONS = ("seed", "lr", "epochs", "steps_per_epoch", "negatives", "eval_every", "patience", "valid_users",
+                  "k")  # the TrainConfig fields GCN+ChebyCF takes
 
 
 def make_model(cfg: TrainConfig) -> Recommender:
     """The unfitted model ``cfg.model`` names, with ``cfg``'s options."""
-    return MODELS[cfg.model](**{name: getattr(cfg, name) for name in GCN_OPTIONS})
+    names = HYBRID_OPTIONS if cfg.model == GCNChebyCF.name else GCN_OPTIONS
+    return MODELS[cfg.model](**{name: getattr(cfg, name) for name in names})

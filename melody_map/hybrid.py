@@ -1,0 +1,539 @@
+"""GCN+ChebyCF: the ChebyCF filter, and two GCNConv layers over the item side of the graph that
+read each listener's own row, joined by a linear scorer trained with MSE and Adam.
+
+A filter of the user-item matrix cannot see that two tracks share an artist; the item side of
+the graph can. Its nodes are the tracks and their artists, albums and tags (``SideGraph``:
+whatever the data has; a plain table's items alone). For a listener u with row r_u (1 at
+their tracks), every node gets two input channels, r_u and its standardised
+log-degree, and
+
+    h = ReLU(GCNConv_1(x_u)),   g_u = GCNConv_2(h) at the tracks
+
+so that a track's g reads the listener's tracks by its artist, on its album, with its tags
+(track -> artist -> track). The scorer is linear over per-listener z-scores,
+
+    s_u = w_0 z(ChebyCF(r_u)) + w_1 z(g_u) + w_2 z(g_u log(1 + pop)) + b,
+
+and starts at w = (1, 0, 0): the filter alone, which is the untrained start. Training (Adam,
+MSE of sigmoid(s) against 1 for a held-out pair and 0 for sampled items) takes the
+validation pairs as targets and the training rows as input, so a target is never in the row
+that scores it; a third of the validation listeners (at most ``STOP_USERS``) choose when to
+stop. ``refit`` keeps the trained weights and rebuilds the filter and the side graph from
+the new pairs.
+
+Only nodes within two hops of a listener's tracks see its row. Every other node holds the
+value of an empty row, computed once per forward pass, so a batch costs its neighbourhood,
+not the graph (``RowGCN``).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+from .evaluate import evaluate, subsample_users
+from .filters import ChebyCF, NameFilter, choose_name_weight, with_names, zscores
+from .foldin import distinct_items
+from .recommender import FitReport, Log, Recommender
+from .sparse import csr_from_state, csr_state, torch_csr
+from .types import TRAIN, VALID, UserItems
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+FILTER_GRID = {"flatness": [1.5], "alpha": [0.0, 0.2], "beta": [0.2, 0.4]}  # the filter part, chosen on validation
+STOP_USERS = 500  # most validation listeners that choose when to stop
+STOP_FLOATS = 1 << 27  # the stopping listeners' filter scores are kept while they fit in this many floats
+START = (1.0, 0.0, 0.0)  # the scorer's start: the filter alone
+HARD_NEGATIVES = 200  # a training step's negatives come from each listener's best this many by the filter
+
+
+class SideGraph:
+    """The item side of the graph: items, then their artists, albums and tags, GCN-normalised.
+
+    Args:
+        adjacency: (N, N) symmetric scipy CSR, ``D^-1/2 (A + I) D^-1/2``; items are nodes [0, I).
+        feature: (N,) the nodes' standardised log(1 + degree).
+        pop: (I,) the items' training pairs.
+    """
+
+    def __init__(self, adjacency: sp.csr_matrix, feature: Tensor, pop: Tensor):
+        self.adjacency, self.feature, self.pop = adjacency, feature, pop
+        self.num_items = len(pop)
+        self.adj = torch_csr(adjacency)
+        self.log_pop = torch.log1p(pop)
+
+    @classmethod
+    def of(cls, data: Dataset, matrix: sp.csr_matrix) -> SideGraph:
+        """The side graph of ``data``'s catalogue over the training ``matrix``: an item links to its
+        artist, album and tags only where it has a training pair or comes from ``--catalogue``."""
+        cat, num_items = data.catalogue, data.num_items
+        pop = np.asarray(matrix.sum(0)).ravel()
+        linked = pop > 0
+        if cat.new_items is not None:
+            linked = linked | cat.new_items
+        blocks, offset = [], num_items
+        for codes in (cat.item_artist, cat.item_album):
+            if codes is not None:
+                known = np.flatnonzero(linked & (codes >= 0))
+                blocks.append((known, offset + codes[known].astype(np.int64)))
+                offset += int(codes.max(initial=-1)) + 1
+        if data.item_tags is not None:
+            tags = sp.coo_matrix(data.item_tags)
+            keep = linked[tags.row]
+            blocks.append((tags.row[keep].astype(np.int64), offset + tags.col[keep].astype(np.int64)))
+            offset += data.item_tags.shape[1]
+        src = np.concatenate([b[0] for b in blocks] or [np.zeros(0, np.int64)])
+        dst = np.concatenate([b[1] for b in blocks] or [np.zeros(0, np.int64)])
+        adjacency = normalised_adjacency(src, dst, offset)
+        degree = np.concatenate([pop, np.bincount(dst - num_items, minlength=offset - num_items)]).astype(np.float32)
+        return cls(adjacency, standardised_log(degree), torch.from_numpy(pop.astype(np.float32)))
+
+    def reach(self, nodes: np.ndarray) -> np.ndarray:
+        """The sorted nodes one hop from ``nodes``, themselves included (every node has a self-loop)."""
+        return np.unique(self.adjacency[nodes].indices)
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> Tensor:
+        """The adjacency's (rows, cols) block as a torch CSR tensor."""
+        return torch_csr(sp.csr_matrix(self.adjacency[rows][:, cols]))
+
+    def state(self) -> dict[str, Any]:
+        a = self.adjacency
+        return {"indptr": torch.from_numpy(a.indptr.astype(np.int64)), "indices": torch.from_numpy(
+                a.indices.astype(np.int64)), "values": torch.from_numpy(a.data.astype(np.float32)),
+                "feature": self.feature, "pop": self.pop}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SideGraph:
+        n = len(state["indptr"]) - 1
+        adjacency = sp.csr_matrix((state["values"].numpy(), state["indices"].numpy(), state["indptr"].numpy()),
+                                  shape=(n, n))
+        if len(state["feature"]) != n or len(state["pop"]) > n:
+            raise ValueError("the side graph's feature or popularity does not match its nodes")
+        return cls(adjacency, state["feature"], state["pop"])
+
+
+def normalised_adjacency(src: np.ndarray, dst: np.ndarray, num_nodes: int) -> sp.csr_matrix:
+    """``D^-1/2 (A + I) D^-1/2`` of the undirected edges (src, dst), weight 1, as scipy CSR (PyG's ``gcn_norm``)."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    src_t, dst_t = torch.from_numpy(src), torch.from_numpy(dst)
+    edge_index = torch.stack([torch.cat([src_t, dst_t]), torch.cat([dst_t, src_t])])
+    edge_index, w = gcn_norm(edge_index, torch.ones(edge_index.shape[1]), num_nodes, add_self_loops=True)
+    return sp.csr_matrix((w.numpy(), (edge_index[0].numpy(), edge_index[1].numpy())), shape=(num_nodes, num_nodes))
+
+
+def standardised_log(degree: np.ndarray) -> Tensor:
+    x = np.log1p(degree)
+    return torch.from_numpy(((x - x.mean()) / max(float(x.std()), 1e-9)).astype(np.float32))
+
+
+@cache
+def row_conv() -> type:
+    """``RowConv``: PyG's ``GCNConv`` over many listeners' signals at once, features (nodes,
+    listeners, channels), the adjacency given normalised (it may be a block of its rows and
+    columns). Made on first use: loading other models never imports ``torch_geometric``."""
+    from torch_geometric.nn import GCNConv
+    from torch_geometric.utils import spmm
+
+    class RowConv(GCNConv):
+        def __init__(self, in_channels: int, out_channels: int):
+            super().__init__(in_channels, out_channels, normalize=False, node_dim=0)
+
+        def message_and_aggregate(self, adj_t: Tensor, x: Tensor) -> Tensor:
+            return spmm(adj_t, x.reshape(x.size(0), -1), reduce=self.aggr).view(adj_t.size(0), *x.shape[1:])
+
+    return RowConv
+
+
+class RowGCN(nn.Module):
+    """Two ``RowConv`` layers (``row_conv``, 2 -> hidden -> 1) over the side graph, applied to listeners' rows.
+
+    ``forward`` equals ``full`` (both layers over every node) at the items, computed over the
+    rows' two-hop neighbourhood: the rest of the graph holds the empty row's values.
+    """
+
+    def __init__(self, hidden: int = 8):
+        super().__init__()
+        conv = row_conv()
+        self.conv1, self.conv2 = conv(2, hidden), conv(hidden, 1)
+
+    def inputs(self, graph: SideGraph, rows: sp.csr_matrix, nodes: np.ndarray) -> Tensor:
+        """(len(nodes), B, 2): the rows' values at ``nodes`` (zero off the items) and the nodes' feature."""
+        x = torch.zeros(len(nodes), rows.shape[0], 2)
+        x[:, :, 1] = graph.feature[torch.from_numpy(nodes)][:, None]
+        items = nodes[nodes < graph.num_items]
+        dense = torch.from_numpy(rows[:, items].toarray().T)  # (items among nodes, B)
+        x[: len(items), :, 0] = dense  # the items come first: nodes are sorted
+        return x
+
+    def full(self, graph: SideGraph, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) both layers over the whole graph (the reference ``forward`` equals)."""
+        nodes = np.arange(graph.adjacency.shape[0])
+        h = torch.relu(self.conv1(self.inputs(graph, rows, nodes), graph.adj))
+        return self.conv2(h, graph.adj)[: graph.num_items, :, 0].T
+
+    def forward(self, graph: SideGraph, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) the GCN part's output at every item for B rows of items (1 per item, or its weight)."""
+        empty = sp.csr_matrix((1, graph.num_items), dtype=np.float32)
+        h0 = torch.relu(self.conv1(self.inputs(graph, empty, np.arange(graph.adjacency.shape[0])), graph.adj))
+        g0 = self.conv2(h0, graph.adj)[: graph.num_items, 0, 0]
+        out = g0.expand(rows.shape[0], -1).clone()
+        seeds = np.unique(rows.indices)
+        if not len(seeds):
+            return out
+        hop1 = graph.reach(seeds)
+        hop2 = graph.reach(hop1)
+        hop3 = graph.reach(hop2)
+        h1 = torch.relu(self.conv1(self.inputs(graph, rows, hop2), graph.block(hop1, hop2)))  # (|hop1|, B, H)
+        h = h0[torch.from_numpy(hop3)].expand(-1, rows.shape[0], -1).clone()
+        h[torch.from_numpy(np.searchsorted(hop3, hop1))] = h1
+        g = self.conv2(h, graph.block(hop2, hop3))[:, :, 0]  # (|hop2|, B)
+        items = hop2 < graph.num_items
+        out[:, torch.from_numpy(hop2[items])] = g[torch.from_numpy(items)].T
+        return out
+
+
+class GCNChebyCF(Recommender):
+    """ChebyCF plus an item-side GCN part read by a trained linear scorer (see the module's text).
+
+    Args:
+        flatness, alpha, beta: the filter's (``filters.ChebyCF``); None: chosen on validation
+            over ``FILTER_GRID``.
+        order, eta: the filter's polynomial degree and ideal pass's singular vectors.
+        hidden: the first GCNConv's width.
+        lr: Adam's learning rate.
+        epochs: most epochs of ``steps_per_epoch`` steps (0: the filter alone, untrained).
+        steps_per_epoch, batch_users, negatives: each step's listeners and sampled items per target.
+        eval_every, patience: epochs between stopping checks; checks without a better Recall@k before stopping.
+        valid_users: most validation listeners that choose the filter.
+        k: the cut-off of the Recall@k that chooses.
+        seed: seeds the split of validation listeners, the sampling and the initial weights.
+        name_weight: the playlist names' weight (MPD), None: chosen on validation.
+    """
+
+    name = "gcn+chebycf"
+    label = "GCN+ChebyCF"
+
+    def __init__(self, flatness: float | None = None, alpha: float | None = None, beta: float | None = None,
+                 order: int = 8, eta: int = 256, hidden: int = 8, lr: float = 0.01, epochs: int = 50,
+                 steps_per_epoch: int = 16, batch_users: int = 16, negatives: int = 4, eval_every: int = 1,
+                 patience: int = 4, valid_users: int = 2000, k: int = 20, seed: int = 0,
+                 name_weight: float | None = None):
+        self.choice = {"flatness": flatness, "alpha": alpha, "beta": beta}
+        self.options = {"order": order, "eta": eta, "hidden": hidden, "lr": lr, "epochs": epochs,
+                        "steps_per_epoch": steps_per_epoch, "batch_users": batch_users, "negatives": negatives,
+                        "eval_every": eval_every, "patience": patience, "valid_users": valid_users, "k": k,
+                        "seed": seed}
+        self.name_weight = name_weight
+        self.report = FitReport()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = RowGCN(hidden)
+        self.weight = torch.tensor(START)  # the scorer: w over (z(filter), z(g), z(g log pop))
+        self.bias = torch.tensor(float(np.log(1 / max(negatives, 1))))  # sigmoid(bias): the share of targets
+        self.scale = torch.tensor(1.0)  # the loss's temperature: training reads sigmoid(scale * s + bias)
+        self.filter: ChebyCF | None = None
+        self.side: SideGraph | None = None
+        self.names: NameFilter | None = None
+        self._score_fn: Callable[[np.ndarray], Tensor] | None = None
+
+    # fitting
+
+    def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
+            stop: Callable[[], bool] | None = None, resume: dict | None = None) -> GCNChebyCF:
+        """Choose the filter, train the GCN part and the scorer on the validation pairs, add the names.
+
+        ``stop`` (Ctrl-C) ends training at the next step, keeping the best weights so far.
+        """
+        opts = self.options
+        train, rng = data.items(TRAIN), np.random.default_rng(opts["seed"])
+        valid = subsample_users(data.items(VALID), opts["valid_users"], np.random.default_rng(opts["seed"] + 2))
+        self.side = SideGraph.of(data, data.matrix(TRAIN))
+        if log:
+            log(f"{self.label}: the side graph has {self.side.adjacency.shape[0]:,} nodes, "
+                f"{self.side.adjacency.nnz - self.side.adjacency.shape[0]:,} links")
+        self.filter = self._choose_filter(data, valid, log)
+        self.report = FitReport()
+        if opts["epochs"] > 0 and data.items(VALID).counts().any():
+            self._train(data.items(VALID), train, data.num_items, rng, log, progress, stop)
+        self._add_names(data, valid, log)
+        return self
+
+    def _choose_filter(self, data: Dataset, valid: UserItems, log: Log | None) -> ChebyCF:
+        fixed = None not in self.choice.values()
+        full = ChebyCF(order=self.options["order"], eta=self.options["eta"], seed=self.options["seed"],
+                       **(self.choice if fixed else {})).fit_matrix(data.matrix(TRAIN))
+        if fixed or not valid.counts().any():
+            self.choice = {"flatness": full.flatness, "alpha": full.alpha, "beta": full.beta}
+            return full
+        best, best_recall = None, -1.0
+        k = self.options["k"]
+        for flatness in FILTER_GRID["flatness"]:
+            for alpha in FILTER_GRID["alpha"]:
+                for beta in FILTER_GRID["beta"]:
+                    candidate = full.with_choice(flatness, alpha, beta)
+                    recall = evaluate(candidate.scores, valid, data.items(TRAIN), data.num_items, k)[f"recall@{k}"]
+                    if recall > best_recall:
+                        best, best_recall = candidate, recall
+        self.choice = {"flatness": best.flatness, "alpha": best.alpha, "beta": best.beta}
+        if log:
+            log(f"{self.label}'s filter, chosen on validation: ChebyCF flatness {best.flatness}, alpha "
+                f"{best.alpha}, beta {best.beta} (recall@{k} {best_recall:.4f})")
+        return best
+
+    def _train(self, valid: UserItems, train: UserItems, num_items: int, rng: np.random.Generator, log: Log | None,
+               progress: bool, stop: Callable[[], bool] | None) -> None:
+        """Adam on MSE against the validation pairs of two thirds of their listeners; the best
+        Recall@k of the other third (at most ``STOP_USERS``) decides the weights kept."""
+        opts, k = self.options, self.options["k"]
+        listeners = np.flatnonzero((valid.counts() > 0) & (train.counts() > 0))
+        rng.shuffle(listeners)
+        n_stop = max(1, min(len(listeners) // 3, STOP_USERS, STOP_FLOATS // max(num_items, 1)))
+        stoppers, learners = np.sort(listeners[:n_stop]), listeners[n_stop:]
+        if not len(learners):
+            return
+        matrix = train.matrix(num_items)
+        stop_items = _only(valid, stoppers)
+        filtered = zscores(self.filter.scores(stoppers))  # fixed while the GCN part trains
+        where = np.full(valid.num_users, -1)
+        where[stoppers] = np.arange(len(stoppers))
+
+        def stop_scores(users: np.ndarray) -> Tensor:
+            with torch.no_grad():
+                return self._combine(filtered[torch.from_numpy(where[users])], self._gcn_part(matrix[users]))
+
+        def check() -> dict[str, float]:
+            metrics = evaluate(stop_scores, stop_items, train, num_items, k)
+            return {f"valid_{name}@{k}": metrics[f"{name}@{k}"] for name in ("recall", "ndcg")}
+
+        params = [*self.net.parameters(), self.weight.requires_grad_(), self.bias.requires_grad_(),
+                  self.scale.requires_grad_()]
+        self.weight.register_hook(lambda grad: grad * torch.tensor([0.0, 1.0, 1.0]))  # the filter's weight stays 1
+        optimiser = torch.optim.Adam(params, lr=opts["lr"])
+        start = check()
+        best = {"epoch": 0, "recall": start[f"valid_recall@{k}"], "state": self._weights()}
+        self.report.history.append({"epoch": 0, **start})
+        if log:
+            log(f"{self.label}: training the GCN part on {len(learners):,} listeners' validation pairs; "
+                f"{len(stoppers):,} others choose when to stop (the filter alone: recall@{k} {best['recall']:.4f})")
+        waited = 0
+        for epoch in _epochs(opts["epochs"], progress):
+            losses, began = [], time.perf_counter()
+            for _ in range(opts["steps_per_epoch"]):
+                if stop is not None and stop():
+                    break
+                users = rng.choice(learners, min(opts["batch_users"], len(learners)), replace=False)
+                losses.append(self._step(optimiser, users, matrix, valid, num_items, rng))
+            record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                      "seconds": time.perf_counter() - began,
+                      "weights": [round(w, 4) for w in self.weight.detach().tolist()],
+                      "scale": round(float(self.scale.detach()), 4)}
+            if epoch % opts["eval_every"] == 0 or not losses:
+                record.update(check())
+                recall = record[f"valid_recall@{k}"]
+                if recall > best["recall"]:
+                    best, waited = {"epoch": epoch, "recall": recall, "state": self._weights()}, 0
+                else:
+                    waited += 1
+            self.report.history.append(record)
+            if waited >= opts["patience"] or not losses:
+                break
+        for p in (self.weight, self.bias, self.scale):
+            p.requires_grad_(False)
+        self._set_weights(best["state"])
+        self.report.best_epoch, self.report.best_valid = best["epoch"], {f"recall@{k}": best["recall"]}
+        if log:
+            log(f"{self.label}: kept epoch {best['epoch']} (stopping listeners' recall@{k} {best['recall']:.4f}); "
+                f"scorer weights {', '.join(f'{w:.3f}' for w in self.weight.tolist())}")
+
+    def _step(self, optimiser: torch.optim.Optimizer, users: np.ndarray, matrix: sp.csr_matrix, valid: UserItems,
+              num_items: int, rng: np.random.Generator) -> float:
+        """One Adam step: each listener's validation items (target 1) and ``negatives`` random items each (0)."""
+        rows = matrix[users]
+        owner = np.repeat(np.arange(len(users)), valid.counts()[users])
+        positives = np.concatenate([valid.of(u) for u in users]).astype(np.int64)
+        # A target no training pair holds has no column in the filter and no link in the side
+        # graph: no model can rank it, and as a target it would teach that unplayed means wanted.
+        known = (self.side.pop[torch.from_numpy(positives)] > 0).numpy()
+        owner, positives = owner[known], positives[known]
+        with torch.no_grad():
+            filtered = zscores(self.filter._filter(rows))
+            # The negatives are the filter's own best guesses that are wrong: the ranking's hard cases.
+            masked = filtered.clone()
+            masked[torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(rows.indptr))),
+                   torch.from_numpy(rows.indices.astype(np.int64))] = float("-inf")
+            masked[torch.from_numpy(owner), torch.from_numpy(positives)] = float("-inf")
+            candidates = torch.topk(masked, min(HARD_NEGATIVES, num_items), dim=1).indices.numpy()
+        g = self.net(self.side, rows)
+        n_neg = len(positives) * self.options["negatives"]
+        negative_owner = rng.integers(0, len(users), n_neg)
+        # Half of the negatives are hard, half any track with a training pair (the ranking sees them all).
+        negatives = candidates[negative_owner, rng.integers(0, candidates.shape[1], n_neg)]
+        played = np.flatnonzero(self.side.pop.numpy() > 0)
+        easy = rng.random(n_neg) < 0.5
+        negatives[easy] = played[rng.integers(0, len(played), int(easy.sum()))]
+        owner = np.concatenate([owner, negative_owner])
+        item = np.concatenate([positives, negatives])
+        target = torch.cat([torch.ones(len(positives)), torch.zeros(n_neg)])
+        b, j = torch.from_numpy(owner), torch.from_numpy(item)
+        features = torch.stack([filtered[b, j], *(x[b, j] for x in self._gcn_features(g))], 1)
+        loss = torch.mean((torch.sigmoid(self.scale * (features @ self.weight) + self.bias) - target) ** 2)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        return float(loss.detach())
+
+    def _add_names(self, data: Dataset, valid: UserItems, log: Log | None) -> None:
+        names = data.catalogue.user_names
+        self.names = NameFilter.of(names, self.filter.matrix) if names is not None and data.words else None
+        self._set_score_fn()
+        if self.names is not None and self.name_weight is None:
+            few = subsample_users(valid, STOP_USERS, np.random.default_rng(self.options["seed"] + 4))
+            self.name_weight = choose_name_weight(data.items(TRAIN), few, self._base_scores, self.names,
+                                                  data.num_items, self.options["k"])
+            if log:
+                log(f"{self.label}, chosen on validation: names' weight {self.name_weight}")
+            self._set_score_fn()
+
+    def refit(self, data: Dataset, *, log: Log | None = None, progress: bool = False, **fit_options: Any
+              ) -> GCNChebyCF:
+        """The same choices and trained weights, the filter, side graph and names rebuilt from ``data``'s pairs."""
+        model = type(self)(**self.params())
+        model._set_weights(self._weights())
+        model.report = self.report
+        model.side = SideGraph.of(data, data.matrix(TRAIN))
+        model.filter = ChebyCF(order=model.options["order"], eta=model.options["eta"], seed=model.options["seed"],
+                               **model.choice).fit_matrix(data.matrix(TRAIN))
+        model._add_names(data, data.items(VALID), log)
+        return model
+
+    # scoring
+
+    def _gcn_part(self, rows: sp.csr_matrix) -> tuple[Tensor, Tensor]:
+        return self._gcn_features(self.net(self.side, rows))
+
+    def _gcn_features(self, g: Tensor) -> tuple[Tensor, Tensor]:
+        return zscores(g), zscores(g * self.side.log_pop)
+
+    def _combine(self, filtered: Tensor, gcn: tuple[Tensor, Tensor]) -> Tensor:
+        w = self.weight.detach()
+        out = filtered * w[0]
+        for weight, part in zip(w[1:], gcn):
+            if weight:
+                out += weight * part
+        return out
+
+    @torch.no_grad()
+    def _score_rows(self, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) scores of B rows of items (weighted or not)."""
+        filtered = zscores(self.filter._filter(rows))
+        if not self.weight[1:].any():  # the untrained start: the filter alone
+            return filtered
+        return self._combine(filtered, self._gcn_part(sp.csr_matrix(rows, dtype=np.float32)))
+
+    def _base_scores(self, users: np.ndarray) -> Tensor:
+        return self._score_rows(self.filter.matrix[np.asarray(users, np.int64)])
+
+    def _set_score_fn(self) -> None:
+        self._score_fn = self._base_scores
+        if self.names is not None:
+            bare = np.diff(self.filter.matrix.indptr) == 0
+            self._score_fn = with_names(self._base_scores, self.names.scores, float(self.name_weight or 0.0), bare)
+
+    def scores(self, users: np.ndarray) -> Tensor:
+        return self._score_fn(users)
+
+    def fold_in(self, histories: Sequence[np.ndarray], names: Sequence[str] | None = None,
+                weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
+        """A new listener's row is scored as a fitted one's (both parts read the row alone);
+        ``weights`` are the row's values, and a name (MPD) adds the names' part as ``scores`` does."""
+        rows, weights = distinct_items(histories, weights)
+        matrix = UserItems(np.concatenate([[0], np.cumsum([len(h) for h in rows])]).astype(np.int64),
+                           np.concatenate(rows) if rows else np.zeros(0, np.int64)).matrix(self.side.num_items)
+        matrix.data = np.concatenate([np.ones(len(h), np.float32) if w is None else np.asarray(w, np.float32)
+                                      for h, w in zip(rows, weights)] or [matrix.data])
+        out = self._score_rows(matrix)
+        if self.names is not None and names is not None:
+            bare = np.asarray([not len(h) for h in rows])
+            out = with_names(lambda r: out[torch.from_numpy(r)], lambda r: self.names.scores_of_names(
+                [names[i] for i in r]), float(self.name_weight or 0.0), bare)(np.arange(len(rows)))
+        return out
+
+    def reads_names(self) -> bool:
+        return self.names is not None
+
+    def word_vocabulary(self) -> dict[str, int]:
+        return self.names.index if self.names is not None else {}
+
+    def item_vectors(self) -> Tensor:
+        """The filter's view of the items: the leading right singular vectors of ``R~``."""
+        return self.filter.item_vectors()
+
+    def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The filter part's terms, one per own item (scaled as its z-score scales them); the GCN
+        part and the z-scores' shifts are the rest."""
+        history = np.unique(np.asarray(history, np.int64))
+        parts, _ = self.filter.contributions(history, targets)
+        row = sp.csr_matrix((np.ones(len(history), np.float32), (np.zeros(len(history), np.int64), history)),
+                            shape=(1, self.side.num_items))
+        spread = self.filter._filter(row)[0].std().clamp_min(1e-9)
+        parts = parts * (self.weight[0] / spread)
+        total = self.fold_in([history])[0][torch.from_numpy(np.array(targets, np.int64))]
+        return parts, total - parts.sum(1)
+
+    # saving
+
+    def _weights(self) -> dict[str, Tensor]:
+        return {**{f"net.{n}": p.detach().clone() for n, p in self.net.state_dict().items()},
+                "weight": self.weight.detach().clone(), "bias": self.bias.detach().clone(),
+                "scale": self.scale.detach().clone()}
+
+    def _set_weights(self, weights: dict[str, Tensor]) -> None:
+        self.net.load_state_dict({n.removeprefix("net."): p for n, p in weights.items() if n.startswith("net.")})
+        self.weight = weights["weight"].detach().clone().float()
+        self.bias = weights["bias"].detach().clone().float()
+        self.scale = weights["scale"].detach().clone().float()
+
+    def params(self) -> dict[str, Any]:
+        fitted = bool(self.report.history)
+        return {**self.choice, **self.options, "epochs": self.report.best_epoch if fitted else self.options["epochs"],
+                "name_weight": self.name_weight}
+
+    def state(self) -> dict[str, Any]:
+        state = {"weights": self._weights(), "matrix": csr_state(self.filter.matrix), "side": self.side.state()}
+        if self.names is not None:
+            state["names"] = self.names.state()
+        return state
+
+    @classmethod
+    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> GCNChebyCF:
+        model = cls(**params)
+        model._set_weights(state["weights"])
+        model.side = SideGraph.from_state(state["side"])
+        model.filter = ChebyCF(order=model.options["order"], eta=model.options["eta"], seed=model.options["seed"],
+                               **model.choice).fit_matrix(csr_from_state(state["matrix"]))
+        model.names = NameFilter.from_state(state["names"], model.filter.matrix) if "names" in state else None
+        model._set_score_fn()
+        return model
+
+
+def _only(items: UserItems, users: np.ndarray) -> UserItems:
+    """``items`` of ``users`` alone (the others get none)."""
+    keep = np.zeros(items.num_users, bool)
+    keep[users] = True
+    owner = np.repeat(np.arange(items.num_users), items.counts())
+    return UserItems.from_pairs(owner[keep[owner]], items.items[keep[owner]], items.num_users)
+
+
+def _epochs(epochs: int, progress: bool):
+    if progress:
+        from tqdm import tqdm
+
+        return tqdm(range(1, epochs + 1), desc="GCN part", unit="epoch", leave=False)
+    return range(1, epochs + 1)

@@ -1,0 +1,128 @@
+"""GCN+ChebyCF: the item-side GCN part finds what the filter cannot see (a planted artist signal),
+its neighbourhood forward equals PyG's layers over the whole graph, and it saves and loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import scipy.sparse as sp
+import torch
+from conftest import pairs_dataset
+
+from melody_map.evaluate import evaluate
+from melody_map.graph import build_graph
+from melody_map.hybrid import GCNChebyCF, RowGCN, SideGraph
+from melody_map import pipeline
+from melody_map.types import TEST, TRAIN, VALID
+
+ARTISTS, PRIVATE, PUBLIC = 20, 6, 4  # each artist's tracks: 6 two fans hold alone, then 4 anyone may hold
+
+
+def fans_and_noise(seed: int = 0):
+    """Fans and noise listeners over 20 artists of 10 tracks each (track t is by artist t // 10).
+
+    Fan u (40 of them, two per artist) trains on three tracks of its artist that nobody else
+    holds, validates on two of the artist's four public tracks and is tested on the other two.
+    60 noise listeners hold eight public tracks each, drawn at random in training: every public
+    track has training pairs, but no listener's tracks co-occur with a fan's. A filter of the
+    user-track matrix has no path from a fan's tracks to the public ones; the artist edges have one.
+    """
+    rng = np.random.default_rng(seed)
+    tracks = PRIVATE + PUBLIC
+    users, items, parts = [], [], []
+    for fan in range(2 * ARTISTS):
+        artist, half = fan // 2, fan % 2
+        own = artist * tracks + half * 3 + np.arange(3)
+        public = artist * tracks + PRIVATE + rng.permutation(PUBLIC)
+        users += [fan] * 7
+        items += [*own, *public]
+        parts += [TRAIN] * 3 + [VALID] * 2 + [TEST] * 2
+    public_tracks = np.asarray([a * tracks + PRIVATE + p for a in range(ARTISTS) for p in range(PUBLIC)])
+    for noise in range(60):
+        users += [2 * ARTISTS + noise] * 8
+        items += list(rng.choice(public_tracks, 8, replace=False))
+        parts += [TRAIN] * 8
+    data = pairs_dataset(users, items, parts, 2 * ARTISTS + 60, ARTISTS * tracks)
+    catalogue = dataclasses.replace(
+        data.catalogue, artist_names=pa.array([f"artist {a}" for a in range(ARTISTS)], pa.large_string()),
+        item_artist=(np.arange(ARTISTS * tracks) // tracks).astype(np.int32))
+    rows = dataclasses.replace(data.rows, catalogue=catalogue)
+    return dataclasses.replace(data, rows=rows, graph=build_graph(rows, data.pairs))
+
+
+def small_options(**overrides):
+    return {"eta": 16, "epochs": 40, "steps_per_epoch": 8, "batch_users": 8, "lr": 0.05, "patience": 10,
+            **overrides}
+
+
+@pytest.fixture(scope="module")
+def fans():
+    data = fans_and_noise()
+    return data, GCNChebyCF(**small_options()).fit(data)
+
+
+def test_the_gcn_part_finds_a_planted_artist_signal_the_filter_cannot(fans):
+    data, trained = fans
+    alone = GCNChebyCF(**small_options(epochs=0)).fit(data)  # the untrained start: the filter alone
+    recall = {name: pipeline.test_metrics(m, data, 2)[m.label]["recall@2"] for name, m in
+              (("trained", trained), ("filter alone", alone))}
+    assert recall["trained"] >= 0.8, recall  # the fan's artist's two other public tracks, out of 80
+    assert recall["filter alone"] <= 0.3, recall
+    assert trained.weight[1:].abs().sum() > 0 and not alone.weight[1:].any()
+
+
+def test_the_neighbourhood_forward_equals_the_layers_over_the_whole_graph(fans):
+    data, trained = fans
+    rows = data.matrix(TRAIN)[np.arange(0, 100, 9)]
+    net = RowGCN(8)
+    with torch.no_grad():
+        for layer in (net.conv1, net.conv2):  # away from the initial weights, and both signs of ReLU
+            layer.lin.weight.normal_()
+            layer.bias.normal_()
+    for graph in (trained.side, SideGraph.of(data, data.matrix(TRAIN))):
+        torch.testing.assert_close(net(graph, rows), net.full(graph, rows), rtol=1e-5, atol=1e-5)
+
+
+def test_saved_and_loaded_it_scores_and_folds_in_alike(fans):
+    data, trained = fans
+    buffer = io.BytesIO()
+    torch.save({"params": trained.params(), "state": trained.state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    loaded = GCNChebyCF.from_state(saved["params"], saved["state"])
+    users = np.arange(0, 100, 11)
+    torch.testing.assert_close(loaded.scores(users), trained.scores(users))
+    history = data.items(TRAIN).of(4)
+    torch.testing.assert_close(loaded.fold_in([history])[0], trained.scores(np.array([4]))[0])
+    parts, rest = loaded.contributions(history, np.array([0, 47, 99]))
+    torch.testing.assert_close(parts.sum(1) + rest, loaded.fold_in([history])[0][[0, 47, 99]])
+
+
+def test_refit_keeps_the_trained_weights_and_uses_the_new_pairs(fans):
+    data, trained = fans
+    merged = data.with_valid_in_train()
+    refit = trained.refit(merged)
+    torch.testing.assert_close(refit.weight, trained.weight)
+    assert refit.filter.matrix.nnz == merged.matrix(TRAIN).nnz > trained.filter.matrix.nnz
+    heldout = data.items(TEST)
+    assert evaluate(refit.scores, heldout, merged.items(TRAIN), data.num_items, 2)["recall@2"] >= 0.8
+
+
+def test_a_plain_table_has_a_side_graph_of_its_items_alone():
+    data = pairs_dataset([0, 0, 1, 1, 2], [0, 1, 1, 2, 0], None, 3, 4)
+    graph = SideGraph.of(data, data.matrix(TRAIN))
+    assert graph.adjacency.shape == (4, 4) and graph.adjacency.nnz == 4  # the self-loops
+    assert sp.isspmatrix_csr(graph.adjacency)
+
+
+def test_its_filter_and_side_graph_hold_the_training_pairs_alone(fans):
+    # The trained part learns from validation pairs (its targets, as the contract lets VALID
+    # steer a fit); what scores a listener, the filter and the side graph, holds TRAIN alone.
+    data, trained = fans
+    assert (trained.filter.matrix != data.matrix(TRAIN)).nnz == 0
+    torch.testing.assert_close(trained.side.pop, torch.from_numpy(np.asarray(data.matrix(TRAIN).sum(0),
+                                                                             np.float32).ravel()))
