@@ -202,6 +202,9 @@ class RowGCN(nn.Module):
 class GCNChebyCF(Recommender):
     """ChebyCF plus an item-side GCN part read by a trained linear scorer (see the module's text).
 
+    The training options' defaults are ``TrainConfig``'s, so ``train_gnn.py --model gcn+chebycf``
+    builds this model as ``GCNChebyCF()`` does (a test checks it).
+
     Args:
         flatness, alpha, beta: the filter's (``filters.ChebyCF``); None: chosen on validation
             over ``FILTER_GRID``.
@@ -221,9 +224,9 @@ class GCNChebyCF(Recommender):
     label = "GCN+ChebyCF"
 
     def __init__(self, flatness: float | None = None, alpha: float | None = None, beta: float | None = None,
-                 order: int = 8, eta: int = 256, hidden: int = 8, lr: float = 0.01, epochs: int = 50,
-                 steps_per_epoch: int = 16, batch_users: int = 16, negatives: int = 4, eval_every: int = 1,
-                 patience: int = 4, valid_users: int = 2000, k: int = 20, seed: int = 0,
+                 order: int = 8, eta: int = 256, hidden: int = 8, lr: float = 0.01, epochs: int = 300,
+                 steps_per_epoch: int = 16, batch_users: int = 16, negatives: int = 4, eval_every: int = 2,
+                 patience: int = 5, valid_users: int = 2000, k: int = 20, seed: int = 0,
                  name_weight: float | None = None):
         self.choice = {"flatness": flatness, "alpha": alpha, "beta": beta}
         self.options = {"order": order, "eta": eta, "hidden": hidden, "lr": lr, "epochs": epochs,

@@ -126,3 +126,11 @@ def test_its_filter_and_side_graph_hold_the_training_pairs_alone(fans):
     assert (trained.filter.matrix != data.matrix(TRAIN)).nnz == 0
     torch.testing.assert_close(trained.side.pop, torch.from_numpy(np.asarray(data.matrix(TRAIN).sum(0),
                                                                              np.float32).ravel()))
+
+
+def test_train_gnn_builds_it_with_its_own_defaults():
+    from melody_map.config import TrainConfig
+    from melody_map.gcn import make_model
+
+    built = make_model(TrainConfig(model="gcn+chebycf"))
+    assert isinstance(built, GCNChebyCF) and built.params() == GCNChebyCF().params()
