@@ -47,9 +47,12 @@ if TYPE_CHECKING:
     from .dataset import Dataset
 
 FILTER_GRID = {"flatness": [1.5], "alpha": [0.0, 0.2], "beta": [0.2, 0.4]}  # the filter part, chosen on validation
+ETA = 256  # the filter's ideal pass: its singular vectors
 STOP_USERS = 500  # most validation listeners that choose when to stop
 STOP_FLOATS = 1 << 27  # the stopping listeners' filter scores are kept while they fit in this many floats
 START = (1.0, 0.0, 0.0)  # the scorer's start: the filter alone
+NEIGHBOURHOOD_FLOATS = 1 << 24  # most (nodes, rows, hidden) floats one pass of the GCN part holds
+SCORE_FLOATS = 1 << 25  # most (users, items) floats of one block of scores
 HARD_NEGATIVES = 200  # a training step's negatives come from each listener's best this many by the filter
 
 
@@ -178,11 +181,20 @@ class RowGCN(nn.Module):
         h = torch.relu(self.conv1(self.inputs(graph, rows, nodes), graph.adj))
         return self.conv2(h, graph.adj)[: graph.num_items, :, 0].T
 
-    def forward(self, graph: SideGraph, rows: sp.csr_matrix) -> Tensor:
-        """(B, I) the GCN part's output at every item for B rows of items (1 per item, or its weight)."""
+    def forward(self, graph: SideGraph, rows: sp.csr_matrix, empty: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """(B, I) the GCN part's output at every item for B rows of items (1 per item, or its weight).
+
+        ``empty`` is ``empty_row``'s pass where the caller keeps it (the weights fixed). Rows go
+        through in groups whose (neighbourhood, rows, hidden) features stay within ``NEIGHBOURHOOD_FLOATS``."""
+        return self._rows(graph, rows, *(empty or self.empty_row(graph)))
+
+    def empty_row(self, graph: SideGraph) -> tuple[Tensor, Tensor]:
+        """Both layers over the whole graph for a listener without tracks: (N, 1, hidden) and (I,)."""
         empty = sp.csr_matrix((1, graph.num_items), dtype=np.float32)
         h0 = torch.relu(self.conv1(self.inputs(graph, empty, np.arange(graph.adjacency.shape[0])), graph.adj))
-        g0 = self.conv2(h0, graph.adj)[: graph.num_items, 0, 0]
+        return h0, self.conv2(h0, graph.adj)[: graph.num_items, 0, 0]
+
+    def _rows(self, graph: SideGraph, rows: sp.csr_matrix, h0: Tensor, g0: Tensor) -> Tensor:
         out = g0.expand(rows.shape[0], -1).clone()
         seeds = np.unique(rows.indices)
         if not len(seeds):
@@ -190,6 +202,9 @@ class RowGCN(nn.Module):
         hop1 = graph.reach(seeds)
         hop2 = graph.reach(hop1)
         hop3 = graph.reach(hop2)
+        if rows.shape[0] > 1 and len(hop3) * rows.shape[0] * h0.shape[2] > NEIGHBOURHOOD_FLOATS:
+            half = rows.shape[0] // 2
+            return torch.cat([self._rows(graph, rows[:half], h0, g0), self._rows(graph, rows[half:], h0, g0)])
         h1 = torch.relu(self.conv1(self.inputs(graph, rows, hop2), graph.block(hop1, hop2)))  # (|hop1|, B, H)
         h = h0[torch.from_numpy(hop3)].expand(-1, rows.shape[0], -1).clone()
         h[torch.from_numpy(np.searchsorted(hop3, hop1))] = h1
@@ -224,7 +239,7 @@ class GCNChebyCF(Recommender):
     label = "GCN+ChebyCF"
 
     def __init__(self, flatness: float | None = None, alpha: float | None = None, beta: float | None = None,
-                 order: int = 8, eta: int = 256, hidden: int = 8, lr: float = 0.01, epochs: int = 300,
+                 order: int = 8, eta: int = ETA, hidden: int = 8, lr: float = 0.01, epochs: int = 300,
                  steps_per_epoch: int = 16, batch_users: int = 16, negatives: int = 4, eval_every: int = 2,
                  patience: int = 5, valid_users: int = 2000, k: int = 20, seed: int = 0,
                  name_weight: float | None = None):
@@ -245,6 +260,7 @@ class GCNChebyCF(Recommender):
         self.side: SideGraph | None = None
         self.names: NameFilter | None = None
         self._score_fn: Callable[[np.ndarray], Tensor] | None = None
+        self._empty: tuple[Tensor, Tensor] | None = None  # the GCN part's pass of an empty row, while weights stay
 
     # fitting
 
@@ -257,7 +273,7 @@ class GCNChebyCF(Recommender):
         opts = self.options
         train, rng = data.items(TRAIN), np.random.default_rng(opts["seed"])
         valid = subsample_users(data.items(VALID), opts["valid_users"], np.random.default_rng(opts["seed"] + 2))
-        self.side = SideGraph.of(data, data.matrix(TRAIN))
+        self.side, self._empty = SideGraph.of(data, data.matrix(TRAIN)), None
         if log:
             log(f"{self.label}: the side graph has {self.side.adjacency.shape[0]:,} nodes, "
                 f"{self.side.adjacency.nnz - self.side.adjacency.shape[0]:,} links")
@@ -390,6 +406,7 @@ class GCNChebyCF(Recommender):
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        self._empty = None  # the weights moved
         return float(loss.detach())
 
     def _add_names(self, data: Dataset, valid: UserItems, log: Log | None) -> None:
@@ -419,7 +436,11 @@ class GCNChebyCF(Recommender):
     # scoring
 
     def _gcn_part(self, rows: sp.csr_matrix) -> tuple[Tensor, Tensor]:
-        return self._gcn_features(self.net(self.side, rows))
+        """The GCN part's two features for B rows, weights fixed (the empty row's pass kept)."""
+        with torch.no_grad():
+            if self._empty is None:
+                self._empty = self.net.empty_row(self.side)
+            return self._gcn_features(self.net(self.side, rows, self._empty))
 
     def _gcn_features(self, g: Tensor) -> tuple[Tensor, Tensor]:
         return zscores(g), zscores(g * self.side.log_pop)
@@ -451,6 +472,13 @@ class GCNChebyCF(Recommender):
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
+
+    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
+        """``ranking.top_k`` over blocks of ``SCORE_FLOATS``: a block's scores are built from
+        several (users, items) tensors at once (the filter's, the GCN part's, their z-scores)."""
+        from .ranking import top_k
+
+        return top_k(self.scores, users, k, exclude, max_scores=SCORE_FLOATS)
 
     def fold_in(self, histories: Sequence[np.ndarray], names: Sequence[str] | None = None,
                 weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
@@ -498,6 +526,7 @@ class GCNChebyCF(Recommender):
                 "scale": self.scale.detach().clone()}
 
     def _set_weights(self, weights: dict[str, Tensor]) -> None:
+        self._empty = None
         self.net.load_state_dict({n.removeprefix("net."): p for n, p in weights.items() if n.startswith("net.")})
         self.weight = weights["weight"].detach().clone().float()
         self.bias = weights["bias"].detach().clone().float()
