@@ -1,16 +1,20 @@
 """Train Melody Map's GCN recommender on a Spotify playlists CSV or a plain interaction table.
 
-Loads the input (the real 1.2 GB spotify_dataset.csv, the shipped synthetic sample, or a
-user,item[,weight] table), builds one graph of users, tracks, artists and playlists, holds
-out 10% + 10% of each user's pairs for validation and test, trains two GCNConv layers with
-a linear scorer (MSE, Adam), reports test Recall/NDCG/HitRate/Coverage@k beside a
+Loads the input (the real 1.2 GB spotify_dataset.csv, the shipped synthetic sample, MPD
+slices, or a user,item[,weight] table), builds one graph of users, tracks, artists and
+playlists, holds out 10% + 10% of each user's pairs for validation and test, and fits the
+default model, GCN+ChebyCF: the ChebyCF graph filter plus two GCNConv layers over the
+tracks' artists, albums and tags that read each listener's tracks, joined by a linear scorer
+trained with MSE and Adam. It reports test Recall/NDCG/HitRate/Coverage@k beside a
 popularity baseline, and writes a self-contained checkpoint plus a training-curve PNG.
 
-Ctrl-C during training writes the best model so far, marked interrupted, and exits 130;
---resume CHECKPOINT carries on from it. A second Ctrl-C stops at once.
+Ctrl-C during training keeps the best weights so far: GCN+ChebyCF finishes the run with them;
+--model gcn writes its checkpoint marked interrupted, exits 130, and --resume CHECKPOINT
+carries on from it. A second Ctrl-C stops at once.
 
-Under torchrun (torchrun --nproc-per-node N train_gnn.py ...) the ranks train data-parallel
-with DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 tests and writes.
+Under torchrun (torchrun --nproc-per-node N train_gnn.py --model gcn ...) the ranks train
+data-parallel with DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 tests and
+writes. GCN+ChebyCF is not data-parallel: each rank fits it alike.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The public Python API: recommendations from a checkpoint alone (no CSV, no graph, no ``torch_geometric``)."""
+"""The public Python API: recommendations from a checkpoint alone (no CSV, no retraining; a ``--model gcn``
+checkpoint not even ``torch_geometric``, while the default's GCN part runs its layers)."""
 
 from __future__ import annotations
 

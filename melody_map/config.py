@@ -48,12 +48,13 @@ class TrainConfig:
                        "playlists named with it, so that a name alone reaches the tracks of playlists named alike "
                        "(MPD and playlists CSVs; --no-words leaves names out of the graph)")
     # model: 2 x GCNConv + a linear scorer
-    model: str = _opt("gcn", "model", "gcn: two GCNConv layers and a linear scorer, trained with MSE; gcn+gf-cf: "
-                      "that GCN blended with the GF-CF graph filter, the filter and the blend weight chosen on "
-                      "validation; gcn+chebycf: the ChebyCF filter plus two GCNConv layers over the tracks' "
-                      "artists, albums and tags that read each listener's tracks, joined by a linear scorer "
-                      "trained with MSE on the validation pairs (--lr, --epochs, --steps-per-epoch, "
-                      "--negatives, --eval-every, --patience, --valid-users, --k, --seed are its)")
+    model: str = _opt("gcn+chebycf", "model", "gcn+chebycf: the ChebyCF graph filter plus two GCNConv layers "
+                      "over the tracks' artists, albums and tags that read each listener's tracks, joined by a "
+                      "linear scorer trained with MSE and Adam on the validation pairs (of the options below, "
+                      "--lr, --epochs, --steps-per-epoch, --negatives, --eval-every, --patience, --valid-users, "
+                      "--k and --seed are its); gcn: two GCNConv layers over the whole graph and a linear "
+                      "scorer, trained with MSE (every option below is its); gcn+gf-cf: that GCN blended with "
+                      "the GF-CF graph filter, the filter and the blend weight chosen on validation")
     dim: int = _opt(32, "model", "size of the node vectors and of both GCN layers")
     dropout: float = _opt(0.1, "model", "dropout after each GCN layer")
     fixed_features: bool = _opt(True, "model", "keep the starting node vectors frozen, so the first layer is "

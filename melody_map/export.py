@@ -47,7 +47,8 @@ def scoring_graph(model: Recommender) -> ScoringGraph:
     """The ``ScoringGraph`` of a fitted GCN (the GCN half of ``gcn+gf-cf``)."""
     gcn = getattr(model, "gcn", model)
     if getattr(gcn, "scorer", None) is None or gcn.user_embeddings is None:
-        raise ValueError(f"{type(model).__name__} has no embeddings and scorer to export")
+        raise ValueError(f"{type(model).__name__} has no embeddings and scorer to export; --export-onnx takes a "
+                         f"checkpoint of train_gnn.py --model gcn or gcn+gf-cf")
     return ScoringGraph(gcn.user_embeddings, gcn.item_embeddings, gcn.scorer.weight[0], gcn.scorer.bias)
 
 

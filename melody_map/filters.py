@@ -272,12 +272,14 @@ class ChebyCF(GFCF):
         parts = self._filter(units)[:, torch.from_numpy(np.array(targets, np.int64))]
         return parts.T.contiguous(), torch.zeros(len(targets))
 
-    def item_vectors(self) -> Tensor:
-        """(I, eta) the leading right singular vectors of R~: the items as the ideal pass sees them."""
-        if self._v is None:
-            values, vectors = (x[..., :self.k] for x in self._gram)
-            self._v = (torch.sparse.mm(self._norm_t, vectors.float()) / values.sqrt().float()).contiguous()
-        return self._v
+    def item_vectors(self, dims: int = 64) -> Tensor:
+        """(I, dims) the items' coordinates along the leading singular directions of ``R~``, ``V S``:
+        their dot products are the normalised co-occurrence ``R~^T R~`` the spectrum's top keeps."""
+        if self._gram is not None:  # V S = R~^T W
+            vectors = self._gram[1][:, :min(dims, self.k)]
+            return torch.sparse.mm(self._norm_t, vectors.float().contiguous())
+        v = self._v[:, :dims]
+        return (v * torch.sparse.mm(self._norm, v.contiguous()).norm(dim=0)).contiguous()
 
     def _polynomial(self) -> np.ndarray:
         """(order + 1,) the filter as a polynomial in M (lowest degree first)."""

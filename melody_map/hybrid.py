@@ -503,7 +503,7 @@ class GCNChebyCF(Recommender):
         return self.names.index if self.names is not None else {}
 
     def item_vectors(self) -> Tensor:
-        """The filter's view of the items: the leading right singular vectors of ``R~``."""
+        """The filter's view of the items (``ChebyCF.item_vectors``), for similar items."""
         return self.filter.item_vectors()
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -517,6 +517,19 @@ class GCNChebyCF(Recommender):
         parts = parts * (self.weight[0] / spread)
         total = self.fold_in([history])[0][torch.from_numpy(np.array(targets, np.int64))]
         return parts, total - parts.sum(1)
+
+    def diagram_score(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The first listener's score of the first item with autograd on, and the parameters by
+        name: what ``train_gnn.py --diagram`` draws (the filter part is a constant input)."""
+        rows = self.filter.matrix[:1]
+        weight = self.weight.detach().clone().requires_grad_()
+        with torch.enable_grad():
+            for p in self.net.parameters():
+                p.requires_grad_(True)
+            gcn = self._gcn_features(self.net(self.side, rows))
+            features = torch.stack([zscores(self.filter._filter(rows))[0, :1], gcn[0][0, :1], gcn[1][0, :1]], 1)
+            params = {f"gcn.{n}": p for n, p in self.net.named_parameters()}
+            return features @ weight, {**params, "scorer.weight": weight}
 
     # saving
 

@@ -131,15 +131,18 @@ def draw_network(model, data, path: str) -> str:
         return "diagram skipped: torchviz is not installed (pip install -r requirements-extras.txt)"
     if shutil.which("dot") is None:
         return "diagram skipped: Graphviz's dot is not on PATH (e.g. apt-get install graphviz)"
-    gcn = getattr(model, "gcn", model)
-    net = gcn.network()
-    for p in net.parameters():
-        p.requires_grad_(True)
-    z = net(data.graph.adj)
-    score = net.score(z[:1], z[data.graph.item_offset: data.graph.item_offset + 1])
+    if hasattr(model, "diagram_score"):  # GCN+ChebyCF: its GCN part and scorer for one listener's first track
+        score, params = model.diagram_score()
+    else:
+        net = getattr(model, "gcn", model).network()
+        for p in net.parameters():
+            p.requires_grad_(True)
+        z = net(data.graph.adj)
+        score = net.score(z[:1], z[data.graph.item_offset: data.graph.item_offset + 1])
+        params = dict(net.named_parameters())
     with warnings.catch_warnings():  # torchviz compares versions with distutils' deprecated LooseVersion
         warnings.simplefilter("ignore", DeprecationWarning)
-        dot = make_dot(score, params={name: p for name, p in net.named_parameters()})
+        dot = make_dot(score, params=params)
     stem, ext = os.path.splitext(path)
     dot.render(stem, format=(ext.lstrip(".") or "png"), cleanup=True)
     return f"wrote {path}"

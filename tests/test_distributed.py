@@ -1,4 +1,4 @@
-"""torchrun with two CPU processes (gloo) trains data-parallel, writes one checkpoint, and matches one process."""
+"""torchrun with two CPU processes (gloo) trains the GCN data-parallel, writes one checkpoint, and matches one process."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from melody_map.pipeline import run
 
 def test_torchrun_two_processes_write_one_checkpoint_within_two_percent_of_one_process(tmp_path):
     sample = str(ROOT / "spotify_dataset.csv")
-    single = run(TrainConfig(data=sample, output="", plot=""), log=lambda line: None, progress=False)
+    single = run(TrainConfig(data=sample, output="", plot="", model="gcn"), log=lambda line: None, progress=False)
     out = tmp_path / "model.pth"
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                            str(ROOT / "train_gnn.py"), "--data", sample, "--output", str(out), "--plot", "",
-                           "--device", "cpu"],
+                           "--model", "gcn", "--device", "cpu"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]  # rank 0 wrote it; rank 1 wrote nothing

@@ -22,7 +22,8 @@ from melody_map.config import TrainConfig
 from melody_map.interrupt import StopRequest, TrainingInterrupted
 from melody_map.pipeline import run
 
-FAST = {"epochs": 6, "eval_every": 2, "patience": 100, "plot": ""}  # every epoch runs: 16 steps each
+# Interrupting and resuming are the GCN's (GCN+ChebyCF's short training ends with its best weights).
+FAST = {"model": "gcn", "epochs": 6, "eval_every": 2, "patience": 100, "plot": ""}  # every epoch runs: 16 steps each
 STEPS = 16
 
 
@@ -156,7 +157,8 @@ def test_ctrl_c_on_the_command_line_exits_130_with_one_line_and_resume_finishes(
     """A real Ctrl-C (SIGINT) to train_gnn.py while it trains, then --resume on the command line."""
     out = tmp_path / "model.pth"
     cmd = [sys.executable, str(ROOT / "train_gnn.py"), "--data", str(ROOT / "spotify_dataset.csv"),
-           "--output", str(out), "--plot", "", "--epochs", "12", "--eval-every", "6", "--patience", "100"]
+           "--output", str(out), "--plot", "", "--model", "gcn", "--epochs", "12", "--eval-every", "6",
+           "--patience", "100"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = b""
     while b"training (" not in seen:  # the progress bar: training has begun

@@ -26,7 +26,7 @@ FULL = Counts(users=15_900, items=2_800_004, nodes=3_335_904, train_pairs=7_497_
 
 
 def test_the_estimate_grows_with_what_each_flag_allocates():
-    base = TrainConfig()
+    base = TrainConfig(model="gcn")
     peak = run_peak(FULL, base, 0)[0]
     assert 3 * GB < peak < 6 * GB  # the 100 % file: node and item matrices of GBs, not MBs or TBs
     # Doubling dim doubles every (rows x dim) matrix; the score blocks stay.
@@ -47,8 +47,8 @@ def test_a_run_that_does_not_fit_stops_before_training_with_one_line(tmp_path, m
     monkeypatch.setattr(memory, "reading_peak", lambda n: 0)  # the reading check is the next test's
     trained, fit = [], GCN.fit
     monkeypatch.setattr(GCN, "fit", lambda self, *a, **k: trained.append(1) or fit(self, *a, **k))
-    code = train_gnn.main(["--data", str(data), "--output", str(tmp_path / "m.pth"), "--plot", "", "--dim", "16384",
-                           "--no-fixed-features"])
+    code = train_gnn.main(["--data", str(data), "--output", str(tmp_path / "m.pth"), "--plot", "", "--model", "gcn",
+                           "--dim", "16384", "--no-fixed-features"])
     err = capsys.readouterr().err.strip()
     print(err)
     assert code == 2 and "\n" not in err and not trained and not (tmp_path / "m.pth").exists()
@@ -56,7 +56,7 @@ def test_a_run_that_does_not_fit_stops_before_training_with_one_line(tmp_path, m
     assert "--fixed-features (" in err and "--dim 8192 (" in err and "--no-memory-check" in err
 
     # The estimate is what decides: at the default width the same data fits in the same 200 MB.
-    code = train_gnn.main(["--data", str(data), "--output", "", "--plot", "", "--epochs", "1"])
+    code = train_gnn.main(["--data", str(data), "--output", "", "--plot", "", "--model", "gcn", "--epochs", "1"])
     assert code == 0 and trained == [1]
 
 

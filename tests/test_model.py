@@ -17,7 +17,7 @@ from melody_map.types import TRAIN
 
 
 def quiet_run(**overrides):
-    return run(TrainConfig(**overrides), log=lambda line: None, progress=False)
+    return run(TrainConfig(**{"model": "gcn", **overrides}), log=lambda line: None, progress=False)
 
 
 @pytest.mark.parametrize("variant", [{}, {"fixed_features": False, "init": "normal", "combine": "last"},

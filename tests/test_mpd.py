@@ -248,7 +248,8 @@ def test_a_catalogue_track_nobody_played_is_recommended_through_its_artist(tmp_p
     catalogue = tmp_path / "catalogue.json"
     catalogue.write_text(json.dumps([new, *distractors, new, track(0, 1, True), {"artist_name": "No title"}]))
     ckpt = tmp_path / "m.pth"
-    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--catalogue", str(catalogue), "--output", str(ckpt),
+    assert train_gnn.main(["--data", str(tmp_path / "slices"), "--model", "gcn", "--catalogue", str(catalogue),
+                           "--output", str(ckpt),
                            "--plot", "", "--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert ("7 catalogue rows read (catalogue of tracks), 4 kept; dropped: 1 no track (no track_uri, no artist and "

@@ -35,15 +35,17 @@ def test_the_benchmarks_split_is_train_gnns_split(dataset, tmp_path):
     assert bench.pairs.counts() == ours["split"]
 
 
-def test_a_gcn_row_is_reproduced_by_its_train_gnn_command(tmp_path):
+@pytest.mark.parametrize("name, label, options", [("GCN-last", "GCN", " --model gcn --combine last"),
+                                                  ("GCN+ChebyCF", "GCN+ChebyCF", "")])  # the default model
+def test_a_product_row_is_reproduced_by_its_train_gnn_command(tmp_path, name, label, options):
     # Both sides run as fresh processes, as a user would run them.
     write_tables(tmp_path)
     flags = f"--data {tmp_path / 'train.tsv'} --test {tmp_path / 'test.tsv'}"
-    bench = subprocess.run([sys.executable, "bench/quality.py", "--dataset", "tiny", flags, "--models", "GCN-last",
+    bench = subprocess.run([sys.executable, "bench/quality.py", "--dataset", "tiny", flags, "--models", name,
                             "--out", str(tmp_path / "q.json")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bench.returncode == 0, bench.stderr[-2000:]
     row = json.loads((tmp_path / "q.json").read_text())["results"][0]
-    assert row["command"] == f"python train_gnn.py {flags} --combine last --refit"
+    assert row["command"] == f"python train_gnn.py {flags}{options} --refit"
     # The row and its untrained start, each reproduced by its command.
     assert row["start_command"] == row["command"] + " --epochs 0"
     for command, expected in ((row["command"], row["test"]), (row["start_command"], row["start"])):
@@ -51,7 +53,7 @@ def test_a_gcn_row_is_reproduced_by_its_train_gnn_command(tmp_path):
         out = subprocess.run([sys.executable, "train_gnn.py", *argv], cwd=ROOT, capture_output=True, text=True,
                              timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
-        printed = json.loads((tmp_path / "s.json").read_text())["test"]["GCN"]
+        printed = json.loads((tmp_path / "s.json").read_text())["test"][label]
         assert printed["recall@20"] == pytest.approx(expected["recall@20"], abs=1e-9)
         assert printed["ndcg@20"] == pytest.approx(expected["ndcg@20"], abs=1e-9)
     table = quality.report(json.loads((tmp_path / "q.json").read_text()))
@@ -60,9 +62,10 @@ def test_a_gcn_row_is_reproduced_by_its_train_gnn_command(tmp_path):
 
 def test_commands_name_the_chosen_flags_and_baselines_name_the_benchmark():
     assert quality.command("lastfm", "GCN-tuned", {"dim": 128, "combine": "last", "epochs": 30}) == (
-        f"python train_gnn.py {quality.DATASETS['lastfm']} --dim 128 --combine last --refit")
+        f"python train_gnn.py {quality.DATASETS['lastfm']} --model gcn --dim 128 --combine last --refit")
     assert quality.command("sample", "GCN-trainable", {}) == (
-        "python train_gnn.py --data spotify_dataset.csv --no-fixed-features --init normal --combine last --refit")
+        "python train_gnn.py --data spotify_dataset.csv --model gcn --no-fixed-features --init normal --combine last "
+        "--refit")
     assert quality.command("hetrec", "GCN+GF-CF", {"dim": 64, "combine": "concat"}) == (
         f"python train_gnn.py {quality.DATASETS['hetrec']} --model gcn+gf-cf --dim 64 --refit")
     assert quality.command("hetrec", "iALS", {}) == "python bench/quality.py --datasets hetrec --models iALS"
@@ -79,4 +82,4 @@ def test_no_tune_and_fixed_options_reach_the_grid_and_every_rows_command():
     seeded = quality.Options({"dim": 16})
     assert quality.entry("GCN-tuned", seeded).grid == {"combine": ["concat", "last"]}
     assert quality.command("sample", "GCN-tuned", {"dim": 16, "combine": "last"}, seeded) == (
-        "python train_gnn.py --data spotify_dataset.csv --dim 16 --combine last --refit")
+        "python train_gnn.py --data spotify_dataset.csv --model gcn --dim 16 --combine last --refit")

@@ -31,6 +31,16 @@ def checkpoint(tmp_path_factory) -> str:
     return str(out)
 
 
+@pytest.fixture(scope="module")
+def gcn_checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of --model gcn: its network and embeddings are what some tests read."""
+    folder = tmp_path_factory.mktemp("gcn")
+    out = folder / "model.pth"
+    run(TrainConfig(data=str(write_original(folder / "c.csv", community_rows())), output=str(out), plot="",
+                    model="gcn", epochs=20), log=lambda line: None, progress=False)
+    return str(out)
+
+
 def cli(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
@@ -65,9 +75,10 @@ def test_top_k_beyond_the_catalogue_is_clipped(checkpoint):
     assert len(recs) == data.num_items - len(data.known.of(0))
 
 
-def test_seed_style_load_state_dict_works(checkpoint):
+def test_seed_style_load_state_dict_works(gcn_checkpoint):
     from melody_map.model import GCNNetwork
 
+    checkpoint = gcn_checkpoint
     ckpt = torch.load(checkpoint, weights_only=True)
     cfg, state = ckpt["config"], ckpt["model"]["state"]["network"]
     model = GCNNetwork(state["embedding.weight"].shape[0], cfg["dim"], cfg["dropout"])
@@ -229,7 +240,9 @@ def test_a_checkpoint_of_another_format_version_says_so(checkpoint, tmp_path):
         load_model(tmp_path / "old.pth")
 
 
-def test_recommend_never_imports_the_graph_library(checkpoint):
+def test_recommend_never_imports_the_graph_library(gcn_checkpoint):
+    # A GCN scores from its embeddings; GCN+ChebyCF's GCN part runs PyG's layers, so it imports them.
+    checkpoint = gcn_checkpoint
     code = ("import sys; from melody_map.api import get_recommendations, load_model; "
             f"m, d = load_model({checkpoint!r}); get_recommendations(m, d, 0, 5); "
             "print(sorted(n for n in sys.modules if n.startswith('torch_geometric')))")

@@ -33,6 +33,14 @@ def checkpoint(tmp_path_factory) -> str:
     return train_checkpoint(write_original(folder / "c.csv", community_rows()), folder / "model.pth", epochs=20)
 
 
+@pytest.fixture(scope="module")
+def gcn_checkpoint(tmp_path_factory) -> str:
+    """The same with --model gcn: it scores from embeddings, which ONNX exports and serving reads without PyG."""
+    folder = tmp_path_factory.mktemp("serving-gcn")
+    return train_checkpoint(write_original(folder / "c.csv", community_rows()), folder / "model.pth", model="gcn",
+                            epochs=20)
+
+
 def community(labels) -> np.ndarray:
     """The planted community of "Artist c-a - Song t" names: c."""
     return np.array([int(str(label).split()[1].split("-")[0]) for label in labels])
@@ -259,7 +267,14 @@ def test_the_explain_command_prints_a_reason_line_per_track(checkpoint):
 # ----------------------------------------------------------------------------- pictures
 
 
-def test_onnx_export_reproduces_the_scores(checkpoint, tmp_path):
+def test_onnx_export_of_the_default_model_says_which_models_it_takes(checkpoint, tmp_path):
+    out = cli("recommend.py", "--export-onnx", str(tmp_path / "m.onnx"), "--checkpoint", checkpoint)
+    assert out.returncode == 2 and "--model gcn" in out.stderr and out.stderr.count("\n") == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_export_reproduces_the_scores(gcn_checkpoint, tmp_path):
+    checkpoint = gcn_checkpoint
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     out = cli("recommend.py", "--export-onnx", str(tmp_path / "m.onnx"), "--checkpoint", checkpoint)
@@ -304,9 +319,12 @@ def test_plot_user_draws_a_png_and_rejects_an_unknown_user(checkpoint, tmp_path)
     assert far.returncode == 2 and "out of range" in far.stderr and not (tmp_path / "x.png").exists()
 
 
-def test_every_serving_path_runs_without_the_graph_library(checkpoint):
+@pytest.mark.parametrize("model", ["gcn+chebycf", "gcn"])
+def test_every_serving_path_runs_and_a_gcn_needs_no_graph_library(checkpoint, gcn_checkpoint, model):
     import subprocess
     import sys
+
+    checkpoint = gcn_checkpoint if model == "gcn" else checkpoint  # the default's GCN part runs PyG's layers
 
     code = ("import sys; from melody_map.api import *; from melody_map.api import explain; "
             "from melody_map.plot import plot_user; import tempfile, os; "
@@ -318,4 +336,4 @@ def test_every_serving_path_runs_without_the_graph_library(checkpoint):
             "print(sorted(n for n in sys.modules if n.startswith('torch_geometric')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "[]" or model != "gcn"
