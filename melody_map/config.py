@@ -38,7 +38,8 @@ class TrainConfig:
     item_names: str = _opt("", "data", "names of a plain table's items: id and name per line (HetRec artists.dat)")
     item_tags: str = _opt("", "data", "tags of a plain table's items: item id and tag per line, or a header "
                           "naming the two columns (e.g. HetRec user_taggedartists.dat); a quoted glob reads "
-                          "several files; used by --init spectral+tags")
+                          "several files; the default model's side graph gives each tag a node, and --model gcn "
+                          "--init spectral+tags starts the GCN from them")
     # the split
     seed: int = _opt(0, "data", "seed for the split, the initialisation and negative sampling")
     valid_frac: float = _opt(0.1, "data", "share of each user's (user, item) pairs held out for validation")
