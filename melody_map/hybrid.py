@@ -343,9 +343,10 @@ class GCNChebyCF(Recommender):
                 f"{len(stoppers):,} others choose when to stop (the filter alone: recall@{k} {best['recall']:.4f})")
         waited = 0
         for epoch in _epochs(opts["epochs"], progress):
-            losses, began = [], time.perf_counter()
+            losses, began, stopped = [], time.perf_counter(), False
             for _ in range(opts["steps_per_epoch"]):
                 if stop is not None and stop():
+                    stopped = True
                     break
                 users = rng.choice(learners, min(opts["batch_users"], len(learners)), replace=False)
                 losses.append(self._step(optimiser, users, matrix, valid, num_items, rng))
@@ -353,7 +354,7 @@ class GCNChebyCF(Recommender):
                       "seconds": time.perf_counter() - began,
                       "weights": [round(w, 4) for w in self.weight.detach().tolist()],
                       "scale": round(float(self.scale.detach()), 4)}
-            if epoch % opts["eval_every"] == 0 or not losses:
+            if epoch % opts["eval_every"] == 0 or stopped:
                 record.update(check())
                 recall = record[f"valid_recall@{k}"]
                 if recall > best["recall"]:
@@ -361,7 +362,7 @@ class GCNChebyCF(Recommender):
                 else:
                     waited += 1
             self.report.history.append(record)
-            if waited >= opts["patience"] or not losses:
+            if waited >= opts["patience"] or stopped:
                 break
         for p in (self.weight, self.bias, self.scale):
             p.requires_grad_(False)

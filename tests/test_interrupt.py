@@ -181,3 +181,13 @@ def test_ctrl_c_on_the_command_line_exits_130_with_one_line_and_resume_finishes(
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming the fit" in resumed.stdout and "GCN" in resumed.stdout
     assert "interrupted" not in load_checkpoint(out)[1].config
+
+
+def test_ctrl_c_ends_the_default_models_training_with_its_best_weights_and_the_run_finishes(csv, tmp_path,
+                                                                                          monkeypatch):
+    signal_on_check(monkeypatch, 20)  # during its second epoch of 16 steps
+    summary = train(csv, tmp_path / "m.pth", model="gcn+chebycf", epochs=50, eval_every=1)
+    epochs = [r["epoch"] for r in summary.train.history]
+    assert epochs[-1] == 2 and summary.test["GCN+ChebyCF"]["recall@20"] > 0  # stopped there, then tested
+    record, saved = load_checkpoint(tmp_path / "m.pth")
+    assert "interrupted" not in saved.config and record["params"]["epochs"] == summary.train.best_epoch
