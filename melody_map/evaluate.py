@@ -112,8 +112,13 @@ def subsample_users(items: UserItems, max_users: int, rng: np.random.Generator) 
     users = np.flatnonzero(items.counts() > 0)
     if len(users) <= max_users:
         return items
+    return only_users(items, rng.choice(users, size=max_users, replace=False))
+
+
+def only_users(items: UserItems, users: np.ndarray) -> UserItems:
+    """``items`` of ``users`` alone; the others get none."""
     chosen = np.zeros(items.num_users, dtype=bool)
-    chosen[rng.choice(users, size=max_users, replace=False)] = True
+    chosen[users] = True
     owner = np.repeat(np.arange(items.num_users), items.counts())
     keep = chosen[owner]
     return UserItems.from_pairs(owner[keep], items.items[keep], items.num_users)

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
-from .evaluate import evaluate, subsample_users
+from .evaluate import evaluate, only_users, subsample_users
 from .filters import ChebyCF, NameFilter, choose_name_weight, with_names, zscores
 from .foldin import distinct_items
 from .recommender import FitReport, Log, Recommender
@@ -52,7 +52,7 @@ STOP_USERS = 500  # most validation listeners that choose when to stop
 STOP_FLOATS = 1 << 27  # the stopping listeners' filter scores are kept while they fit in this many floats
 START = (1.0, 0.0, 0.0)  # the scorer's start: the filter alone
 NEIGHBOURHOOD_FLOATS = 1 << 24  # most (nodes, rows, hidden) floats one pass of the GCN part holds
-SCORE_FLOATS = 1 << 25  # most (users, items) floats of one block of scores
+SCORE_FLOATS = 1 << 25  # most (rows, items) floats of each tensor a block of scores is built from
 HARD_NEGATIVES = 200  # a training step's negatives come from each listener's best this many by the filter
 
 
@@ -284,10 +284,14 @@ class GCNChebyCF(Recommender):
         self._add_names(data, valid, log)
         return self
 
+    def _filter_of(self, matrix: sp.csr_matrix, choice: dict[str, float]) -> ChebyCF:
+        """ChebyCF fitted on ``matrix`` with this model's order, eta and seed, and ``choice`` (else its defaults)."""
+        return ChebyCF(order=self.options["order"], eta=self.options["eta"], seed=self.options["seed"],
+                       **choice).fit_matrix(matrix)
+
     def _choose_filter(self, data: Dataset, valid: UserItems, log: Log | None) -> ChebyCF:
         fixed = None not in self.choice.values()
-        full = ChebyCF(order=self.options["order"], eta=self.options["eta"], seed=self.options["seed"],
-                       **(self.choice if fixed else {})).fit_matrix(data.matrix(TRAIN))
+        full = self._filter_of(data.matrix(TRAIN), self.choice if fixed else {})
         if fixed or not valid.counts().any():
             self.choice = {"flatness": full.flatness, "alpha": full.alpha, "beta": full.beta}
             return full
@@ -318,14 +322,14 @@ class GCNChebyCF(Recommender):
         if not len(learners):
             return
         matrix = train.matrix(num_items)
-        stop_items = _only(valid, stoppers)
+        stop_items = only_users(valid, stoppers)
         filtered = zscores(self.filter.scores(stoppers))  # fixed while the GCN part trains
         where = np.full(valid.num_users, -1)
         where[stoppers] = np.arange(len(stoppers))
+        played = np.flatnonzero(self.side.pop.numpy() > 0)  # the easy negatives' pool
 
         def stop_scores(users: np.ndarray) -> Tensor:
-            with torch.no_grad():
-                return self._combine(filtered[torch.from_numpy(where[users])], self._gcn_part(matrix[users]))
+            return self._score_rows(matrix[users], filtered[torch.from_numpy(where[users])])
 
         def check() -> dict[str, float]:
             metrics = evaluate(stop_scores, stop_items, train, num_items, k)
@@ -349,7 +353,7 @@ class GCNChebyCF(Recommender):
                     stopped = True
                     break
                 users = rng.choice(learners, min(opts["batch_users"], len(learners)), replace=False)
-                losses.append(self._step(optimiser, users, matrix, valid, num_items, rng))
+                losses.append(self._step(optimiser, users, matrix, valid, played, rng))
             record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                       "seconds": time.perf_counter() - began,
                       "weights": [round(w, 4) for w in self.weight.detach().tolist()],
@@ -373,9 +377,10 @@ class GCNChebyCF(Recommender):
                 f"scorer weights {', '.join(f'{w:.3f}' for w in self.weight.tolist())}")
 
     def _step(self, optimiser: torch.optim.Optimizer, users: np.ndarray, matrix: sp.csr_matrix, valid: UserItems,
-              num_items: int, rng: np.random.Generator) -> float:
-        """One Adam step: each listener's validation items (target 1) and ``negatives`` random items each (0)."""
-        rows = matrix[users]
+              played: np.ndarray, rng: np.random.Generator) -> float:
+        """One Adam step: each listener's validation items (target 1) and ``negatives`` sampled items
+        each (0), half from the filter's best guesses, half from ``played`` (the items with training pairs)."""
+        rows, num_items = matrix[users], matrix.shape[1]
         owner = np.repeat(np.arange(len(users)), valid.counts()[users])
         positives = np.concatenate([valid.of(u) for u in users]).astype(np.int64)
         # A target no training pair holds has no column in the filter and no link in the side
@@ -395,7 +400,6 @@ class GCNChebyCF(Recommender):
         negative_owner = rng.integers(0, len(users), n_neg)
         # Half of the negatives are hard, half any track with a training pair (the ranking sees them all).
         negatives = candidates[negative_owner, rng.integers(0, candidates.shape[1], n_neg)]
-        played = np.flatnonzero(self.side.pop.numpy() > 0)
         easy = rng.random(n_neg) < 0.5
         negatives[easy] = played[rng.integers(0, len(played), int(easy.sum()))]
         owner = np.concatenate([owner, negative_owner])
@@ -429,8 +433,7 @@ class GCNChebyCF(Recommender):
         model._set_weights(self._weights())
         model.report = self.report
         model.side = SideGraph.of(data, data.matrix(TRAIN))
-        model.filter = ChebyCF(order=model.options["order"], eta=model.options["eta"], seed=model.options["seed"],
-                               **model.choice).fit_matrix(data.matrix(TRAIN))
+        model.filter = model._filter_of(data.matrix(TRAIN), model.choice)
         model._add_names(data, data.items(VALID), log)
         return model
 
@@ -446,21 +449,24 @@ class GCNChebyCF(Recommender):
     def _gcn_features(self, g: Tensor) -> tuple[Tensor, Tensor]:
         return zscores(g), zscores(g * self.side.log_pop)
 
-    def _combine(self, filtered: Tensor, gcn: tuple[Tensor, Tensor]) -> Tensor:
-        w = self.weight.detach()
-        out = filtered * w[0]
-        for weight, part in zip(w[1:], gcn):
-            if weight:
-                out += weight * part
-        return out
-
     @torch.no_grad()
-    def _score_rows(self, rows: sp.csr_matrix) -> Tensor:
-        """(B, I) scores of B rows of items (weighted or not)."""
-        filtered = zscores(self.filter._filter(rows))
-        if not self.weight[1:].any():  # the untrained start: the filter alone
-            return filtered
-        return self._combine(filtered, self._gcn_part(sp.csr_matrix(rows, dtype=np.float32)))
+    def _score_rows(self, rows: sp.csr_matrix, filtered: Tensor | None = None) -> Tensor:
+        """(B, I) scores of B rows of items (weighted or not); ``filtered``: the rows' filter
+        z-scores where the caller has them. Built in groups of rows whose (rows, items) tensors
+        stay within ``SCORE_FLOATS`` each, as the filter part, the GCN part and their z-scores
+        are held at once."""
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        out = torch.empty(rows.shape)
+        step = max(1, SCORE_FLOATS // max(rows.shape[1], 1))
+        w = self.weight.detach()
+        for s in range(0, rows.shape[0], step):
+            block = rows[s:s + step]
+            part = zscores(self.filter._filter(block)) if filtered is None else filtered[s:s + step]
+            out[s:s + step] = part * w[0]
+            if w[1:].any():  # else the untrained start: the filter alone
+                for weight, feature in zip(w[1:], self._gcn_part(block)):
+                    out[s:s + step] += weight * feature
+        return out
 
     def _base_scores(self, users: np.ndarray) -> Tensor:
         return self._score_rows(self.filter.matrix[np.asarray(users, np.int64)])
@@ -473,13 +479,6 @@ class GCNChebyCF(Recommender):
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
-
-    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
-        """``ranking.top_k`` over blocks of ``SCORE_FLOATS``: a block's scores are built from
-        several (users, items) tensors at once (the filter's, the GCN part's, their z-scores)."""
-        from .ranking import top_k
-
-        return top_k(self.scores, users, k, exclude, max_scores=SCORE_FLOATS)
 
     def fold_in(self, histories: Sequence[np.ndarray], names: Sequence[str] | None = None,
                 weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
@@ -562,19 +561,10 @@ class GCNChebyCF(Recommender):
         model = cls(**params)
         model._set_weights(state["weights"])
         model.side = SideGraph.from_state(state["side"])
-        model.filter = ChebyCF(order=model.options["order"], eta=model.options["eta"], seed=model.options["seed"],
-                               **model.choice).fit_matrix(csr_from_state(state["matrix"]))
+        model.filter = model._filter_of(csr_from_state(state["matrix"]), model.choice)
         model.names = NameFilter.from_state(state["names"], model.filter.matrix) if "names" in state else None
         model._set_score_fn()
         return model
-
-
-def _only(items: UserItems, users: np.ndarray) -> UserItems:
-    """``items`` of ``users`` alone (the others get none)."""
-    keep = np.zeros(items.num_users, bool)
-    keep[users] = True
-    owner = np.repeat(np.arange(items.num_users), items.counts())
-    return UserItems.from_pairs(owner[keep[owner]], items.items[keep[owner]], items.num_users)
 
 
 def _epochs(epochs: int, progress: bool):

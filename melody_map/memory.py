@@ -44,7 +44,7 @@ from .filters import MAX_FACTOR_FLOATS as GF_CF_MAX_FACTOR_FLOATS
 from .filters import uses_gram
 from .gcn import FOLD_IN_USERS
 from .hybrid import ETA as CHEBY_ETA
-from .hybrid import STOP_FLOATS, STOP_USERS
+from .hybrid import SCORE_FLOATS, STOP_FLOATS, STOP_USERS
 from .ranking import RANK_BATCH, RANK_CHUNK, SCORE_BLOCK_FLOATS
 
 MB = 1 << 20
@@ -163,18 +163,20 @@ def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
 
 def hybrid_phases(c: Counts) -> dict[str, int]:
     """Bytes each phase of ``--model gcn+chebycf`` adds (``hybrid.GCNChebyCF``): the filter's
-    decomposition, then blocks of (users, items) scores, each holding the filter's scores, their
-    z-scores, the GCN part's output and its two z-scored features at once."""
+    decomposition, then ranking's block of (users, items) scores (and top-k's copy of it), each
+    built in groups whose tensors (the filter's scores, their z-scores, the GCN part's output and
+    its two z-scored features) stay within ``SCORE_FLOATS``."""
     f = 4
     if uses_gram((c.users, c.items)):  # the Gram matrix, its eigenvectors and eigh's workspace (float64); Q
         decomposition = 3 * c.users * c.users * 8 + c.users * c.users * f
     else:  # the randomised SVD's factors and its workspace
         decomposition = 4 * c.items * max(1, min(CHEBY_ETA, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1))) * f
-    block = min(c.test_users, max(1, SCORE_BLOCK_FLOATS // max(c.items, 1))) * c.items * f
+    block = 2 * min(c.test_users, max(1, SCORE_BLOCK_FLOATS // max(c.items, 1))) * c.items * f
+    group = 8 * min(SCORE_FLOATS, c.test_users * c.items) * f
     stop = min(STOP_USERS, max(1, STOP_FLOATS // max(c.items, 1))) * c.items * f  # the stopping listeners' scores
     side = 40 * c.items  # the side graph: each item's self-loop and links, twice (scipy and torch)
-    return {"filter": decomposition + side, "training": decomposition + side + stop + 6 * block,
-            "test": decomposition + side + 8 * block}
+    return {"filter": decomposition + side, "training": decomposition + side + stop + block + group,
+            "test": decomposition + side + block + group}
 
 
 def run_peak(c: Counts, cfg: TrainConfig, resident: int) -> tuple[int, str]:
