@@ -38,6 +38,9 @@ from .types import TRAIN, UserItems
 
 MAX_FACTOR_FLOATS = 1 << 28  # k is clipped so that each (items, k) factor stays within 1 GiB
 GRAM_USERS = 8192  # up to this many users (and fewer than items) the SVD goes through the users' Gram matrix
+GRAM_TOP_USERS = 32768  # past GRAM_USERS, up to this many users and with items GRAM_TOP_RATIO times as many,
+GRAM_TOP_RATIO = 8  # the leading singular vectors come from the Gram matrix's leading eigenpairs (randomised)
+GRAM_BLOCK_FLOATS = 1 << 25  # the Gram matrix is built in blocks of users of at most this many (block, U) floats
 FILTER_BLOCK_FLOATS = 1 << 25  # ChebyCF filters a batch in blocks of users of at most this many (block, I) floats
 
 
@@ -53,15 +56,42 @@ def normalised(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray, np.nda
     return sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i)), binary, di
 
 
+def gram_matrix(norm: sp.csr_matrix, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The users' dense (U, U) Gram matrix ``G = R R^T``, built a block of users at a time so that
+    no sparse copy of the whole (often half-dense) product is ever held."""
+    users = norm.shape[0]
+    gram = torch.empty(users, users, dtype=dtype)
+    norm_t = sp.csc_matrix(norm.T)
+    block = max(1, GRAM_BLOCK_FLOATS // max(users, 1))
+    for s in range(0, users, block):
+        gram[s:s + block] = torch.from_numpy((norm[s:s + block] @ norm_t).toarray()).to(dtype)
+    return gram
+
+
+def _drop_tiny(values: Tensor, vectors: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenpairs (values descending) without those below 1e-12 of the largest (singular values below 1e-6)."""
+    keep = values > 1e-12 * float(values[0].clamp_min(1e-30))
+    return values[keep], vectors[:, keep].contiguous()
+
+
 def gram_eigen(norm: sp.csr_matrix, k: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The users' (U, U) Gram matrix ``G = R R^T`` (float64) and its ``k`` leading eigenpairs
     (all with None) ``G = W S^2 W^T``: values (k',) descending and vectors (U, k'), k' <= k;
     eigenvalues below 1e-12 of the largest (singular values below 1e-6) are dropped."""
-    gram = torch.from_numpy((norm @ norm.T).toarray().astype(np.float64))
+    gram = gram_matrix(norm)
     values, vectors = torch.linalg.eigh(gram)  # ascending
-    values, vectors = values.flip(0)[:k], vectors.flip(1)[:, :k]
-    keep = values > 1e-12 * float(values[0].clamp_min(1e-30))
-    return gram, values[keep], vectors[:, keep].contiguous()
+    return (gram, *_drop_tiny(values.flip(0)[:k], vectors.flip(1)[:, :k]))
+
+
+def gram_top(norm: sp.csr_matrix, k: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The ``k`` leading eigenpairs of the users' Gram matrix (float32), values (k',) descending and
+    vectors (U, k'), by a seeded randomised range finder on ``G`` (its spectrum is R's squared, so
+    each power iteration counts twice) with 32 extra columns."""
+    gram = gram_matrix(norm, torch.float32)
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
+        torch.manual_seed(seed)
+        vectors, values, _ = torch.svd_lowrank(gram, q=min(k + 32, gram.shape[0]), niter=4)
+    return _drop_tiny(values[:k], vectors[:, :k])
 
 
 def uses_gram(shape: tuple[int, int]) -> bool:
@@ -69,15 +99,23 @@ def uses_gram(shape: tuple[int, int]) -> bool:
     return shape[0] <= min(GRAM_USERS, shape[1] - 1)
 
 
+def uses_gram_top(shape: tuple[int, int]) -> bool:
+    """Whether the leading singular vectors of a users x items matrix come from its users' Gram
+    matrix's leading eigenpairs: past ``uses_gram``, users are few and items far more."""
+    return not uses_gram(shape) and shape[0] <= GRAM_TOP_USERS and shape[1] >= GRAM_TOP_RATIO * shape[0]
+
+
 def leading_right_singular(norm: sp.csr_matrix, k: int, seed: int = 0) -> Tensor:
     """(I, k') the leading right singular vectors of a users x items matrix, k' <= k.
 
     With few users (``uses_gram``) they come exactly from the eigenvectors of the users' Gram
-    matrix, ``V = R^T W S^-1`` (``gram_eigen``); else from a seeded randomised SVD.
+    matrix, ``V = R^T W S^-1`` (``gram_eigen``); with more users but far more items
+    (``uses_gram_top``) from its leading eigenpairs (``gram_top``); else from a seeded
+    randomised SVD of R.
     """
     k = max(1, min(k, min(norm.shape) - 1))
-    if uses_gram(norm.shape):
-        _, values, vectors = gram_eigen(norm, k)
+    if uses_gram(norm.shape) or uses_gram_top(norm.shape):
+        values, vectors = gram_eigen(norm, k)[1:] if uses_gram(norm.shape) else gram_top(norm, k, seed)
         v = torch.from_numpy(np.asarray(norm.T @ vectors.numpy()))  # (I, k) = R^T W
         return (v / values.sqrt()).float().contiguous()
     with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from .config import TrainConfig
 from .filters import GF_CF_GRID
 from .filters import MAX_FACTOR_FLOATS as GF_CF_MAX_FACTOR_FLOATS
-from .filters import uses_gram
+from .filters import GRAM_BLOCK_FLOATS, uses_gram, uses_gram_top
 from .gcn import FOLD_IN_USERS
 from .hybrid import ETA as CHEBY_ETA
 from .hybrid import SCORE_FLOATS, STOP_FLOATS, STOP_USERS
@@ -155,10 +155,17 @@ def phases(c: Counts, cfg: TrainConfig) -> dict[str, int]:
     if cfg.model == "gcn+gf-cf":
         k = max(1, min(GF_CF_K, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1)))
         factors = c.items * k * f
+        decomposition = gram_top_bytes(c, k) + factors if uses_gram_top((c.users, c.items)) else 5 * factors
         block = min(c.valid_users, 4096, SCORE_BLOCK_FLOATS // max(c.items, 1)) * c.items * f  # ranking.top_k's
-        out["blend"] = out["test"] + 5 * factors + 40 * c.train_pairs + 8 * block
+        out["blend"] = out["test"] + decomposition + 40 * c.train_pairs + 8 * block
         out["test"] += 2 * factors + 40 * c.train_pairs + 8 * block
     return out
+
+
+def gram_top_bytes(c: Counts, k: int) -> int:
+    """``filters.gram_top``'s peak beside its (I, k) result: the float32 Gram matrix, a block of it
+    in float64 while built, and the randomised range finder's (U, k + 32) factors."""
+    return c.users * c.users * 4 + 2 * GRAM_BLOCK_FLOATS * 8 + 6 * c.users * (k + 32) * 4
 
 
 def hybrid_phases(c: Counts) -> dict[str, int]:
@@ -169,6 +176,9 @@ def hybrid_phases(c: Counts) -> dict[str, int]:
     f = 4
     if uses_gram((c.users, c.items)):  # the Gram matrix, its eigenvectors and eigh's workspace (float64); Q
         decomposition = 3 * c.users * c.users * 8 + c.users * c.users * f
+    elif uses_gram_top((c.users, c.items)):  # the leading eigenpairs of the Gram matrix; V
+        eta = max(1, min(CHEBY_ETA, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1)))
+        decomposition = gram_top_bytes(c, eta) + c.items * eta * f
     else:  # the randomised SVD's factors and its workspace
         decomposition = 4 * c.items * max(1, min(CHEBY_ETA, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1))) * f
     block = 2 * min(c.test_users, max(1, SCORE_BLOCK_FLOATS // max(c.items, 1))) * c.items * f

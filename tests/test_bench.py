@@ -218,3 +218,15 @@ def test_two_result_files_merge_into_one_table_ordered_by_scale():
     for doc in (big, _doc()):
         assert any(part.startswith(doc["command"] + " ") and doc["date"] in part and doc["machine"]["git"] in part
                    for part in parts), (doc["command"], parts)
+
+
+def test_filter_scale_writes_each_filters_fit_and_block_cost(tmp_path, monkeypatch):
+    from bench import filter_scale
+
+    monkeypatch.setattr(filter_scale, "OUT", tmp_path / "filter_scale.json")
+    assert filter_scale.main(["sample", "--users", "8"]) == 0
+    entry = json.loads((tmp_path / "filter_scale.json").read_text())["sample"]
+    assert entry["command"] == "python bench/filter_scale.py sample --users 8"
+    assert entry["svd"] == "the Gram matrix, every eigenpair"  # the sample's users are few
+    assert set(entry["models"]) == {"GF-CF", "ChebyCF"}
+    assert all(m["fit_s"] >= 0 and m["score_8_users_s"] >= 0 for m in entry["models"].values())

@@ -73,6 +73,21 @@ def test_the_gram_matrix_gives_the_exact_leading_singular_vectors():
     np.testing.assert_allclose(v @ v.T, vt[:6].T @ vt[:6], atol=1e-5)
 
 
+def test_more_users_take_the_gram_matrix_leading_eigenpairs(monkeypatch):
+    _, matrix = toy()
+    norm, _, _ = normalised(matrix)
+    _, _, vt = np.linalg.svd(norm.toarray())
+    monkeypatch.setattr(filters, "GRAM_USERS", 0)  # 40 users: past the exact limit,
+    monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 2)  # 90 items: more than twice as many
+    monkeypatch.setattr(filters, "GRAM_BLOCK_FLOATS", 7 * 40)  # the Gram matrix in blocks of 7 users
+    np.testing.assert_allclose(filters.gram_matrix(norm).numpy(), (norm @ norm.T).toarray(), atol=1e-6)
+    assert filters.uses_gram_top(norm.shape)
+    v = leading_right_singular(norm, 6).numpy()
+    np.testing.assert_allclose(v @ v.T, vt[:6].T @ vt[:6], atol=1e-4)
+    monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 3)  # fewer items than that: R's own randomised SVD
+    assert not filters.uses_gram_top(norm.shape)
+
+
 def test_chebycf_equals_its_closed_form_both_ways(monkeypatch):
     dense, matrix = toy(1)
     norm, _, di = normalised(matrix)
