@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import torch
 
 from .api import get_recommendations, item_labels, load_model, ranked_frame
-from .checkpoint import RecommenderData
+from .checkpoint import HINT, RecommenderData
 from .recommender import Recommender
 
 Log = Callable[[str], None]
@@ -211,7 +211,7 @@ def _sha256(path: str) -> str:
                 digest.update(chunk)
         return digest.hexdigest()
     except OSError as e:
-        raise ValueError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+        raise ValueError(f"{path}: cannot read the checkpoint ({e.strerror or e}); {HINT}") from None
 
 
 def _stat(path: str) -> tuple[int, int, int] | None:
