@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -156,27 +158,61 @@ class Served:
 def load_served(path: str | os.PathLike, depth: int = 100, log: Log | None = None) -> Served:
     """Load a checkpoint for serving: the model, the users' cached lists, the search indexes, its identity.
 
+    The model is loaded from a private copy of the file (``_private_copy``), whose checksum is the
+    identity: the file itself may then be overwritten, even in place, while it is served.
+
     Args:
         path: the checkpoint file.
         depth: items cached per user (``CachedRanker``).
         log: called with progress lines.
 
     Raises:
-        ValueError: the file is missing, corrupt or not a checkpoint (``load_model``'s one line), or it
-            changed while it was read.
+        ValueError: the file is missing, corrupt or not a checkpoint (``load_model``'s one line).
     """
     path = os.fspath(path)
-    before = _stat(path)
-    checksum = _sha256(path)
-    model, data = load_model(path)
-    if _stat(path) != before:
-        raise ValueError(f"{path} changed while it was loaded; try again once it is written")
+    copy = _private_copy(path)
+    try:
+        checksum = _sha256(copy)
+        model, data = load_model(copy)
+    except ValueError as e:
+        raise ValueError(str(e).replace(copy, path)) from None
+    finally:
+        try:
+            os.unlink(copy)  # the loaded model maps it; the name is not needed any more
+        except OSError:
+            pass
     lock = threading.Lock()
     ranker = CachedRanker(model, data, lock, depth)
     ranker.warm(log)
     served = Served(model, data, ranker, _searches(data), _identity(path, checksum, model, data), lock)
     served.call(get_recommendations, 0, 1)  # builds what the model makes on first use, before requests race
     return served
+
+
+def _private_copy(path: str) -> str:
+    """A copy of the checkpoint that only this process knows, beside it (else in the temp folder).
+
+    ``load_model`` maps the file's tensors (``torch.load(mmap=True)``): were they mapped from the
+    file the server was started with, copying a new checkpoint over it in place (``cp``) would pull
+    the pages from under the running model and kill the process (SIGBUS).
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: checkpoint not found; {HINT}")
+    problem = None
+    for folder in (os.path.dirname(os.path.abspath(path)), None):
+        try:
+            fd, copy = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".serving", dir=folder)
+        except OSError as e:
+            problem = e
+            continue
+        os.close(fd)
+        try:
+            shutil.copyfile(path, copy)
+            return copy
+        except OSError as e:
+            problem = e
+            os.unlink(copy)
+    raise ValueError(f"{path}: cannot copy the checkpoint to load it ({getattr(problem, 'strerror', None) or problem})")
 
 
 def _searches(data: RecommenderData) -> dict[str, NameSearch]:
@@ -212,11 +248,3 @@ def _sha256(path: str) -> str:
         return digest.hexdigest()
     except OSError as e:
         raise ValueError(f"{path}: cannot read the checkpoint ({e.strerror or e}); {HINT}") from None
-
-
-def _stat(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
