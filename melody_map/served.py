@@ -64,6 +64,10 @@ class CachedRanker:
         self.items[users, :width], self.scores[users, :width] = items, scores
         self.ready[users] = True
 
+    def cached(self, user: int, k: int, include_known: bool = False) -> bool:
+        """Whether ``recommend(user, k, include_known)`` is a cut of the cache, with no scoring."""
+        return not include_known and k <= self.depth and bool(self.ready[user])
+
     def recommend(self, user: int, k: int, include_known: bool = False,
                   only: np.ndarray | None = None) -> pd.DataFrame:
         """``get_recommendations``'s DataFrame for one user index (checked by ``user_index``).
