@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from .api import get_recommendations, item_labels, load_model, ranked_frame
+from .api import get_recommendations, item_indices, item_labels, load_model, ranked_frame
 from .checkpoint import HINT, RecommenderData
 from .recommender import Recommender
 
@@ -190,6 +190,7 @@ def load_served(path: str | os.PathLike, depth: int = 100, log: Log | None = Non
     ranker.warm(log)
     served = Served(model, data, ranker, _searches(data), _identity(path, checksum, model, data), lock)
     served.call(get_recommendations, 0, 1)  # builds what the model makes on first use, before requests race
+    item_indices(data, [0])  # and the names' index, which the first request by name would wait for
     return served
 
 

@@ -294,6 +294,54 @@ def test_a_request_in_flight_finishes_on_the_old_model(serving_checkpoint, gcn_c
     assert not np.allclose(want_old["score"], want_new["score"])  # the two models tell apart
 
 
+def test_the_serve_command_binds_to_this_machine_and_reloads_on_sighup(serving_checkpoint, tmp_path):
+    """recommend.py --serve as a user runs it: 127.0.0.1 by default, and SIGHUP serves the file again."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(ROOT / "recommend.py"), "--serve", "--checkpoint",
+                               serving_checkpoint, "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        first = server.stdout.readline()
+        while "serving " not in first:
+            first = server.stdout.readline()
+        assert f"at http://127.0.0.1:{port}/" in first
+        health = _poll(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json())
+        assert health["reloads"] == 0
+        server.send_signal(signal.SIGHUP)
+        deadline = time.time() + 60
+        while httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()["reloads"] == 0:
+            assert time.time() < deadline, "SIGHUP did not reload"
+            time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _poll(read, seconds: float = 60):
+    """``read()``'s value once it stops raising (a server starting), for at most ``seconds``."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return read()
+        except httpx.HTTPError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def test_serve_flag_needs_no_other_mode():
     import subprocess
     import sys
