@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException
 
 from . import api
 from .plot import plot_user
-from .schemas import (MAX_K, BatchIn, ContinueIn, ExplainIn, NewListenerIn, NewPlaylistIn, RecommendIn,
+from .schemas import (BatchIn, ContinueIn, ExplainIn, NewListenerIn, NewPlaylistIn, RecommendIn,
                       SimilarArtistsIn, SimilarTracksIn)
 from .served import Served, load_served
 
@@ -149,7 +149,8 @@ def create_app(checkpoint_path: str | os.PathLike = "gnn_model.pth", *, depth: i
     app.add_middleware(Guard, max_body=max_body)
     _add_error_handlers(app)
     _add_page(app)
-    _add_model_routes(app, state)
+    _add_user_routes(app, state)
+    _add_listener_routes(app, state)
     _add_lookup_routes(app, state)
     _add_admin_routes(app, state)
     return app
@@ -246,8 +247,8 @@ def _recommended(s: Served, user: int, body: RecommendIn) -> dict[str, Any]:
     return {"user": _user(s, user), "items": rows(s, s.ranker.recommend(user, body.k, body.include_known, only))}
 
 
-def _add_model_routes(app: FastAPI, state: ServerState) -> None:
-    """The recommendation endpoints, one per API function."""
+def _add_user_routes(app: FastAPI, state: ServerState) -> None:
+    """The endpoints for the users the model knows, one per API function."""
     @app.post("/api/recommend", summary="A user's top tracks (get_recommendations)")
     async def recommend(body: RecommendIn) -> dict[str, Any]:
         s = state.current
@@ -279,6 +280,9 @@ def _add_model_routes(app: FastAPI, state: ServerState) -> None:
         return {"user": _user(s, user), "playlist": body.playlist,
                 "items": rows(s, s.call(api.continue_playlist, body.playlist, body.k, user_idx=user))}
 
+
+def _add_listener_routes(app: FastAPI, state: ServerState) -> None:
+    """The endpoints for new listeners, new playlists and similar names, one per API function."""
     @app.post("/api/new-listener", summary="A new listener's top tracks from a few tracks (recommend_for_tracks)")
     def new_listener(body: NewListenerIn) -> dict[str, Any]:
         s = state.current
@@ -307,8 +311,8 @@ def _add_lookup_routes(app: FastAPI, state: ServerState) -> None:
         return {"status": "ok", **state.current.identity, "reloads": state.reloads}
 
     @app.get("/api/search", summary="Users (by id), tracks or artists whose names hold q, for autocompletion")
-    def search(q: str = _query(200), kind: Literal["users", "tracks", "artists"] = "tracks",
-               limit: int = _limit()) -> dict[str, Any]:
+    def search(q: str = Query(min_length=1, max_length=200), kind: Literal["users", "tracks", "artists"] = "tracks",
+               limit: int = Query(10, ge=1, le=50)) -> dict[str, Any]:
         s = state.current
         if kind not in s.search:
             raise ValueError(f"this checkpoint has no {kind} to search (a plain interaction table)")
@@ -321,7 +325,7 @@ def _add_lookup_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/api/plot", summary="A PNG of a user's neighbourhood (recommend.py --plot-user)",
              response_class=Response, responses={200: {"content": {"image/png": {}}}})
-    def plot(user_id: str | None = None, user_index: int | None = None, k: int = _k(5, 20)) -> Response:
+    def plot(user_id: str | None = None, user_index: int | None = None, k: int = Query(5, ge=1, le=20)) -> Response:
         s = state.current
         buffer = io.BytesIO()
         with _PLOT_LOCK:  # matplotlib's figures are not safe across threads
@@ -330,18 +334,6 @@ def _add_lookup_routes(app: FastAPI, state: ServerState) -> None:
 
 
 _PLOT_LOCK = threading.Lock()
-
-
-def _query(most: int):
-    return Query(min_length=1, max_length=most)
-
-
-def _limit():
-    return Query(10, ge=1, le=50)
-
-
-def _k(default: int, most: int = MAX_K):
-    return Query(default, ge=1, le=most)
 
 
 def _add_admin_routes(app: FastAPI, state: ServerState) -> None:
