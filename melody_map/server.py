@@ -365,8 +365,14 @@ def serve(checkpoint_path: str | os.PathLike = "gnn_model.pth", host: str = "127
         port: the TCP port.
         depth: items cached per user.
     """
+    import torch
     import uvicorn
 
+    from .outputs import choose_threads
+
+    threads, why = choose_threads(0)
+    torch.set_num_threads(threads)  # model calls run one at a time (Served.lock), each on every CPU
+    print(f"threads: {threads} ({why})", flush=True)
     app = create_app(checkpoint_path, depth=depth)
     state: ServerState = app.state.melody
 
