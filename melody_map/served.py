@@ -46,16 +46,22 @@ class CachedRanker:
         self.scores = np.full((data.num_users, depth), -np.inf, np.float32)  # -inf pads a short list
         self.ready = np.zeros(data.num_users, bool)  # which rows hold a user's list
 
-    def warm(self, log: Log | None = None, batch: int = 1024) -> None:
-        """Fill every user's list, ``batch`` users at a time, with about ten progress lines."""
-        n, start = self.data.num_users, time.perf_counter()
-        batches = range(0, n, batch) if self.depth else range(0)
-        every = max(1, len(batches) // 10)
-        for b, s in enumerate(batches):
-            self._fill(np.arange(s, min(n, s + batch)))
-            if log and ((b + 1) % every == 0 or b == len(batches) - 1):
-                log(f"cached {min(n, s + batch):,} of {n:,} users' top {self.depth} "
+    def warm(self, log: Log | None = None, seconds: float = 1.0, keep_going: Callable[[], bool] = lambda: True
+             ) -> None:
+        """Fill the lists of every user not filled yet, in batches sized to take about ``seconds`` each
+        (the model's lock is held that long), with about ten progress lines; stops early when
+        ``keep_going()`` turns false (a reload replaced this checkpoint)."""
+        todo, n = np.flatnonzero(~self.ready) if self.depth else np.zeros(0, np.int64), self.data.num_users
+        start, done, size, step = time.perf_counter(), 0, 8, max(1, len(todo) // 10)
+        while done < len(todo) and keep_going():
+            users = todo[done:done + size]
+            began = time.perf_counter()
+            self._fill(users)
+            size = int(np.clip(len(users) * seconds / max(time.perf_counter() - began, 1e-3), 1, 4096))
+            if log and ((done + len(users)) // step > done // step or done + len(users) == len(todo)):
+                log(f"cached {int(self.ready.sum()):,} of {n:,} users' top {self.depth} "
                     f"({time.perf_counter() - start:.1f} s)")
+            done += len(users)
 
     def _fill(self, users: np.ndarray) -> None:
         with self.lock:
@@ -159,7 +165,7 @@ class Served:
         return int(user_index)
 
 
-def load_served(path: str | os.PathLike, depth: int = 100, log: Log | None = None) -> Served:
+def load_served(path: str | os.PathLike, depth: int = 100, log: Log | None = None, warm: bool = True) -> Served:
     """Load a checkpoint for serving: the model, the users' cached lists, the search indexes, its identity.
 
     The model is loaded from a private copy of the file (``_private_copy``), whose checksum is the
@@ -169,6 +175,8 @@ def load_served(path: str | os.PathLike, depth: int = 100, log: Log | None = Non
         path: the checkpoint file.
         depth: items cached per user (``CachedRanker``).
         log: called with progress lines.
+        warm: fill every user's list now (``CachedRanker.warm``); else they fill as they are asked
+            for, or by a caller's own ``warm``.
 
     Raises:
         ValueError: the file is missing, corrupt or not a checkpoint (``load_model``'s one line).
@@ -187,7 +195,8 @@ def load_served(path: str | os.PathLike, depth: int = 100, log: Log | None = Non
             pass
     lock = threading.Lock()
     ranker = CachedRanker(model, data, lock, depth)
-    ranker.warm(log)
+    if warm:
+        ranker.warm(log)
     served = Served(model, data, ranker, _searches(data), _identity(path, checksum, model, data), lock)
     served.call(get_recommendations, 0, 1)  # builds what the model makes on first use, before requests race
     item_indices(data, [0])  # and the names' index, which the first request by name would wait for

@@ -53,9 +53,14 @@ class ServerState:
 
     def __init__(self, path: str, depth: int, say: Callable[[str], None]):
         self.path, self.depth, self.say = path, depth, say
-        self.current: Served = load_served(path, depth, say)
+        self.current: Served = load_served(path, depth, say, warm=False)
         self.reloads = 0
         self._reloading = threading.Lock()
+        # The first checkpoint serves at once; its users' lists fill behind it (a user asked for
+        # first is scored then). A reload fills them before it swaps, while the old one serves.
+        served = self.current
+        threading.Thread(target=served.ranker.warm, args=(say,), kwargs={"keep_going": lambda: self.current is served},
+                         daemon=True, name="cache").start()
 
     def reload(self) -> dict[str, Any]:
         """Load the start path again and swap it in; returns the new identity.
@@ -308,7 +313,8 @@ def _add_lookup_routes(app: FastAPI, state: ServerState) -> None:
     """/health, search for autocompletion, a user's details and their neighbourhood picture."""
     @app.get("/health", summary="The served checkpoint's identity: file, sha256, model, data, counts")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", **state.current.identity, "reloads": state.reloads}
+        s = state.current
+        return {"status": "ok", **s.identity, "reloads": state.reloads, "cached_users": int(s.ranker.ready.sum())}
 
     @app.get("/api/search", summary="Users (by id), tracks or artists whose names hold q, for autocompletion")
     def search(q: str = Query(min_length=1, max_length=200), kind: Literal["users", "tracks", "artists"] = "tracks",

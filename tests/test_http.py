@@ -83,6 +83,22 @@ def test_cached_lists_match_the_api(app, client):
             assert np.allclose([i["score"] for i in items], want["score"], rtol=1e-5)
 
 
+def test_lists_fill_on_demand_and_warming_stops_when_replaced(serving_checkpoint):
+    """The server answers before its cache is full: a user asked for first is scored then, and the
+    background warming stops when a reload has replaced its checkpoint."""
+    from melody_map.served import load_served
+
+    served = load_served(serving_checkpoint, depth=10, warm=False)
+    served.ranker.warm(keep_going=lambda: False)
+    assert not served.ranker.ready.any()
+    first = served.ranker.recommend(5, 3)
+    assert served.ranker.ready.sum() == 1 and served.ranker.ready[5]
+    lines: list[str] = []
+    served.ranker.warm(lines.append)
+    assert served.ranker.ready.all() and lines[-1].startswith("cached 90 of 90 users' top 10")
+    assert served.ranker.recommend(5, 3).equals(first)
+
+
 def test_batch_agrees_with_single_users(client):
     users = users_of(client, "01")[:3]
     batch = client.post("/api/recommend/batch", json={"user_ids": users, "k": 4}).json()["users"]
