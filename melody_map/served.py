@@ -109,32 +109,34 @@ class CachedRanker:
 
 
 class NameSearch:
-    """Substring search over names for autocompletion: names starting with the text first, then the
-    most weighty (e.g. the most listened), each a pyarrow scan of the lower-cased names."""
+    """Substring search over names for autocompletion: the weightiest names (e.g. the most listened)
+    that hold the text, those starting with it first. Names are kept weightiest first and scanned
+    in growing chunks until enough match, so a common text reads a small part of a large catalogue."""
 
     def __init__(self, names: pa.Array, weight: np.ndarray):
         """Args:
             names: the names, one per index.
-            weight: (len(names),) what orders the matches after the prefix ones.
+            weight: (len(names),) what orders the matches.
         """
         self.names = names
-        self.lower = pc.utf8_lower(names.cast(pa.large_string()))
-        self.weight = np.asarray(weight, np.float64)
+        self.order = np.argsort(-np.asarray(weight, np.float64), kind="stable")  # weightiest first
+        self.lower = pc.utf8_lower(names.cast(pa.large_string()).take(pa.array(self.order)))
 
     def find(self, text: str, limit: int = 10) -> list[tuple[int, str]]:
         """Up to ``limit`` (index, name) whose names hold ``text`` (case-insensitive)."""
         text = " ".join(text.split()).lower()
-        if not text:
-            return []
-        hits = np.flatnonzero(pc.match_substring(self.lower, text).to_numpy(zero_copy_only=False))
-        if not len(hits):
-            return []
-        prefix = pc.starts_with(self.lower.take(pa.array(hits)), text).to_numpy(zero_copy_only=False)
-        key = self.weight[hits] + prefix * (self.weight.max(initial=0) + 1)  # prefix matches outrank the rest
-        if len(hits) > limit:
-            part = np.argpartition(-key, limit - 1)[:limit]
-            hits, key = hits[part], key[part]
-        top = hits[np.argsort(-key, kind="stable")]
+        found: list[np.ndarray] = []
+        start, chunk, count = 0, 1 << 14, 0
+        while text and start < len(self.lower) and count < limit:
+            part = self.lower.slice(start, chunk)
+            hits = np.flatnonzero(pc.match_substring(part, text).to_numpy(zero_copy_only=False))
+            found.append(hits + start)
+            count += len(hits)
+            start, chunk = start + chunk, chunk * 2
+        hits = np.concatenate(found) if found else np.zeros(0, np.int64)  # places in weight order
+        prefix = pc.starts_with(self.lower.take(pa.array(hits)), text).to_numpy(zero_copy_only=False) \
+            if len(hits) else np.zeros(0, bool)
+        top = self.order[hits[np.argsort(~prefix, kind="stable")][:limit]]
         return list(zip(top.tolist(), self.names.take(pa.array(top)).to_pylist()))
 
 
