@@ -345,13 +345,24 @@ _PLOT_LOCK = threading.Lock()
 def _add_admin_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/admin/reload", summary="Serve the checkpoint file again (a newer one), from this machine only")
     def reload(request: Request) -> JSONResponse:
-        if not _loopback(request.client.host if request.client else ""):
-            return JSONResponse({"error": "reload is allowed from this machine only (127.0.0.1)"}, 403)
+        if not _loopback(request.client.host if request.client else "") or not _local_page(request):
+            return JSONResponse({"error": "reload is allowed from this machine only (127.0.0.1), "
+                                          "not from a web page of another site"}, 403)
         try:
             return JSONResponse({"status": "reloaded", **state.reload()})
         except ValueError as e:
             old = state.current.identity["sha256"]
             return JSONResponse({"error": _one_line(f"refused: {e}; still serving sha256 {old}")}, 409)
+
+
+def _local_page(request: Request) -> bool:
+    """Whether the request names this machine as its host, and comes from no page of another origin:
+    a browser on this machine visiting another site may send it a POST (or reach it under another
+    name, by DNS rebinding), which a loopback client address alone would let through."""
+    host = (request.url.hostname or "").strip("[]")
+    origin = request.headers.get("origin")
+    same = origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return same and (host == "localhost" or _loopback(host))
 
 
 def _loopback(host: str) -> bool:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(
     reason="needs the serving extra: pip install -r requirements-serve.txt")
 
 LOCAL = ("127.0.0.1", 50000)  # the test client's address: this machine, as /admin/reload requires
+BASE = "http://127.0.0.1:8000"  # and the host it names
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def app(serving_checkpoint):
 def client(app):
     from fastapi.testclient import TestClient
 
-    return TestClient(app, client=LOCAL)
+    return TestClient(app, client=LOCAL, base_url=BASE)
 
 
 def users_of(client, prefix: str) -> list[str]:
@@ -252,7 +253,7 @@ def test_reload_swaps_in_a_newer_checkpoint_and_refuses_a_corrupt_one(serving_ch
 
     path = tmp_path / "served.pth"
     shutil.copy(serving_checkpoint, path)
-    client = TestClient(create_app(path, say=lambda line: None), client=LOCAL)
+    client = TestClient(create_app(path, say=lambda line: None), client=LOCAL, base_url=BASE)
     before = client.post("/api/recommend", json={"user_index": 3, "k": 5}).json()["items"]
     shutil.copy(gcn_checkpoint, tmp_path / "next.pth")
     os.replace(tmp_path / "next.pth", path)  # as train_gnn.py writes: a whole new file renamed in
@@ -271,6 +272,10 @@ def test_reload_swaps_in_a_newer_checkpoint_and_refuses_a_corrupt_one(serving_ch
     assert client.post("/api/recommend", json={"user_index": 3, "k": 5}).json()["items"] == after
     elsewhere = TestClient(client.app, client=("203.0.113.9", 4000)).post("/admin/reload")
     assert elsewhere.status_code == 403
+    local = TestClient(client.app, client=LOCAL, base_url=BASE)
+    assert local.post("/admin/reload", headers={"origin": "https://evil.example"}).status_code == 403
+    rebound = TestClient(client.app, client=LOCAL, base_url="http://evil.example:8000")  # DNS rebinding
+    assert rebound.post("/admin/reload").status_code == 403
 
 
 def test_a_request_in_flight_finishes_on_the_old_model(serving_checkpoint, gcn_checkpoint, tmp_path, monkeypatch):
@@ -300,7 +305,7 @@ def test_a_request_in_flight_finishes_on_the_old_model(serving_checkpoint, gcn_c
     worker.start()
     assert entered.wait(30)
     shutil.copy(gcn_checkpoint, path)
-    assert TestClient(app, client=LOCAL).post("/admin/reload").status_code == 200
+    assert TestClient(app, client=LOCAL, base_url=BASE).post("/admin/reload").status_code == 200
     release.set()
     worker.join(30)
     want_old = api.recommend_for_tracks(old.model, old.data, body["tracks"], 5)
