@@ -15,6 +15,7 @@ Examples:
   python recommend.py --plot-user 0 user0.png                 # a picture of one user's neighbourhood
   python recommend.py --export-onnx model.onnx                # the scoring graph, for Netron or onnxruntime
   python recommend.py --all-users --top-k 20 --output recs.tsv   # user<TAB>item<TAB>rank<TAB>score
+  python recommend.py --serve --port 8000                     # the HTTP API and a web page (the serving extra)
 
 In a notebook:
   from recommend import get_recommendations, load_model
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--export-onnx", metavar="PATH",
                      help="write the model's scoring graph (user indices in, every track's score out) as ONNX, "
                           "for Netron or onnxruntime; needs pip install -r requirements-extras.txt")
+    who.add_argument("--serve", action="store_true",
+                     help="serve the checkpoint over HTTP: the API as JSON (docs at /docs) and a web page at /; "
+                          "needs pip install -r requirements-serve.txt")
+    parser.add_argument("--host", metavar="ADDRESS",
+                        help="with --serve: the address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, metavar="PORT", help="with --serve: the TCP port (default: 8000)")
     parser.add_argument("--playlist", metavar="NAME",
                         help="with --user or --user-id: the next tracks for that user's playlist of this name, "
                              "leaving out what it holds")
@@ -102,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_args(args)
+        if args.serve:
+            serve(args)
+            return 0
         from melody_map.api import load_model
 
         tracks = args.tracks or (_read_lines(args.tracks_file) if args.tracks_file else None)
@@ -129,6 +139,13 @@ def check_args(args: argparse.Namespace) -> None:
     """Refuse flags that do not go together, and output paths that cannot be written, before any work."""
     from melody_map.outputs import check_output_path
 
+    if (args.host is not None or args.port is not None) and not args.serve:
+        raise ValueError("--host and --port go with --serve")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be 1..65535, got {args.port}")
+    if args.serve and (args.playlist is not None or args.playlist_name is not None or args.output or args.explain
+                       or args.include_known or args.evaluation or args.recency):
+        raise ValueError("--serve goes with --checkpoint, --host and --port alone (each request says the rest)")
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
     if args.output and not args.all_users:
@@ -161,6 +178,16 @@ def check_args(args: argparse.Namespace) -> None:
     check_output_path(args.output or "", "--output")
     check_output_path(args.export_onnx or "", "--export-onnx")
     check_output_path(args.plot_user[1] if args.plot_user else "", "--plot-user")
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Serve the checkpoint until Ctrl-C (``melody_map.server.serve``)."""
+    try:
+        from melody_map.server import serve
+    except ImportError as e:
+        raise ValueError(f"--serve needs the serving extra ({e.name} is not installed): "
+                         f"pip install -r requirements-serve.txt") from None
+    serve(args.checkpoint, host=args.host or "127.0.0.1", port=8000 if args.port is None else args.port)
 
 
 def plot_user(args: argparse.Namespace, model, data) -> list[str]:

@@ -22,9 +22,10 @@ from .names import words as name_words
 from .recommender import Recommender
 from .text import tsv_field
 
-__all__ = ["RecommenderData", "continue_playlist", "explain", "get_recommendations", "item_labels", "load_model",
-           "plural", "recommend_all", "recommend_for_new_playlist", "recommend_for_tracks", "recommendation_columns",
-           "similar_artists", "similar_tracks", "write_recommendations"]
+__all__ = ["RecommenderData", "continue_playlist", "explain", "get_recommendations", "item_indices", "item_labels",
+           "load_model", "plural", "ranked_frame", "recommend_all", "recommend_for_new_playlist",
+           "recommend_for_tracks", "recommendation_columns", "similar_artists", "similar_tracks",
+           "write_recommendations"]
 
 
 def load_model(path: str | os.PathLike = "gnn_model.pth") -> tuple[Recommender, RecommenderData]:
@@ -370,6 +371,26 @@ def write_recommendations(path: str | os.PathLike, data: RecommenderData, users:
                         f"\t{score:.6g}\n")
                 count += 1
     return count
+
+
+def ranked_frame(data: RecommenderData, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """``get_recommendations``'s DataFrame for items a caller ranked itself (e.g. a server's cached lists).
+
+    Args:
+        data: from ``load_model``.
+        items: (n,) item indices, best first.
+        scores: (n,) their scores.
+    """
+    return _frame(data, items, scores)
+
+
+def item_indices(data: RecommenderData, tracks: Sequence[str | int]) -> np.ndarray:
+    """The sorted distinct indices of tracks given as "Artist - Title" names, a plain table's ids or indices.
+
+    Raises:
+        ValueError: no tracks, or unknown ones (each named, with its closest matches).
+    """
+    return _items(data, tracks)
 
 
 def _check_top_k(top_k: Any) -> None:

@@ -132,3 +132,23 @@ _SKIPPED: set[str] = set()
 def pytest_runtest_logreport(report) -> None:
     if report.skipped:
         _SKIPPED.add(report.nodeid)
+
+
+# The serving tests' data: the taste communities, plus a track whose names are markup. Most of
+# community 0 has it, so it is recommended to the rest of community 0 (users 00...): a page that
+# set names as HTML would run its onerror.
+HOSTILE_ARTIST = "<script>alert('artist')</script>"
+HOSTILE_TRACK = "<img src=x onerror=alert(1)>"
+
+
+def serving_rows() -> list[tuple[str, str, str, str]]:
+    rows = community_rows()
+    users = sorted({r[0] for r in rows if r[0].startswith("00")})
+    return rows + [(u, HOSTILE_ARTIST, HOSTILE_TRACK, "Mix 0") for u in users[: 2 * len(users) // 3]]
+
+
+@pytest.fixture(scope="session")
+def serving_checkpoint(tmp_path_factory) -> str:
+    """A default-model checkpoint of ``serving_rows``, trained once per test session."""
+    folder = tmp_path_factory.mktemp("serving")
+    return train_checkpoint(write_original(folder / "serving.csv", serving_rows()), folder / "serving.pth", epochs=2)
