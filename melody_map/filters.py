@@ -33,7 +33,7 @@ from .foldin import distinct_items
 from .names import words as name_words
 from .ranking import ScoreFn
 from .recommender import Log, Recommender
-from .sparse import csr_from_state, csr_state, torch_csr
+from .sparse import csr_from_state, csr_state, rows_dense, torch_csr
 from .types import TRAIN, UserItems
 
 MAX_FACTOR_FLOATS = 1 << 28  # k is clipped so that each (items, k) factor stays within 1 GiB
@@ -303,12 +303,28 @@ class ChebyCF(GFCF):
         return other
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
-        """The filter is linear in the listener's row: item j adds the filtered row of j alone."""
+        """The filter is linear in the listener's row: item j adds the filtered row of j alone,
+        taken at the targets only where the filter goes through the Gram matrix."""
         history = np.unique(np.asarray(history, np.int64))
+        targets = np.array(targets, np.int64)
+        if self._gram is not None:
+            return self._gram_parts(history, targets), torch.zeros(len(targets))
         units = sp.csr_matrix((np.ones(len(history), np.float32), (np.arange(len(history)), history)),
                               shape=(len(history), self.matrix.shape[1]))
-        parts = self._filter(units)[:, torch.from_numpy(np.array(targets, np.int64))]
+        parts = self._filter(units)[:, torch.from_numpy(targets)]
         return parts.T.contiguous(), torch.zeros(len(targets))
+
+    def _gram_parts(self, history: np.ndarray, targets: np.ndarray) -> Tensor:
+        """(T, R) item j's filtered unit row at target t, ``d_t^b (b_0 [t = j] + R~_t^T Q R~_j) d_j^-b``
+        with ``R~_j`` the column of j: (U, R) and (U, T) columns, never a (R, items) block."""
+        columns = rows_dense(self._norm_t, np.concatenate([history, targets]))  # (R + T, U)
+        own, wanted = columns[:len(history)], columns[len(history):]
+        parts = wanted @ (self._gram_q() @ own.T)  # (T, U) @ (U, R)
+        parts += float(self._polynomial()[0]) * torch.from_numpy(targets[:, None] == history[None, :]).float()
+        if self.beta:
+            degree = self._degree.pow(self.beta)
+            parts *= degree[torch.from_numpy(targets)][:, None] / degree[torch.from_numpy(history)][None, :]
+        return parts
 
     def item_vectors(self, dims: int = 64) -> Tensor:
         """(I, dims) the items' coordinates along the leading singular directions of ``R~``, ``V S``:

@@ -388,7 +388,7 @@ def serve(checkpoint_path: str | os.PathLike = "gnn_model.pth", host: str = "127
     from .outputs import choose_threads
 
     threads, why = choose_threads(0)
-    torch.set_num_threads(threads)  # model calls run one at a time (Served.lock), each on every CPU
+    torch.set_num_threads(threads)  # model calls run one at a time (Served.thread), each on every CPU
     print(f"threads: {threads} ({why})", flush=True)
     app = create_app(checkpoint_path, depth=depth)
     state: ServerState = app.state.melody

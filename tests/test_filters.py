@@ -125,3 +125,14 @@ def test_chebycf_ranks_inside_the_users_community():
     seen[torch.tensor(users), torch.tensor(items)] = True
     top = torch.topk(scores.masked_fill(seen, float("-inf")), 5, dim=1).indices
     assert (top // 20 == torch.arange(60)[:, None] % 2).all()
+
+
+def test_chebycf_contributions_through_the_gram_matrix_equal_the_filtered_unit_rows():
+    _, matrix = toy(1)
+    model = ChebyCF(6, 1.5, 5, 0.3, 0.4).fit_matrix(matrix)
+    assert model._gram is not None
+    history, targets = np.array([3, 7, 8, 40, 88]), np.array([7, 0, 55, 89, 3])  # 7 and 3: their own parts too
+    parts, rest = model.contributions(history, targets)
+    expected = model._filter(csr(np.arange(5), history, 5, 90))[:, targets].T  # each own item's row alone
+    torch.testing.assert_close(parts, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(parts.sum(1) + rest, model.fold_in([history])[0][targets], rtol=1e-4, atol=1e-5)
