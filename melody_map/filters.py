@@ -277,6 +277,7 @@ class ChebyCF(GFCF):
         self._v: Tensor | None = None  # (I, eta) V, without the Gram matrix
         self._gram: tuple[Tensor, Tensor] | None = None  # gram_eigen's (S^2, W), every eigenpair
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
+        self._vectors: dict[int, Tensor] = {}  # item_vectors(dims), the last asked for, built on first use
 
     def params(self) -> dict[str, Any]:
         return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
@@ -328,12 +329,16 @@ class ChebyCF(GFCF):
 
     def item_vectors(self, dims: int = 64) -> Tensor:
         """(I, dims) the items' coordinates along the leading singular directions of ``R~``, ``V S``:
-        their dot products are the normalised co-occurrence ``R~^T R~`` the spectrum's top keeps."""
-        if self._gram is not None:  # V S = R~^T W
-            vectors = self._gram[1][:, :min(dims, self.k)]
-            return torch.sparse.mm(self._norm_t, vectors.float().contiguous())
-        v = self._v[:, :dims]
-        return (v * torch.sparse.mm(self._norm, v.contiguous()).norm(dim=0)).contiguous()
+        their dot products are the normalised co-occurrence ``R~^T R~`` the spectrum's top keeps.
+        Built on first use and kept (similar-track requests ask for them again and again)."""
+        if dims not in self._vectors:
+            if self._gram is not None:  # V S = R~^T W
+                vectors = self._gram[1][:, :min(dims, self.k)]
+                self._vectors = {dims: torch.sparse.mm(self._norm_t, vectors.float().contiguous())}
+            else:
+                v = self._v[:, :dims]
+                self._vectors = {dims: (v * torch.sparse.mm(self._norm, v.contiguous()).norm(dim=0)).contiguous()}
+        return self._vectors[dims]
 
     def _polynomial(self) -> np.ndarray:
         """(order + 1,) the filter as a polynomial in M (lowest degree first)."""
