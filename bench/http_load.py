@@ -13,7 +13,8 @@ concurrent  ``--concurrency`` clients at once, the same requests
 mixed       ``--concurrency`` clients over every kind of request, weighed by ``MIX``
 
 Per endpoint it records requests, errors (any status but 200, or no answer), throughput and
-p50/p95/p99 latency; the server's resident memory (VmRSS) is sampled every 0.2 s. The client
+p50/p95/p99 latency; the server's resident memory (VmRSS) is sampled every 0.2 s: at each
+phase's start and end, and its peak. The client
 runs on the same machine and takes CPU from the server: compare runs on one machine only.
 """
 
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -164,7 +166,7 @@ async def run_phase(url: str, requests: list, concurrency: int) -> dict[str, Any
             "per_second": len(requests) / seconds, "endpoints": endpoints}
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
+def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     import httpx
 
     server, url, answered, startup = start_server(args.checkpoint)
@@ -178,7 +180,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for name, n, clients, kinds in (("single", single, 1, {"recommend": 1}),
                                         ("concurrent", args.requests, args.concurrency, {"recommend": 1}),
                                         ("mixed", args.requests, args.concurrency, MIX)):
+            before, first = sampler.rss_mb(), len(sampler.samples)
             phases[name] = asyncio.run(run_phase(url, plan(url, n, kinds, args.seed), clients))
+            after = sampler.rss_mb()
+            phases[name]["rss_mb"] = {"start": before, "end": after,
+                                      "peak": max([before, after, *sampler.samples[first:]])}
             print(f"{name}: {phases[name]['per_second']:.0f} req/s", file=sys.stderr)
     finally:
         sampler.done.set()
@@ -186,7 +192,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         server.wait(30)
     return {"benchmark": "http_load", "name": args.name,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": shlex.join(["python", "bench/http_load.py", *sys.argv[1:]]), "machine": machine(),
+            "command": shlex.join(["python", "bench/http_load.py", *argv]), "machine": machine(),
             "served": health, "answered_s": answered, "startup_s": startup,
             "rss_mb": {"loaded": loaded_mb, "peak": max(sampler.samples, default=loaded_mb),
                        "end": sampler.samples[-1] if sampler.samples else loaded_mb},
@@ -196,13 +202,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def report(paths: list[Path]) -> str:
     """The Markdown table of the given results: one row per phase and endpoint."""
     lines = ["| result | users × tracks | phase | clients | endpoint | requests | errors | req/s | p50 | p95 | p99 "
-             "| server RSS (loaded → peak) |", "|" + "---|" * 12]
+             "| server RSS: phase start → end (peak) |", "|" + "---|" * 12]
     for path in paths:
         doc = json.loads(path.read_text())
         counts = doc["served"]["counts"]
         size = f"{counts['users']:,} × {counts.get('tracks', counts.get('items', 0)):,}"
-        rss = f"{doc['rss_mb']['loaded'] / 1024:.2f} → {doc['rss_mb']['peak'] / 1024:.2f} GiB"
         for phase, result in doc["phases"].items():
+            mb = result.get("rss_mb") or {"start": doc["rss_mb"]["loaded"], "end": doc["rss_mb"]["end"],
+                                          "peak": doc["rss_mb"]["peak"]}  # results from before per-phase figures
+            rss = f"{mb['start'] / 1024:.2f} → {mb['end'] / 1024:.2f} ({mb['peak'] / 1024:.2f}) GiB"
             for kind, e in result["endpoints"].items():
                 lines.append(f"| {doc['name']} | {size} | {phase} | {result['clients']} | {kind} | {e['requests']:,} "
                              f"| {e['errors']} | {e['per_second']:.0f} | {e['p50_ms']:.1f} ms | {e['p95_ms']:.1f} ms "
@@ -217,15 +225,16 @@ def report(paths: list[Path]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.report is not None:
         paths = [Path(p) for p in args.report] or sorted(RESULTS.glob("http_load_*.json"))
         print(report(paths))
         return 0
     out = RESULTS / f"http_load_{args.name}.json"
-    write_json(measure(args), out)
+    write_json(measure(args, argv), out)
     print(report([out]))
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {os.path.relpath(out, ROOT)}")
     return 0
 
 

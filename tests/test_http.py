@@ -5,6 +5,7 @@ body limit and the CSP; reloading a newer checkpoint, and refusing a corrupt one
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.util
 import os
 import re
@@ -369,3 +370,19 @@ def test_serve_flag_needs_no_other_mode():
 
     done = subprocess.run([sys.executable, str(ROOT / "recommend.py"), "--port", "9"], capture_output=True, text=True)
     assert done.returncode == 2 and "error: --host and --port go with --serve" in done.stderr
+
+
+def test_the_load_benchmark_counts_every_request_and_prints_its_table(serving_checkpoint, tmp_path, monkeypatch,
+                                                                       capfd):
+    from bench import http_load
+
+    monkeypatch.setattr(http_load, "RESULTS", tmp_path)
+    assert http_load.main(["--checkpoint", serving_checkpoint, "--requests", "40", "--single", "10",
+                           "--concurrency", "4", "--name", "tiny"]) == 0
+    doc = json.loads((tmp_path / "http_load_tiny.json").read_text())
+    assert [p["requests"] for p in doc["phases"].values()] == [10, 40, 40]  # a fixed number: it stops by itself
+    assert sum(e["requests"] for e in doc["phases"]["mixed"]["endpoints"].values()) == 40
+    assert all(e["errors"] == 0 for p in doc["phases"].values() for e in p["endpoints"].values())
+    assert all(0 < p["rss_mb"]["start"] <= p["rss_mb"]["peak"] for p in doc["phases"].values())
+    table = capfd.readouterr().out  # capfd: the server's own lines go to the benchmark's stderr descriptor
+    assert "| tiny |" in table and "python bench/http_load.py --checkpoint" in table
