@@ -101,6 +101,31 @@ def test_lists_fill_on_demand_and_warming_stops_when_replaced(serving_checkpoint
     assert served.ranker.recommend(5, 3).equals(first)
 
 
+def test_every_model_call_runs_on_the_models_one_thread(serving_checkpoint, monkeypatch):
+    """Calls into the model from many request threads run on one thread of their own, one at a
+    time (a model reuses buffers, and glibc keeps each thread's freed memory in its own heap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from melody_map.served import load_served
+
+    served = load_served(serving_checkpoint, depth=10, warm=False)
+    seen, running, overlap = set(), [0], []
+    scores = served.model.scores
+
+    def watched(users):
+        seen.add(threading.get_ident())
+        running[0] += 1
+        overlap.append(running[0])
+        try:
+            return scores(users)
+        finally:
+            running[0] -= 1
+    monkeypatch.setattr(served.model, "scores", watched)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda u: served.ranker.recommend(u, 3, only=np.arange(10)), range(40)))
+    assert len(seen) == 1 and seen != {threading.get_ident()} and max(overlap) == 1
+
+
 def test_batch_agrees_with_single_users(client):
     users = users_of(client, "01")[:3]
     batch = client.post("/api/recommend/batch", json={"user_ids": users, "k": 4}).json()["users"]
