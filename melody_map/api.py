@@ -248,8 +248,10 @@ def similar_tracks(model: Recommender, data: RecommenderData, track: str | int, 
     """
     _check_top_k(top_k)
     item = _items(data, [track])[0]
-    vectors = _unit(_item_vectors(model))
-    return _ranked(data, vectors @ vectors[item], top_k, np.array([item]))
+    vectors = _item_vectors(model)
+    # (I, d) @ (d,) over the lengths: the cosines, without a normalised copy of every vector
+    cosines = (vectors @ vectors[item]) / (vectors.norm(dim=1) * vectors[item].norm()).clamp_min(1e-12)
+    return _ranked(data, cosines, top_k, np.array([item]))
 
 
 def similar_artists(model: Recommender, data: RecommenderData, artist: str, top_k: int = 10) -> pd.DataFrame:
