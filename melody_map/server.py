@@ -41,10 +41,11 @@ MAX_BODY = 64 * 1024  # bytes a request body may hold
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}  # served under /static/, from the package
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-# /docs is FastAPI's Swagger UI: an inline script and its files from a CDN (the page itself needs neither).
-DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-            "connect-src 'self'; frame-ancestors 'none'")
+# /docs is FastAPI's Swagger UI, its files served from fastapi-offline's copy: it starts from an
+# inline script and sets inline styles (the page itself needs neither).
+DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'")
+DOCS_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}  # under /static/docs/
 log = logging.getLogger("melody_map.server")
 
 
@@ -89,7 +90,7 @@ class Guard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        docs = scope["path"] in ("/docs", "/docs/oauth2-redirect", "/redoc")
+        docs = scope["path"] == "/docs"
 
         async def send_guarded(message) -> None:
             if message["type"] == "http.response.start":
@@ -148,12 +149,13 @@ def create_app(checkpoint_path: str | os.PathLike = "gnn_model.pth", *, depth: i
         ValueError: the checkpoint does not load.
     """
     state = ServerState(os.fspath(checkpoint_path), depth, say)
-    app = FastAPI(title="Melody Map", version=_version(),
+    app = FastAPI(title="Melody Map", version=_version(), docs_url=None, redoc_url=None,
                   description="Track recommendations from a Melody Map checkpoint: the Python API as JSON.")
     app.state.melody = state
     app.add_middleware(Guard, max_body=max_body)
     _add_error_handlers(app)
     _add_page(app)
+    _add_docs(app)
     _add_user_routes(app, state)
     _add_listener_routes(app, state)
     _add_lookup_routes(app, state)
@@ -206,6 +208,23 @@ def _add_page(app: FastAPI) -> None:
 
     for name, (content, kind) in files.items():  # one route per file: no path from the request is read
         app.add_api_route(f"/static/{name}", _static(content, kind), methods=["GET"], include_in_schema=False)
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs: FastAPI's Swagger UI from the files fastapi-offline ships, read once and served as fixed
+    routes, so the docs need no outside network either."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    assets = resources.files("fastapi_offline") / "static"
+    for name, kind in DOCS_FILES.items():
+        app.add_api_route(f"/static/docs/{name}", _static((assets / name).read_bytes(), kind), methods=["GET"],
+                          include_in_schema=False)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="Melody Map - API",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css", swagger_favicon_url="data:,")
 
 
 def _static(content: bytes, kind: str) -> Callable[[], Response]:

@@ -163,3 +163,12 @@ def test_a_hostile_track_name_shows_as_text(server, browser):
     time.sleep(0.3)  # an onerror would have fired by now
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text
+
+
+def test_the_api_docs_render_without_outside_network(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/docs")
+    title = lambda d: " ".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".info .title"))  # noqa: E731
+    wait_for(browser, lambda d: "Melody Map" in title(d), "the API docs' title")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".opblock")) >= 10  # every endpoint listed

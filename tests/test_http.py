@@ -272,6 +272,16 @@ def test_static_files_are_a_fixed_set(client):
         assert client.get(path).status_code == 404, path
 
 
+def test_the_api_docs_need_no_outside_network(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/static/docs/swagger-ui-bundle.js" in page.text
+    assert "http" not in page.headers["content-security-policy"]  # no CDN: every file is this server's
+    assert "http://" not in page.text.replace(BASE, "") and "https://" not in page.text
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/static/docs/{name}").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: not served
+
+
 def test_reload_swaps_in_a_newer_checkpoint_and_refuses_a_corrupt_one(serving_checkpoint, gcn_checkpoint, tmp_path):
     from fastapi.testclient import TestClient
 
