@@ -23,6 +23,7 @@ import threading
 from importlib import resources
 from typing import Any, Callable, Literal
 
+import fastapi_offline
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -215,7 +216,7 @@ def _add_docs(app: FastAPI) -> None:
     routes, so the docs need no outside network either."""
     from fastapi.openapi.docs import get_swagger_ui_html
 
-    assets = resources.files("fastapi_offline") / "static"
+    assets = resources.files(fastapi_offline) / "static"
     for name, kind in DOCS_FILES.items():
         app.add_api_route(f"/static/docs/{name}", _static((assets / name).read_bytes(), kind), methods=["GET"],
                           include_in_schema=False)

@@ -20,7 +20,7 @@ from conftest import HOSTILE_TRACK, ROOT, serving_rows
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 DRIVER = shutil.which("chromedriver")
 MISSING = ("the serving extra (pip install -r requirements-serve.txt)"
-           if any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "selenium"))
+           if any(importlib.util.find_spec(m) is None for m in ("fastapi", "fastapi_offline", "uvicorn", "selenium"))
            else "Chromium and its driver (apt-get install chromium chromium-driver)" if not (CHROMIUM and DRIVER)
            else None)
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"needs {MISSING}")

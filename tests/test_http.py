@@ -18,7 +18,7 @@ import pytest
 from conftest import HOSTILE_TRACK, ROOT, serving_rows, train_checkpoint, write_original
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("httpx") is None,
+    any(importlib.util.find_spec(name) is None for name in ("fastapi", "fastapi_offline", "httpx")),
     reason="needs the serving extra: pip install -r requirements-serve.txt")
 
 LOCAL = ("127.0.0.1", 50000)  # the test client's address: this machine, as /admin/reload requires
