@@ -83,11 +83,10 @@ def gram_eigen(norm: sp.csr_matrix, k: int | None = None) -> tuple[Tensor, Tenso
     return (gram, *_drop_tiny(values.flip(0)[:k], vectors.flip(1)[:, :k]))
 
 
-def gram_top(norm: sp.csr_matrix, k: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """The ``k`` leading eigenpairs of the users' Gram matrix (float32), values (k',) descending and
-    vectors (U, k'), by a seeded randomised range finder on ``G`` (its spectrum is R's squared, so
-    each power iteration counts twice) with 32 extra columns."""
-    gram = gram_matrix(norm, torch.float32)
+def gram_top(gram: Tensor, k: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The ``k`` leading eigenpairs of a users' Gram matrix (``gram_matrix``), values (k',) descending
+    and vectors (U, k'), by a seeded randomised range finder on ``G`` (its spectrum is R's squared,
+    so each power iteration counts twice) with 32 extra columns."""
     with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
         torch.manual_seed(seed)
         vectors, values, _ = torch.svd_lowrank(gram, q=min(k + 32, gram.shape[0]), niter=4)
@@ -114,14 +113,20 @@ def leading_right_singular(norm: sp.csr_matrix, k: int, seed: int = 0) -> Tensor
     randomised SVD of R.
     """
     k = max(1, min(k, min(norm.shape) - 1))
-    if uses_gram(norm.shape) or uses_gram_top(norm.shape):
-        values, vectors = gram_eigen(norm, k)[1:] if uses_gram(norm.shape) else gram_top(norm, k, seed)
-        v = torch.from_numpy(np.asarray(norm.T @ vectors.numpy()))  # (I, k) = R^T W
-        return (v / values.sqrt()).float().contiguous()
+    if uses_gram(norm.shape):
+        return right_singular(norm, *gram_eigen(norm, k)[1:])
+    if uses_gram_top(norm.shape):
+        return right_singular(norm, *gram_top(gram_matrix(norm, torch.float32), k, seed))
     with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's generator
         torch.manual_seed(seed)
         _, _, v = torch.svd_lowrank(torch_csr(norm), q=k, niter=4)
     return v.contiguous()
+
+
+def right_singular(norm: sp.csr_matrix, values: Tensor, vectors: Tensor) -> Tensor:
+    """(I, k) float32 right singular vectors ``V = R^T W S^-1`` from the Gram matrix's eigenpairs ``S^2, W``."""
+    v = torch.from_numpy(np.asarray(norm.T @ vectors.numpy()))  # (I, k) = R^T W
+    return (v / values.sqrt()).float().contiguous()
 
 
 class GFCF(Recommender):
@@ -276,6 +281,7 @@ class ChebyCF(GFCF):
         self._degree: Tensor | None = None  # (I,) item degrees, 1 where 0
         self._v: Tensor | None = None  # (I, eta) V, without the Gram matrix
         self._gram: tuple[Tensor, Tensor] | None = None  # gram_eigen's (S^2, W), every eigenpair
+        self._users_gram: Tensor | None = None  # (U, U) float32 G where uses_gram_top, for the polynomial
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
         self._vectors: dict[int, Tensor] = {}  # item_vectors(dims), the last asked for, built on first use
 
@@ -291,6 +297,9 @@ class ChebyCF(GFCF):
         self._degree = torch.from_numpy(np.where(di > 0, di, 1).astype(np.float32))
         if uses_gram(norm.shape):
             self._gram = gram_eigen(norm)[1:]  # every eigenpair: Q is a function of G
+        elif uses_gram_top(norm.shape):  # G kept: the polynomial goes through it, not over items
+            self._users_gram = gram_matrix(norm, torch.float32)
+            self._v = right_singular(norm, *gram_top(self._users_gram, self.k, self.seed))
         else:
             self._v = leading_right_singular(norm, self.k, self.seed)
         return self
@@ -299,7 +308,7 @@ class ChebyCF(GFCF):
         """The same fitted filter with another step, ideal pass weight or equaliser, sharing this
         one's matrices and singular vectors: a grid over them costs one decomposition."""
         other = ChebyCF(order=self.order, flatness=flatness, eta=self.k, alpha=alpha, beta=beta, seed=self.seed)
-        for name in ("matrix", "_norm", "_norm_t", "_degree", "_v", "_gram"):
+        for name in ("matrix", "_norm", "_norm_t", "_degree", "_v", "_gram", "_users_gram"):
             setattr(other, name, getattr(self, name))
         return other
 
@@ -356,6 +365,18 @@ class ChebyCF(GFCF):
             self._q = ((vectors * spectrum) @ vectors.T).float().contiguous()
         return self._q
 
+    def _through_gram(self, y: Tensor) -> Tensor:
+        """(U, B) ``sum_j b_j G^(j-1) y``, the polynomial's part past its constant, by Clenshaw's
+        recurrence in ``A = 2G - I`` (the polynomial in Chebyshev form on G's spectrum [0, 1]):
+        seven products with G, stable where the monomial coefficients are large and of both signs."""
+        d = np.polynomial.Polynomial(self._polynomial()[1:]).convert(kind=np.polynomial.Chebyshev,
+                                                                      domain=[0, 1]).coef
+        step = lambda v: 2 * (self._users_gram @ v) - v  # noqa: E731  (A v)
+        after, later = torch.zeros_like(y), torch.zeros_like(y)
+        for c in d[:0:-1]:
+            after, later = step(after).mul_(2).sub_(later).add_(y, alpha=float(c)), after
+        return step(after).sub_(later).add_(y, alpha=float(d[0]))
+
     def _filter(self, rows: sp.csr_matrix) -> Tensor:
         """(B, I) scores of B rows of items, in blocks of users that keep each (block, I) tensor bounded."""
         rows = sp.csr_matrix(rows, dtype=np.float32)
@@ -370,6 +391,11 @@ class ChebyCF(GFCF):
         if self._gram is not None:
             b0 = float(self._polynomial()[0])
             out = torch.sparse.mm(self._norm_t, self._gram_q() @ torch.sparse.mm(self._norm, x)).add_(x, alpha=b0)
+        elif self._users_gram is not None:
+            b0 = float(self._polynomial()[0])
+            out = torch.sparse.mm(self._norm_t, self._through_gram(torch.sparse.mm(self._norm, x))).add_(x, alpha=b0)
+            if self.alpha:
+                out = out + self.alpha * (self._v @ (self._v.T @ x))
         else:
             coeffs = chebyshev_coefficients(self.order, self.flatness)
             step = lambda y: y - 2 * torch.sparse.mm(self._norm_t, torch.sparse.mm(self._norm, y))  # noqa: E731

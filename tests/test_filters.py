@@ -104,8 +104,15 @@ def test_chebycf_equals_its_closed_form_both_ways(monkeypatch):
     expected = (dense * di ** -beta) @ h.T * di ** beta
     gram = ChebyCF(order, flatness, eta, alpha, beta).fit_matrix(matrix)
     np.testing.assert_allclose(gram.scores(np.arange(40)).numpy(), expected, rtol=1e-3, atol=1e-4)
-    # Over items (no Gram matrix) with alpha 0 the recursion gives the polynomial part exactly.
+    # Past the exact limit, with items far more than users: the polynomial through G kept whole
+    # (Clenshaw), the ideal pass from G's leading eigenpairs.
     monkeypatch.setattr(filters, "GRAM_USERS", 0)
+    monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 2)
+    through = ChebyCF(order, flatness, eta, alpha, beta).fit_matrix(matrix)
+    assert through._gram is None and through._users_gram is not None
+    np.testing.assert_allclose(through.scores(np.arange(40)).numpy(), expected, rtol=1e-3, atol=1e-4)
+    # Over items (no Gram matrix) with alpha 0 the recursion gives the polynomial part exactly.
+    monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 10)
     recursion = ChebyCF(order, flatness, eta, 0.0, beta).fit_matrix(matrix)
     assert recursion._gram is None
     np.testing.assert_allclose(recursion.scores(np.arange(40)).numpy(),
