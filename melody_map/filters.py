@@ -33,7 +33,7 @@ from .foldin import distinct_items
 from .names import words as name_words
 from .ranking import ScoreFn
 from .recommender import Log, Recommender
-from .sparse import csr_from_state, csr_state, rows_dense, torch_csr
+from .sparse import csr_from_state, csr_state, scipy_csr, torch_csr
 from .types import TRAIN, UserItems
 
 MAX_FACTOR_FLOATS = 1 << 28  # k is clipped so that each (items, k) factor stays within 1 GiB
@@ -283,7 +283,7 @@ class ChebyCF(GFCF):
         self._gram: tuple[Tensor, Tensor] | None = None  # gram_eigen's (S^2, W), every eigenpair
         self._users_gram: Tensor | None = None  # (U, U) float32 G where uses_gram_top, for the polynomial
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
-        self._vectors: dict[int, Tensor] = {}  # item_vectors(dims), the last asked for, built on first use
+        self._vectors: tuple[int, Tensor] | None = None  # (dims, item_vectors(dims)), built on first use
 
     def params(self) -> dict[str, Any]:
         return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
@@ -327,7 +327,7 @@ class ChebyCF(GFCF):
     def _gram_parts(self, history: np.ndarray, targets: np.ndarray) -> Tensor:
         """(T, R) item j's filtered unit row at target t, ``d_t^b (b_0 [t = j] + R~_t^T Q R~_j) d_j^-b``
         with ``R~_j`` the column of j: (U, R) and (U, T) columns, never a (R, items) block."""
-        columns = rows_dense(self._norm_t, np.concatenate([history, targets]))  # (R + T, U)
+        columns = torch.from_numpy(scipy_csr(self._norm_t)[np.concatenate([history, targets])].toarray())  # (R+T, U)
         own, wanted = columns[:len(history)], columns[len(history):]
         parts = wanted @ (self._gram_q() @ own.T)  # (T, U) @ (U, R)
         parts += float(self._polynomial()[0]) * torch.from_numpy(targets[:, None] == history[None, :]).float()
@@ -340,14 +340,14 @@ class ChebyCF(GFCF):
         """(I, dims) the items' coordinates along the leading singular directions of ``R~``, ``V S``:
         their dot products are the normalised co-occurrence ``R~^T R~`` the spectrum's top keeps.
         Built on first use and kept (similar-track requests ask for them again and again)."""
-        if dims not in self._vectors:
+        if self._vectors is None or self._vectors[0] != dims:
             if self._gram is not None:  # V S = R~^T W
                 vectors = self._gram[1][:, :min(dims, self.k)]
-                self._vectors = {dims: torch.sparse.mm(self._norm_t, vectors.float().contiguous())}
+                self._vectors = dims, torch.sparse.mm(self._norm_t, vectors.float().contiguous())
             else:
                 v = self._v[:, :dims]
-                self._vectors = {dims: (v * torch.sparse.mm(self._norm, v.contiguous()).norm(dim=0)).contiguous()}
-        return self._vectors[dims]
+                self._vectors = dims, (v * torch.sparse.mm(self._norm, v.contiguous()).norm(dim=0)).contiguous()
+        return self._vectors[1]
 
     def _polynomial(self) -> np.ndarray:
         """(order + 1,) the filter as a polynomial in M (lowest degree first)."""
@@ -388,15 +388,11 @@ class ChebyCF(GFCF):
         x = torch.from_numpy(rows.toarray().T.copy())  # (I, B)
         if self.beta:
             x.div_(self._degree.pow(self.beta)[:, None])
-        if self._gram is not None:
+        if self._gram is not None or self._users_gram is not None:  # the polynomial through the users' side
+            through = self._gram_q().matmul if self._gram is not None else self._through_gram
             b0 = float(self._polynomial()[0])
-            out = torch.sparse.mm(self._norm_t, self._gram_q() @ torch.sparse.mm(self._norm, x)).add_(x, alpha=b0)
-        elif self._users_gram is not None:
-            b0 = float(self._polynomial()[0])
-            out = torch.sparse.mm(self._norm_t, self._through_gram(torch.sparse.mm(self._norm, x))).add_(x, alpha=b0)
-            if self.alpha:
-                out = out + self.alpha * (self._v @ (self._v.T @ x))
-        else:
+            out = torch.sparse.mm(self._norm_t, through(torch.sparse.mm(self._norm, x))).add_(x, alpha=b0)
+        else:  # over items
             coeffs = chebyshev_coefficients(self.order, self.flatness)
             step = lambda y: y - 2 * torch.sparse.mm(self._norm_t, torch.sparse.mm(self._norm, y))  # noqa: E731
             before, now = x, step(x)
@@ -404,8 +400,8 @@ class ChebyCF(GFCF):
             for c in coeffs[2:]:
                 before, now = now, 2 * step(now) - before
                 out = out + c * now
-            if self.alpha:
-                out = out + self.alpha * (self._v @ (self._v.T @ x))
+        if self._gram is None and self.alpha:  # the ideal pass (Q holds it where every eigenpair is known)
+            out = out + self.alpha * (self._v @ (self._v.T @ x))
         if self.beta:
             out.mul_(self._degree.pow(self.beta)[:, None])
         return out.T.contiguous()

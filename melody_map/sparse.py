@@ -71,13 +71,8 @@ def torch_csr(matrix: sp.csr_matrix) -> Tensor:
     return csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
 
 
-def rows_dense(matrix: Tensor, rows: np.ndarray) -> Tensor:
-    """(len(rows), columns) the given rows of a torch CSR matrix, dense (rows may repeat)."""
-    indptr, indices = matrix.crow_indices().numpy(), matrix.col_indices().numpy()
-    rows = np.asarray(rows, np.int64)
-    starts, counts = indptr[rows], indptr[rows + 1] - indptr[rows]
-    at = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
-    out = torch.zeros(len(rows), matrix.shape[1], dtype=matrix.dtype)
-    out[torch.from_numpy(np.repeat(np.arange(len(rows)), counts)), torch.from_numpy(indices[at])] = \
-        matrix.values()[torch.from_numpy(at)]
-    return out
+
+def scipy_csr(matrix: Tensor) -> sp.csr_matrix:
+    """A torch sparse CSR tensor as a scipy CSR matrix over the same arrays (no copy)."""
+    return sp.csr_matrix((matrix.values().numpy(), matrix.col_indices().numpy(), matrix.crow_indices().numpy()),
+                         shape=tuple(matrix.shape))
