@@ -2,11 +2,24 @@
 
     python bench/filter_scale.py spotify100          # the 100 % file (bench/full_scale.py makes it)
     python bench/filter_scale.py mpd --users 256
+    python bench/filter_scale.py mpd --against-exact # ChebyCF's leading-eigenpairs path against its exact one
+    python bench/filter_scale.py spotify100 --ranking CKPT  # the default's bounded ranking against scoring every track
 
 Loads a `bench/quality.py` dataset exactly as train_gnn.py splits it, fits GF-CF and ChebyCF
 at their defaults on the training pairs, scores a block of users, and writes the seconds,
 the path the SVD took and the process's peak RSS to bench/results/filter_scale.json (one
 entry per dataset). Scoring every user costs about (users / block) x the block's seconds.
+
+``--against-exact`` (a dataset of at most ``filters.GRAM_USERS`` users) instead scores ChebyCF's
+grid on validation twice, exactly (every eigenpair of the users' Gram matrix) and as the larger
+files are scored (the leading eta eigenpairs and one constant for the rest), and writes both
+Recall@20 and NDCG@20 per point under the dataset's ``against_exact`` entry.
+
+``--ranking CKPT`` takes the default model's choices and trained weights from a ``train_gnn.py``
+checkpoint of the same file, rebuilds it on the training pairs, ranks every test listener by its
+bounded ranking (``melody_map/bounded.py``, what the test metrics use) and ``--users`` of them by
+scoring every track, and writes both times, how often the lists agree and the bound's fallbacks
+under the dataset's ``ranking`` entry.
 """
 
 from __future__ import annotations
@@ -46,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dataset", choices=sorted(DATASETS), help="a bench/quality.py dataset")
     ap.add_argument("--users", type=int, default=64, help="users in the scored block")
+    ap.add_argument("--against-exact", action="store_true",
+                    help="ChebyCF's grid on validation, exact and from the leading eigenpairs")
+    ap.add_argument("--ranking", metavar="CKPT", help="the bounded ranking against scoring every track")
     args = ap.parse_args(argv)
+    if args.against_exact:
+        return against_exact(args.dataset, argv)
+    if args.ranking:
+        return ranking(args.dataset, args.ranking, args.users, argv)
     start = time.perf_counter()
     matrix = load(args.dataset).matrix(TRAIN)
     entry = {"command": "python bench/filter_scale.py " + " ".join(argv or sys.argv[1:]),
@@ -67,7 +87,81 @@ def main(argv: list[str] | None = None) -> int:
         print(model.label, entry["models"][model.label], flush=True)
         del model
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    results[args.dataset] = entry
+    results[args.dataset] = {**results.get(args.dataset, {}), **entry}
+    write_json(results, OUT)
+    return 0
+
+
+def ranking(dataset: str, checkpoint: str, n_users: int, argv: list[str] | None) -> int:
+    """The default model's bounded ranking of every test listener, and scoring every track for some."""
+    import torch
+
+    from melody_map.hybrid import GCNChebyCF
+    from melody_map.ranking import top_k
+    from melody_map.types import VALID
+
+    data = load(dataset)
+    record = torch.load(checkpoint, weights_only=True)["model"]
+    params = {k: v for k, v in record["params"].items() if k != "epochs"}
+    start = time.perf_counter()
+    model = GCNChebyCF(**params, epochs=0).fit(data)
+    model._set_weights(record["state"]["weights"])
+    fit = time.perf_counter() - start
+    users = np.flatnonzero(data.test_items().heldout_counts() > 0)
+    known = data.items(TRAIN, VALID)
+    start = time.perf_counter()
+    items, scores = model.top_k(users, 20, known)
+    bounded = time.perf_counter() - start
+    some = users[:n_users]
+    start = time.perf_counter()
+    dense_items, dense_scores = top_k(model.scores, some, 20, known)
+    dense = time.perf_counter() - start
+    entry = {"command": "python bench/filter_scale.py " + " ".join(argv or sys.argv[1:]), "machine": machine(),
+             "model": model.params(), "weights": model.weight.tolist(), "fit_untrained_s": round(fit, 1),
+             "users": len(users), "bounded_s": round(bounded, 1), "fallbacks": model._bounded.fallbacks,
+             "tail_tracks_scored": model._bounded.gathered, "head_tracks": len(model._bounded.head),
+             "tail_degree": model._bounded.tail_degree, f"every_track_{len(some)}_users_s": round(dense, 1),
+             "every_track_all_users_s": round(dense * len(users) / max(len(some), 1)),
+             "same_lists": float((items[:len(some)] == dense_items).mean()),
+             "max_score_difference": float(np.abs(scores[:len(some)] - dense_scores).max()),
+             "peak_rss_gb": peak_gb()}
+    print(entry, flush=True)
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results.setdefault(dataset, {})["ranking"] = entry
+    write_json(results, OUT)
+    return 0
+
+
+def against_exact(dataset: str, argv: list[str] | None) -> int:
+    """ChebyCF's grid (``filters.CHEBY_CF_GRID``'s flatness 1.5 points) on validation, both ways."""
+    from melody_map.evaluate import evaluate
+    from melody_map.types import VALID
+
+    data = load(dataset)
+    matrix = data.matrix(TRAIN)
+    if not filters.uses_gram(matrix.shape):
+        raise SystemExit(f"{dataset}: {matrix.shape[0]:,} users, past the exact path's {filters.GRAM_USERS:,}")
+    fitted = {"exact": filters.ChebyCF().fit_matrix(matrix)}
+    limits = filters.GRAM_USERS, filters.GRAM_TOP_RATIO
+    filters.GRAM_USERS, filters.GRAM_TOP_RATIO = 0, 1  # the larger files' path, forced
+    try:
+        fitted["leading eigenpairs"] = filters.ChebyCF().fit_matrix(matrix)
+    finally:
+        filters.GRAM_USERS, filters.GRAM_TOP_RATIO = limits
+    rows = []
+    for alpha in filters.CHEBY_CF_GRID["alpha"]:
+        for beta in filters.CHEBY_CF_GRID["beta"]:
+            row = {"flatness": 1.5, "alpha": alpha, "beta": beta}
+            for way, model in fitted.items():
+                metrics = evaluate(model.with_choice(1.5, alpha, beta).scores, data.items(VALID), data.items(TRAIN),
+                                   data.num_items)
+                row[way] = {"recall@20": round(metrics["recall@20"], 4), "ndcg@20": round(metrics["ndcg@20"], 4)}
+            print(row, flush=True)
+            rows.append(row)
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    results.setdefault(dataset, {})["against_exact"] = {
+        "command": "python bench/filter_scale.py " + " ".join(argv or sys.argv[1:]), "eta": fitted["exact"].k,
+        "machine": machine(), "grid": rows}
     write_json(results, OUT)
     return 0
 

@@ -259,12 +259,19 @@ class ChebyCF(GFCF):
       ``Q = W diag(sum_j b_j s^2(j-1) + alpha [top eta] / s^2) W^T`` (one product from G's whole
       eigendecomposition): ``s = d^beta (b_0 x + R~^T Q R~ x)``, two sparse products and one
       dense one per batch.
+    * more users, items far more (``uses_gram_top``): the same operator on the users' side from G's
+      ``eta`` leading eigenpairs only, ``Q ~ c I + W_eta diag(phi(s^2) - c + alpha / s^2) W_eta^T``
+      with ``phi(l) = sum_j b_j l^(j-1)`` and ``c = phi`` at the mean of G's other eigenvalues
+      (their sum is G's trace less the leading ones'): exact on the leading directions, the
+      rest of the spectrum, where phi is smooth and near its value at 0, taken as one constant.
+      ``c R~^T R~`` is GF-CF's linear filter, so a batch costs what GF-CF's does, never a (U, U)
+      product per user.
     * else the three-term recursion over items, two sparse products with ``R~`` per degree.
 
     Args:
         order: the polynomial's degree K.
         flatness: phi; the step is 1/2 over a wider middle of the spectrum the larger it is.
-        eta: singular vectors in the ideal pass (clipped as GF-CF's ``k``).
+        eta: singular vectors in the ideal pass (clipped as GF-CF's ``k`` where they are held over items).
         alpha: the ideal pass's weight (0: none).
         beta: the degree equaliser's power (0: none).
         seed: seeds a randomised SVD.
@@ -281,9 +288,11 @@ class ChebyCF(GFCF):
         self._degree: Tensor | None = None  # (I,) item degrees, 1 where 0
         self._v: Tensor | None = None  # (I, eta) V, without the Gram matrix
         self._gram: tuple[Tensor, Tensor] | None = None  # gram_eigen's (S^2, W), every eigenpair
-        self._users_gram: Tensor | None = None  # (U, U) float32 G where uses_gram_top, for the polynomial
+        self._top: tuple[Tensor, Tensor, float] | None = None  # where uses_gram_top: (S^2, W) of the leading
+        # eta eigenpairs and the mean of G's other eigenvalues
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
         self._vectors: tuple[int, Tensor] | None = None  # (dims, item_vectors(dims)), built on first use
+        self._scaled: tuple[float, Tensor] | None = None  # (beta, D^beta R~^T), built on first use
 
     def params(self) -> dict[str, Any]:
         return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
@@ -291,16 +300,20 @@ class ChebyCF(GFCF):
 
     def fit_matrix(self, matrix: sp.csr_matrix) -> ChebyCF:
         norm, self.matrix, di = normalised(matrix)
-        self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(norm.shape[1], 1), min(norm.shape) - 1))
+        self.k = max(1, min(self.k, min(norm.shape) - 1))
         self._norm = torch_csr(norm)
         self._norm_t = torch_csr(sp.csr_matrix(norm.T))
         self._degree = torch.from_numpy(np.where(di > 0, di, 1).astype(np.float32))
         if uses_gram(norm.shape):
             self._gram = gram_eigen(norm)[1:]  # every eigenpair: Q is a function of G
-        elif uses_gram_top(norm.shape):  # G kept: the polynomial goes through it, not over items
-            self._users_gram = gram_matrix(norm, torch.float32)
-            self._v = right_singular(norm, *gram_top(self._users_gram, self.k, self.seed))
+        elif uses_gram_top(norm.shape):  # the leading eigenpairs and the trace of the rest
+            gram = gram_matrix(norm, torch.float32)
+            values, vectors = gram_top(gram, self.k, self.seed)
+            rest = max(int((np.diff(norm.indptr) > 0).sum()) - len(values), 1)  # G's rank is at most its nonzero rows
+            self._top = values, vectors, max(float(gram.diagonal().sum(dtype=torch.float64)) - float(values.sum()),
+                                             0.0) / rest
         else:
+            self.k = max(1, min(self.k, MAX_FACTOR_FLOATS // max(norm.shape[1], 1)))
             self._v = leading_right_singular(norm, self.k, self.seed)
         return self
 
@@ -308,7 +321,7 @@ class ChebyCF(GFCF):
         """The same fitted filter with another step, ideal pass weight or equaliser, sharing this
         one's matrices and singular vectors: a grid over them costs one decomposition."""
         other = ChebyCF(order=self.order, flatness=flatness, eta=self.k, alpha=alpha, beta=beta, seed=self.seed)
-        for name in ("matrix", "_norm", "_norm_t", "_degree", "_v", "_gram", "_users_gram"):
+        for name in ("matrix", "_norm", "_norm_t", "_degree", "_v", "_gram", "_top"):
             setattr(other, name, getattr(self, name))
         return other
 
@@ -317,7 +330,7 @@ class ChebyCF(GFCF):
         taken at the targets only where the filter goes through the Gram matrix."""
         history = np.unique(np.asarray(history, np.int64))
         targets = np.array(targets, np.int64)
-        if self._gram is not None:
+        if self._v is None:  # through the users' side
             return self._gram_parts(history, targets), torch.zeros(len(targets))
         units = sp.csr_matrix((np.ones(len(history), np.float32), (np.arange(len(history)), history)),
                               shape=(len(history), self.matrix.shape[1]))
@@ -329,7 +342,7 @@ class ChebyCF(GFCF):
         with ``R~_j`` the column of j: (U, R) and (U, T) columns, never a (R, items) block."""
         columns = torch.from_numpy(scipy_csr(self._norm_t)[np.concatenate([history, targets])].toarray())  # (R+T, U)
         own, wanted = columns[:len(history)], columns[len(history):]
-        parts = wanted @ (self._gram_q() @ own.T)  # (T, U) @ (U, R)
+        parts = wanted @ self._through_users(own.T.contiguous())  # (T, U) @ (U, R)
         parts += float(self._polynomial()[0]) * torch.from_numpy(targets[:, None] == history[None, :]).float()
         if self.beta:
             degree = self._degree.pow(self.beta)
@@ -341,8 +354,8 @@ class ChebyCF(GFCF):
         their dot products are the normalised co-occurrence ``R~^T R~`` the spectrum's top keeps.
         Built on first use and kept (similar-track requests ask for them again and again)."""
         if self._vectors is None or self._vectors[0] != dims:
-            if self._gram is not None:  # V S = R~^T W
-                vectors = self._gram[1][:, :min(dims, self.k)]
+            if self._v is None:  # V S = R~^T W
+                vectors = (self._gram or self._top)[1][:, :min(dims, self.k)]
                 self._vectors = dims, torch.sparse.mm(self._norm_t, vectors.float().contiguous())
             else:
                 v = self._v[:, :dims]
@@ -365,17 +378,27 @@ class ChebyCF(GFCF):
             self._q = ((vectors * spectrum) @ vectors.T).float().contiguous()
         return self._q
 
-    def _through_gram(self, y: Tensor) -> Tensor:
-        """(U, B) ``sum_j b_j G^(j-1) y``, the polynomial's part past its constant, by Clenshaw's
-        recurrence in ``A = 2G - I`` (the polynomial in Chebyshev form on G's spectrum [0, 1]):
-        seven products with G, stable where the monomial coefficients are large and of both signs."""
-        d = np.polynomial.Polynomial(self._polynomial()[1:]).convert(kind=np.polynomial.Chebyshev,
-                                                                      domain=[0, 1]).coef
-        step = lambda v: 2 * (self._users_gram @ v) - v  # noqa: E731  (A v)
-        after, later = torch.zeros_like(y), torch.zeros_like(y)
-        for c in d[:0:-1]:
-            after, later = step(after).mul_(2).sub_(later).add_(y, alpha=float(c)), after
-        return step(after).sub_(later).add_(y, alpha=float(d[0]))
+    def _phi(self, values: Tensor) -> Tensor:
+        """``phi(l) = sum_j b_j l^(j-1)``, the polynomial past its constant divided by M, at G's eigenvalues."""
+        b = torch.from_numpy(self._polynomial()[1:])
+        return (values.double()[:, None] ** torch.arange(len(b), dtype=torch.float64)) @ b
+
+    def _top_spectrum(self) -> tuple[Tensor, float]:
+        """(eta,) the leading directions' weights less ``c``, and ``c``, ``phi`` at the rest's mean eigenvalue."""
+        values, _, rest = self._top
+        c = float(self._phi(torch.tensor([rest]))[0])
+        spectrum = self._phi(values) - c
+        if self.alpha:
+            spectrum += self.alpha / values.double()
+        return spectrum.float(), c
+
+    def _through_users(self, y: Tensor) -> Tensor:
+        """(U, B) ``Q y``: the polynomial past its constant and the ideal pass, on the users' side."""
+        if self._gram is not None:
+            return self._gram_q() @ y
+        vectors = self._top[1]
+        spectrum, c = self._top_spectrum()
+        return (vectors @ (spectrum[:, None] * (vectors.T @ y))).add_(y, alpha=c)
 
     def _filter(self, rows: sp.csr_matrix) -> Tensor:
         """(B, I) scores of B rows of items, in blocks of users that keep each (block, I) tensor bounded."""
@@ -385,26 +408,55 @@ class ChebyCF(GFCF):
                          or [torch.zeros(0, rows.shape[1])])
 
     def _filter_block(self, rows: sp.csr_matrix) -> Tensor:
+        if self._v is None:
+            return self._users_side_block(rows)
+        # Over items: the three-term recursion in L = I - 2M, then the ideal pass.
         x = torch.from_numpy(rows.toarray().T.copy())  # (I, B)
         if self.beta:
             x.div_(self._degree.pow(self.beta)[:, None])
-        if self._gram is not None or self._users_gram is not None:  # the polynomial through the users' side
-            through = self._gram_q().matmul if self._gram is not None else self._through_gram
-            b0 = float(self._polynomial()[0])
-            out = torch.sparse.mm(self._norm_t, through(torch.sparse.mm(self._norm, x))).add_(x, alpha=b0)
-        else:  # over items
-            coeffs = chebyshev_coefficients(self.order, self.flatness)
-            step = lambda y: y - 2 * torch.sparse.mm(self._norm_t, torch.sparse.mm(self._norm, y))  # noqa: E731
-            before, now = x, step(x)
-            out = coeffs[0] * x + (coeffs[1] * now if self.order >= 1 else 0)
-            for c in coeffs[2:]:
-                before, now = now, 2 * step(now) - before
-                out = out + c * now
-        if self._gram is None and self.alpha:  # the ideal pass (Q holds it where every eigenpair is known)
+        coeffs = chebyshev_coefficients(self.order, self.flatness)
+        step = lambda y: y - 2 * torch.sparse.mm(self._norm_t, torch.sparse.mm(self._norm, y))  # noqa: E731
+        before, now = x, step(x)
+        out = coeffs[0] * x + (coeffs[1] * now if self.order >= 1 else 0)
+        for c in coeffs[2:]:
+            before, now = now, 2 * step(now) - before
+            out = out + c * now
+        if self.alpha:
             out = out + self.alpha * (self._v @ (self._v.T @ x))
         if self.beta:
             out.mul_(self._degree.pow(self.beta)[:, None])
         return out.T.contiguous()
+
+    def _users_side_block(self, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) ``d^b (b_0 x + R~^T Q R~ x)`` = ``b_0 r + (D^b R~^T) Q (R~ D^-b r)``: the rows stay
+        sparse until the one (I, B) product, the equaliser folded into a scaled copy of ``R~^T``."""
+        out = torch.sparse.mm(self._scaled_norm_t(), self.users_side(rows)).T.contiguous()
+        b0 = float(self._polynomial()[0])
+        if b0:
+            rows = sp.coo_matrix(rows)
+            out[torch.from_numpy(rows.row.astype(np.int64)), torch.from_numpy(rows.col.astype(np.int64))] += \
+                torch.from_numpy(b0 * rows.data.astype(np.float32))
+        return out
+
+    def users_side(self, rows: sp.csr_matrix) -> Tensor:
+        """(U, B) ``Q R~ D^-b r`` of B rows, which ``D^b R~^T`` turns into their scores past ``b_0 r``
+        (the users'-side paths): a track's score is ``d^(b - 1/2)`` times the sum, over the users
+        holding it, of this vector over their ``sqrt(degree)``."""
+        inverse = sp.diags(self._degree.pow(-self.beta).numpy())
+        through = (sp.csr_matrix(rows, dtype=np.float32) @ inverse @ scipy_csr(self._norm_t)).toarray()  # (B, U) R~ x
+        return self._through_users(torch.from_numpy(through).T.contiguous())
+
+    def _scaled_norm_t(self) -> Tensor:
+        """(I, U) CSR ``D^b R~^T``, built on first use for this filter's beta."""
+        if self._scaled is None or self._scaled[0] != self.beta:
+            if self.beta:
+                scale = self._degree.pow(self.beta).repeat_interleave(self._norm_t.crow_indices().diff())
+                scaled = torch.sparse_csr_tensor(self._norm_t.crow_indices(), self._norm_t.col_indices(),
+                                                 self._norm_t.values() * scale, self._norm_t.shape)
+            else:
+                scaled = self._norm_t
+            self._scaled = self.beta, scaled
+        return self._scaled[1]
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> ChebyCF:

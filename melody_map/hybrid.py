@@ -14,12 +14,15 @@ so that a track's g reads the listener's tracks by its artist, on its album, wit
 
     s_u = w_0 z(ChebyCF(r_u)) + w_1 z(g_u) + w_2 z(g_u log(1 + pop)) + b,
 
-and starts at w = (1, 0, 0): the filter alone, which is the untrained start. Training (Adam,
-MSE of sigmoid(s) against 1 for a held-out pair and 0 for sampled items) takes the
-validation pairs as targets and the training rows as input, so a target is never in the row
-that scores it; a third of the validation listeners (at most ``STOP_USERS``) choose when to
-stop. ``refit`` keeps the trained weights and rebuilds the filter and the side graph from
-the new pairs.
+(z: a listener's scores less their mean, over their spread, both taken over every item, or over
+a fixed sample of ``STAT_ITEMS`` of them in a larger catalogue) and starts at w = (1, 0, 0): the
+filter alone, which is the untrained start. Training (Adam, MSE of sigmoid(s) against 1 for a
+held-out pair and 0 for sampled items) takes the validation pairs as targets and the training
+rows as input, so a target is never in the row that scores it; a third of the validation
+listeners (at most ``STOP_USERS``) choose when to stop. ``refit`` keeps the trained weights and
+rebuilds the filter and the side graph from the new pairs. Past ``BOUND_ITEMS`` items a training
+step runs the GCN part at its pairs' items alone, and ranking skips most items by a bound
+(``bounded.py``).
 
 Only nodes within two hops of a listener's tracks see its row. Every other node holds the
 value of an empty row, computed once per forward pass, so a batch costs its neighbourhood,
@@ -36,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
+from .bounded import BoundedTopK
 from .evaluate import evaluate, only_users, subsample_users
 from .filters import ChebyCF, NameFilter, choose_name_weight, with_names, zscores
 from .foldin import distinct_items
@@ -54,6 +58,28 @@ START = (1.0, 0.0, 0.0)  # the scorer's start: the filter alone
 NEIGHBOURHOOD_FLOATS = 1 << 24  # most (nodes, rows, hidden) floats one pass of the GCN part holds
 SCORE_FLOATS = 1 << 25  # most (rows, items) floats of each tensor a block of scores is built from
 HARD_NEGATIVES = 200  # a training step's negatives come from each listener's best this many by the filter
+STAT_ITEMS = 1 << 16  # the z-scores' mean and spread come from at most this many items (a fixed sample)
+BOUND_ITEMS = 1 << 17  # from this many items, ranking skips most of them by a bound (``bounded.py``)
+STEP_STAT_ITEMS = 1 << 12  # from BOUND_ITEMS items, a training step's z-scores come from this many drawn
+
+
+def stat_columns(num_items: int) -> Tensor | None:
+    """The items the z-scores' mean and spread come from: every item (None) up to ``STAT_ITEMS``,
+    else a fixed seeded sample of that many, so a listener's statistics never need every item's score."""
+    return None if num_items <= STAT_ITEMS else _sample(num_items, STAT_ITEMS)
+
+
+@cache
+def _sample(num_items: int, size: int) -> Tensor:
+    return torch.from_numpy(np.sort(np.random.default_rng(0).choice(num_items, size, replace=False)))
+
+
+def zscores_over(x: Tensor, columns: Tensor | None) -> Tensor:
+    """Each row less its mean, over its spread, both over ``columns`` (every column with None)."""
+    if columns is None:
+        return zscores(x)
+    sample = x[:, columns]
+    return (x - sample.mean(1, keepdim=True)) / sample.std(1, keepdim=True).clamp_min(1e-9)
 
 
 class SideGraph:
@@ -99,7 +125,9 @@ class SideGraph:
 
     def reach(self, nodes: np.ndarray) -> np.ndarray:
         """The sorted nodes one hop from ``nodes``, themselves included (every node has a self-loop)."""
-        return np.unique(self.adjacency[nodes].indices)
+        seen = np.zeros(self.adjacency.shape[0], bool)
+        seen[self.adjacency[nodes].indices] = True
+        return np.flatnonzero(seen)
 
     def block(self, rows: np.ndarray, cols: np.ndarray) -> Tensor:
         """The adjacency's (rows, cols) block as a torch CSR tensor."""
@@ -196,22 +224,39 @@ class RowGCN(nn.Module):
 
     def _rows(self, graph: SideGraph, rows: sp.csr_matrix, h0: Tensor, g0: Tensor) -> Tensor:
         out = g0.expand(rows.shape[0], -1).clone()
-        seeds = np.unique(rows.indices)
+        for group, items, values in self.local(graph, rows, (h0, g0)):
+            out[group, torch.from_numpy(items)] = values
+        return out
+
+    def at(self, graph: SideGraph, rows: sp.csr_matrix, items: np.ndarray) -> Tensor:
+        """(B, len(items)) the output at sorted ``items`` alone, from their two-hop neighbourhood:
+        what training needs at its targets, with autograd, never a (B, I) tensor."""
+        hop1 = graph.reach(items)
+        hop2 = graph.reach(hop1)
+        h1 = torch.relu(self.conv1(self.inputs(graph, rows, hop2), graph.block(hop1, hop2)))  # (|hop1|, B, H)
+        return self.conv2(h1, graph.block(items, hop1))[:, :, 0].T
+
+    def local(self, graph: SideGraph, rows: sp.csr_matrix, empty: tuple[Tensor, Tensor], offset: int = 0
+              ) -> list[tuple[slice, np.ndarray, Tensor]]:
+        """Where B rows' output can differ from the empty row's: for each group of the rows, its
+        slice, the items two hops from the group's tracks (n,) and the output there (group, n).
+        Groups are as large as keep their features within ``NEIGHBOURHOOD_FLOATS``."""
+        (h0, g0), seeds = empty, np.unique(rows.indices)
         if not len(seeds):
-            return out
+            return []
         hop1 = graph.reach(seeds)
         hop2 = graph.reach(hop1)
-        hop3 = graph.reach(hop2)
-        if rows.shape[0] > 1 and len(hop3) * rows.shape[0] * h0.shape[2] > NEIGHBOURHOOD_FLOATS:
-            half = rows.shape[0] // 2
-            return torch.cat([self._rows(graph, rows[:half], h0, g0), self._rows(graph, rows[half:], h0, g0)])
+        groups = -(-len(hop2) * rows.shape[0] * h0.shape[2] // NEIGHBOURHOOD_FLOATS)
+        if rows.shape[0] > 1 and groups > 1:  # each group's neighbourhood is at most the whole one's
+            size = -(-rows.shape[0] // min(groups, rows.shape[0]))
+            return [part for s in range(0, rows.shape[0], size)
+                    for part in self.local(graph, rows[s:s + size], empty, offset + s)]
         h1 = torch.relu(self.conv1(self.inputs(graph, rows, hop2), graph.block(hop1, hop2)))  # (|hop1|, B, H)
-        h = h0[torch.from_numpy(hop3)].expand(-1, rows.shape[0], -1).clone()
-        h[torch.from_numpy(np.searchsorted(hop3, hop1))] = h1
-        g = self.conv2(h, graph.block(hop2, hop3))[:, :, 0]  # (|hop2|, B)
-        items = hop2 < graph.num_items
-        out[:, torch.from_numpy(hop2[items])] = g[torch.from_numpy(items)].T
-        return out
+        # The second layer is linear in its input: the empty row's output, plus the change that
+        # the first layer's change (on hop1 alone) brings to hop2.
+        items = hop2[hop2 < graph.num_items]
+        change = self.conv2(h1 - h0[torch.from_numpy(hop1)], graph.block(items, hop1))[:, :, 0] - self.conv2.bias
+        return [(slice(offset, offset + rows.shape[0]), items, (g0[torch.from_numpy(items)][:, None] + change).T)]
 
 
 class GCNChebyCF(Recommender):
@@ -261,6 +306,7 @@ class GCNChebyCF(Recommender):
         self.names: NameFilter | None = None
         self._score_fn: Callable[[np.ndarray], Tensor] | None = None
         self._empty: tuple[Tensor, Tensor] | None = None  # the GCN part's pass of an empty row, while weights stay
+        self._bounded: BoundedTopK | None = None  # the bounded ranker, while weights stay
 
     # fitting
 
@@ -301,7 +347,10 @@ class GCNChebyCF(Recommender):
             for alpha in FILTER_GRID["alpha"]:
                 for beta in FILTER_GRID["beta"]:
                     candidate = full.with_choice(flatness, alpha, beta)
-                    recall = evaluate(candidate.scores, valid, data.items(TRAIN), data.num_items, k)[f"recall@{k}"]
+                    ranker = BoundedTopK(self, filter=candidate, weights=torch.tensor(START)) \
+                        if self._bounds(candidate) else None
+                    recall = evaluate(candidate.scores, valid, data.items(TRAIN), data.num_items, k,
+                                      top_k_fn=ranker)[f"recall@{k}"]
                     if recall > best_recall:
                         best, best_recall = candidate, recall
         self.choice = {"flatness": best.flatness, "alpha": best.alpha, "beta": best.beta}
@@ -323,7 +372,7 @@ class GCNChebyCF(Recommender):
             return
         matrix = train.matrix(num_items)
         stop_items = only_users(valid, stoppers)
-        filtered = zscores(self.filter.scores(stoppers))  # fixed while the GCN part trains
+        filtered = self._z(self.filter.scores(stoppers))  # fixed while the GCN part trains
         where = np.full(valid.num_users, -1)
         where[stoppers] = np.arange(len(stoppers))
         played = np.flatnonzero(self.side.pop.numpy() > 0)  # the easy negatives' pool
@@ -388,14 +437,13 @@ class GCNChebyCF(Recommender):
         known = (self.side.pop[torch.from_numpy(positives)] > 0).numpy()
         owner, positives = owner[known], positives[known]
         with torch.no_grad():
-            filtered = zscores(self.filter._filter(rows))
+            filtered = self._z(self.filter._filter(rows))
             # The negatives are the filter's own best guesses that are wrong: the ranking's hard cases.
             masked = filtered.clone()
             masked[torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(rows.indptr))),
                    torch.from_numpy(rows.indices.astype(np.int64))] = float("-inf")
             masked[torch.from_numpy(owner), torch.from_numpy(positives)] = float("-inf")
             candidates = torch.topk(masked, min(HARD_NEGATIVES, num_items), dim=1).indices.numpy()
-        g = self.net(self.side, rows)
         n_neg = len(positives) * self.options["negatives"]
         negative_owner = rng.integers(0, len(users), n_neg)
         # Half of the negatives are hard, half any track with a training pair (the ranking sees them all).
@@ -406,13 +454,37 @@ class GCNChebyCF(Recommender):
         item = np.concatenate([positives, negatives])
         target = torch.cat([torch.ones(len(positives)), torch.zeros(n_neg)])
         b, j = torch.from_numpy(owner), torch.from_numpy(item)
-        features = torch.stack([filtered[b, j], *(x[b, j] for x in self._gcn_features(g))], 1)
+        features = torch.stack([filtered[b, j], *self._gcn_pairs(rows, b, item, rng)], 1)
         loss = torch.mean((torch.sigmoid(self.scale * (features @ self.weight) + self.bias) - target) ** 2)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        self._empty = None  # the weights moved
+        self._empty = self._bounded = None  # the weights moved
         return float(loss.detach())
+
+    def _gcn_pairs(self, rows: sp.csr_matrix, owner: Tensor, item: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[Tensor, Tensor]:
+        """The GCN part's two z-scored features at (listener, item) pairs, with autograd.
+
+        Below ``BOUND_ITEMS`` items the part runs over the whole graph and is standardised as
+        ``scores`` does; above, it runs at the pairs' items and at ``STEP_STAT_ITEMS`` items drawn
+        from the z-scores' sample, whose mean and spread stand in for the sample's (never a
+        (B, I) tensor with autograd)."""
+        if self.side.num_items < BOUND_ITEMS:
+            return tuple(x[owner, torch.from_numpy(item)] for x in self._gcn_features(self.net(self.side, rows)))
+        columns = stat_columns(self.side.num_items)
+        pool = np.arange(self.side.num_items) if columns is None else columns.numpy()
+        drawn = rng.choice(pool, min(STEP_STAT_ITEMS, len(pool)), replace=False)
+        at, where = np.unique(np.concatenate([item, drawn]), return_inverse=True)
+        where = torch.from_numpy(where.reshape(-1))
+        g = self.net.at(self.side, rows, at)  # (B, len(at))
+        sample = g[:, where[len(item):]]
+        log_pop = self.side.log_pop[torch.from_numpy(at)]
+        out = []
+        for x, s in ((g, sample), (g * log_pop, sample * self.side.log_pop[torch.from_numpy(drawn)])):
+            mean, spread = s.mean(1), s.std(1).clamp_min(1e-9)
+            out.append((x[owner, where[:len(item)]] - mean[owner]) / spread[owner])
+        return tuple(out)
 
     def _add_names(self, data: Dataset, valid: UserItems, log: Log | None) -> None:
         names = data.catalogue.user_names
@@ -446,8 +518,11 @@ class GCNChebyCF(Recommender):
                 self._empty = self.net.empty_row(self.side)
             return self._gcn_features(self.net(self.side, rows, self._empty))
 
+    def _z(self, x: Tensor) -> Tensor:
+        return zscores_over(x, stat_columns(self.side.num_items))
+
     def _gcn_features(self, g: Tensor) -> tuple[Tensor, Tensor]:
-        return zscores(g), zscores(g * self.side.log_pop)
+        return self._z(g), self._z(g * self.side.log_pop)
 
     @torch.no_grad()
     def _score_rows(self, rows: sp.csr_matrix, filtered: Tensor | None = None) -> Tensor:
@@ -461,7 +536,7 @@ class GCNChebyCF(Recommender):
         w = self.weight.detach()
         for s in range(0, rows.shape[0], step):
             block = rows[s:s + step]
-            part = zscores(self.filter._filter(block)) if filtered is None else filtered[s:s + step]
+            part = self._z(self.filter._filter(block)) if filtered is None else filtered[s:s + step]
             out[s:s + step] = part * w[0]
             if w[1:].any():  # else the untrained start: the filter alone
                 for weight, feature in zip(w[1:], self._gcn_part(block)):
@@ -479,6 +554,20 @@ class GCNChebyCF(Recommender):
 
     def scores(self, users: np.ndarray) -> Tensor:
         return self._score_fn(users)
+
+    def _bounds(self, filter: ChebyCF | None = None) -> bool:
+        """Whether ranking goes by ``bounded.BoundedTopK``: a large catalogue, the filter through the
+        users' side, no names part."""
+        return (self.side.num_items >= BOUND_ITEMS and (filter or self.filter)._v is None
+                and self.names is None)
+
+    def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
+        """``scores``' exact ranking; over a large catalogue by a bound that skips most tracks."""
+        if not self._bounds():
+            return super().top_k(users, k, exclude)
+        if self._bounded is None:
+            self._bounded = BoundedTopK(self)
+        return self._bounded(users, k, exclude)
 
     def fold_in(self, histories: Sequence[np.ndarray], names: Sequence[str] | None = None,
                 weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
@@ -513,7 +602,8 @@ class GCNChebyCF(Recommender):
         parts, _ = self.filter.contributions(history, targets)
         row = sp.csr_matrix((np.ones(len(history), np.float32), (np.zeros(len(history), np.int64), history)),
                             shape=(1, self.side.num_items))
-        spread = self.filter._filter(row)[0].std().clamp_min(1e-9)
+        filtered, columns = self.filter._filter(row)[0], stat_columns(self.side.num_items)
+        spread = (filtered if columns is None else filtered[columns]).std().clamp_min(1e-9)
         parts = parts * (self.weight[0] / spread)
         total = self.fold_in([history])[0][torch.from_numpy(np.array(targets, np.int64))]
         return parts, total - parts.sum(1)
@@ -527,7 +617,7 @@ class GCNChebyCF(Recommender):
             for p in self.net.parameters():
                 p.requires_grad_(True)
             gcn = self._gcn_features(self.net(self.side, rows))
-            features = torch.stack([zscores(self.filter._filter(rows))[0, :1], gcn[0][0, :1], gcn[1][0, :1]], 1)
+            features = torch.stack([self._z(self.filter._filter(rows))[0, :1], gcn[0][0, :1], gcn[1][0, :1]], 1)
             params = {f"gcn.{n}": p for n, p in self.net.named_parameters()}
             return features @ weight, {**params, "scorer.weight": weight}
 
@@ -539,7 +629,7 @@ class GCNChebyCF(Recommender):
                 "scale": self.scale.detach().clone()}
 
     def _set_weights(self, weights: dict[str, Tensor]) -> None:
-        self._empty = None
+        self._empty = self._bounded = None
         self.net.load_state_dict({n.removeprefix("net."): p for n, p in weights.items() if n.startswith("net.")})
         self.weight = weights["weight"].detach().clone().float()
         self.bias = weights["bias"].detach().clone().float()

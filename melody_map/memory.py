@@ -176,9 +176,8 @@ def hybrid_phases(c: Counts) -> dict[str, int]:
     f = 4
     if uses_gram((c.users, c.items)):  # the Gram matrix, its eigenvectors and eigh's workspace (float64); Q
         decomposition = 3 * c.users * c.users * 8 + c.users * c.users * f
-    elif uses_gram_top((c.users, c.items)):  # the leading eigenpairs of the Gram matrix; V
-        eta = max(1, min(CHEBY_ETA, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1)))
-        decomposition = gram_top_bytes(c, eta) + c.items * eta * f
+    elif uses_gram_top((c.users, c.items)):  # the leading eigenpairs of the Gram matrix, nothing over items
+        decomposition = gram_top_bytes(c, CHEBY_ETA)
     else:  # the randomised SVD's factors and its workspace
         decomposition = 4 * c.items * max(1, min(CHEBY_ETA, GF_CF_MAX_FACTOR_FLOATS // max(c.items, 1))) * f
     block = 2 * min(c.test_users, max(1, SCORE_BLOCK_FLOATS // max(c.items, 1))) * c.items * f

@@ -88,35 +88,65 @@ def test_more_users_take_the_gram_matrix_leading_eigenpairs(monkeypatch):
     assert not filters.uses_gram_top(norm.shape)
 
 
-def test_chebycf_equals_its_closed_form_both_ways(monkeypatch):
-    dense, matrix = toy(1)
-    norm, _, di = normalised(matrix)
+def chebycf_closed_form(dense, order, flatness, alpha, beta, eta):
+    """ChebyCF's scores of a dense matrix's rows from the filter built as an (I, I) matrix:
+    sum_k c_k T_k(I - 2M) + alpha V V^T, wrapped in the degree equaliser; and the polynomial alone."""
+    users, items = dense.shape
+    norm, _, di = normalised(csr(*np.nonzero(dense), users, items))
     m = norm.toarray().T @ norm.toarray()
     _, _, vt = np.linalg.svd(norm.toarray())
-    order, flatness, alpha, beta, eta = 6, 1.5, 0.3, 0.4, 5
-    # The filter as a matrix: sum_k c_k T_k(I - 2M) + alpha V V^T, wrapped in the degree equaliser.
-    lap = np.eye(90) - 2 * m
-    bases = [np.eye(90), lap]
+    lap = np.eye(items) - 2 * m
+    bases = [np.eye(items), lap]
     for _ in range(2, order + 1):
         bases.append(2 * lap @ bases[-1] - bases[-2])
     poly = sum(c * b for c, b in zip(chebyshev_coefficients(order, flatness), bases))
     h = poly + alpha * vt[:eta].T @ vt[:eta]
-    expected = (dense * di ** -beta) @ h.T * di ** beta
+    return (dense * di ** -beta) @ h.T * di ** beta, (dense * di ** -beta) @ poly.T * di ** beta
+
+
+def test_chebycf_equals_its_closed_form_every_way(monkeypatch):
+    dense, matrix = toy(1)
+    order, flatness, alpha, beta, eta = 6, 1.5, 0.3, 0.4, 5
+    expected, poly_only = chebycf_closed_form(dense, order, flatness, alpha, beta, eta)
     gram = ChebyCF(order, flatness, eta, alpha, beta).fit_matrix(matrix)
     np.testing.assert_allclose(gram.scores(np.arange(40)).numpy(), expected, rtol=1e-3, atol=1e-4)
-    # Past the exact limit, with items far more than users: the polynomial through G kept whole
-    # (Clenshaw), the ideal pass from G's leading eigenpairs.
+    # Past the exact limit, with items far more than users: G's leading eigenpairs and one
+    # constant for the rest of its spectrum; exact where the rest is one eigenvalue (39 of 40).
     monkeypatch.setattr(filters, "GRAM_USERS", 0)
     monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 2)
-    through = ChebyCF(order, flatness, eta, alpha, beta).fit_matrix(matrix)
-    assert through._gram is None and through._users_gram is not None
-    np.testing.assert_allclose(through.scores(np.arange(40)).numpy(), expected, rtol=1e-3, atol=1e-4)
+    top = ChebyCF(order, flatness, 39, alpha, beta).fit_matrix(matrix)
+    assert top._gram is None and top._v is None and top._top[1].shape == (40, 39)
+    np.testing.assert_allclose(top.scores(np.arange(40)).numpy(),
+                               chebycf_closed_form(dense, order, flatness, alpha, beta, 39)[0], rtol=1e-3, atol=1e-4)
     # Over items (no Gram matrix) with alpha 0 the recursion gives the polynomial part exactly.
     monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 10)
     recursion = ChebyCF(order, flatness, eta, 0.0, beta).fit_matrix(matrix)
-    assert recursion._gram is None
-    np.testing.assert_allclose(recursion.scores(np.arange(40)).numpy(),
-                               (dense * di ** -beta) @ poly.T * di ** beta, rtol=1e-3, atol=1e-4)
+    assert recursion._gram is None and recursion._top is None
+    np.testing.assert_allclose(recursion.scores(np.arange(40)).numpy(), poly_only, rtol=1e-3, atol=1e-4)
+
+
+def test_chebycf_from_the_leading_eigenpairs_ranks_as_the_exact_filter(monkeypatch):
+    # 150 users in three taste groups over 600 items: a quarter of G's spectrum kept, the rest
+    # one constant; the top 20 of each user stay nearly those of the exact filter.
+    rng = np.random.default_rng(3)
+    group = np.arange(150) % 3
+    dense = (rng.random((150, 600)) < np.where(np.arange(600)[None, :] // 200 == group[:, None], 0.05, 0.01))
+    dense = dense.astype(np.float32)
+    dense[np.arange(150), rng.integers(0, 600, 150)] = 1
+    matrix = csr(*np.nonzero(dense), 150, 600)
+    exact = ChebyCF(eta=40).fit_matrix(matrix)
+    monkeypatch.setattr(filters, "GRAM_USERS", 0)
+    monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 4)
+    top = ChebyCF(eta=40).fit_matrix(matrix)
+    assert top._top is not None
+    seen = torch.from_numpy(dense > 0)
+    ranked = [torch.topk(m.scores(np.arange(150)).masked_fill(seen, float("-inf")), 20, dim=1).indices
+              for m in (exact, top)]
+    overlap = np.mean([len(set(a.tolist()) & set(b.tolist())) / 20 for a, b in zip(*ranked)])
+    assert overlap > 0.9, overlap
+    # Its contributions (through the same operator) add up to its scores.
+    parts, rest = top.contributions(np.flatnonzero(dense[0]), np.arange(600))
+    np.testing.assert_allclose(parts.sum(1) + rest, top.scores(np.array([0]))[0], rtol=1e-4, atol=1e-5)
 
 
 def test_chebycf_ranks_inside_the_users_community():

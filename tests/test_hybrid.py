@@ -15,6 +15,7 @@ from conftest import pairs_dataset
 
 from melody_map.evaluate import evaluate
 from melody_map.graph import build_graph
+from melody_map.bounded import BoundedTopK
 from melody_map.hybrid import GCNChebyCF, RowGCN, SideGraph
 from melody_map import pipeline
 from melody_map.types import TEST, TRAIN, VALID
@@ -134,3 +135,32 @@ def test_train_gnn_builds_it_with_its_own_defaults():
 
     built = make_model(TrainConfig(model="gcn+chebycf"))
     assert isinstance(built, GCNChebyCF) and built.params() == GCNChebyCF().params()
+
+
+@pytest.mark.parametrize("head", [0, 16, 80])
+def test_the_bounded_ranking_equals_ranking_every_track(fans, monkeypatch, head):
+    # A catalogue taken as large: the z-scores' statistics over a sample of 64 tracks, the
+    # `head` most played scored for everyone, the tail by the bound; the lists must be those
+    # of scoring every track (the same scores, ties aside), trained or the filter alone.
+    from melody_map import bounded, hybrid
+    from melody_map.ranking import top_k
+
+    data, model = fans
+    monkeypatch.setattr(hybrid, "STAT_ITEMS", 64)
+    monkeypatch.setattr(hybrid, "BOUND_ITEMS", 0)
+    monkeypatch.setattr(bounded, "HEAD_ITEMS", head)
+    model._bounded = None
+    assert model._bounds() and model.weight[1:].abs().sum() > 0  # trained: the GCN part counts
+    users, known = np.arange(data.num_users), data.items(TRAIN, VALID)
+    expected = top_k(model.scores, users, 10, known)
+    alone = top_k(lambda u: hybrid.zscores_over(model.filter.scores(u), hybrid.stat_columns(200)), users, 10, known)
+    trained = BoundedTopK(model, head_items=head)
+    cases = [(model.top_k(users, 10, known), expected), (trained(users, 10, known, batch_size=1), expected),
+             (BoundedTopK(model, head_items=head, weights=torch.tensor([1.0, 0.0, 0.0]))(users, 10, known), alone)]
+    for (items, scores), (expected_items, expected_scores) in cases:
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-4)
+        assert (items == expected_items).mean() > 0.97  # the rest: exact ties
+    assert model._bounded is not None
+    if head < 80:  # some lists reached into the tail past the head
+        assert trained.gathered > 0, (trained.fallbacks, trained.gathered)
+    model._bounded = None
