@@ -298,7 +298,9 @@ class ChebyCF(GFCF):
         return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
                 "beta": self.beta}
 
-    def fit_matrix(self, matrix: sp.csr_matrix) -> ChebyCF:
+    def fit_matrix(self, matrix: sp.csr_matrix, leading: dict[str, Tensor] | None = None) -> ChebyCF:
+        """Normalise a users x items matrix and decompose it; ``leading`` (``leading_state`` of a
+        filter fitted on the same matrix) stands in for the decomposition where it applies."""
         norm, self.matrix, di = normalised(matrix)
         self.k = max(1, min(self.k, min(norm.shape) - 1))
         self._norm = torch_csr(norm)
@@ -306,6 +308,12 @@ class ChebyCF(GFCF):
         self._degree = torch.from_numpy(np.where(di > 0, di, 1).astype(np.float32))
         if uses_gram(norm.shape):
             self._gram = gram_eigen(norm)[1:]  # every eigenpair: Q is a function of G
+        elif uses_gram_top(norm.shape) and leading is not None:
+            values, vectors = leading["values"].float(), leading["vectors"].float()
+            if vectors.shape != (norm.shape[0], len(values)) or len(values) > self.k:
+                raise ValueError(f"the filter's saved eigenpairs {tuple(vectors.shape)} do not fit "
+                                 f"{norm.shape[0]:,} users and eta {self.k}")
+            self._top = values, vectors, float(leading["rest"])
         elif uses_gram_top(norm.shape):  # the leading eigenpairs and the trace of the rest
             gram = gram_matrix(norm, torch.float32)
             values, vectors = gram_top(gram, self.k, self.seed)
@@ -457,6 +465,14 @@ class ChebyCF(GFCF):
                 scaled = self._norm_t
             self._scaled = self.beta, scaled
         return self._scaled[1]
+
+    def leading_state(self) -> dict[str, Tensor] | None:
+        """The leading eigenpairs and the rest's mean eigenvalue where the filter holds them
+        (``uses_gram_top``), for a checkpoint: loading skips the Gram matrix. Else None."""
+        if self._top is None:
+            return None
+        values, vectors, rest = self._top
+        return {"values": values, "vectors": vectors, "rest": torch.tensor(rest, dtype=torch.float64)}
 
     @classmethod
     def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> ChebyCF:

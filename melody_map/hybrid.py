@@ -330,10 +330,12 @@ class GCNChebyCF(Recommender):
         self._add_names(data, valid, log)
         return self
 
-    def _filter_of(self, matrix: sp.csr_matrix, choice: dict[str, float]) -> ChebyCF:
-        """ChebyCF fitted on ``matrix`` with this model's order, eta and seed, and ``choice`` (else its defaults)."""
+    def _filter_of(self, matrix: sp.csr_matrix, choice: dict[str, float],
+                   leading: dict[str, Tensor] | None = None) -> ChebyCF:
+        """ChebyCF fitted on ``matrix`` with this model's order, eta and seed, and ``choice`` (else its
+        defaults); ``leading``: its saved eigenpairs (``ChebyCF.leading_state``), or None."""
         return ChebyCF(order=self.options["order"], eta=self.options["eta"], seed=self.options["seed"],
-                       **choice).fit_matrix(matrix)
+                       **choice).fit_matrix(matrix, leading)
 
     def _choose_filter(self, data: Dataset, valid: UserItems, log: Log | None) -> ChebyCF:
         fixed = None not in self.choice.values()
@@ -569,6 +571,17 @@ class GCNChebyCF(Recommender):
             self._bounded = BoundedTopK(self)
         return self._bounded(users, k, exclude)
 
+    def recommend(self, user: int, k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One listener's ``k`` best outside ``exclude``; over a large catalogue by ``top_k``'s bound."""
+        if not self._bounds():
+            return super().recommend(user, k, exclude)
+        exclude = np.unique(np.asarray(exclude, np.int64))
+        indptr = np.zeros(self.filter.matrix.shape[0] + 1, np.int64)
+        indptr[user + 1:] = len(exclude)
+        items, scores = self.top_k(np.array([user]), min(int(k), self.side.num_items), UserItems(indptr, exclude))
+        keep = np.isfinite(scores[0])
+        return items[0][keep], scores[0][keep]
+
     def fold_in(self, histories: Sequence[np.ndarray], names: Sequence[str] | None = None,
                 weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
         """A new listener's row is scored as a fitted one's (both parts read the row alone);
@@ -642,6 +655,8 @@ class GCNChebyCF(Recommender):
 
     def state(self) -> dict[str, Any]:
         state = {"weights": self._weights(), "matrix": csr_state(self.filter.matrix), "side": self.side.state()}
+        if self.filter.leading_state() is not None:  # loading skips the Gram matrix and its eigenpairs
+            state["filter_leading"] = self.filter.leading_state()
         if self.names is not None:
             state["names"] = self.names.state()
         return state
@@ -651,7 +666,7 @@ class GCNChebyCF(Recommender):
         model = cls(**params)
         model._set_weights(state["weights"])
         model.side = SideGraph.from_state(state["side"])
-        model.filter = model._filter_of(csr_from_state(state["matrix"]), model.choice)
+        model.filter = model._filter_of(csr_from_state(state["matrix"]), model.choice, state.get("filter_leading"))
         model.names = NameFilter.from_state(state["names"], model.filter.matrix) if "names" in state else None
         model._set_score_fn()
         return model

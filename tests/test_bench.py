@@ -127,7 +127,7 @@ def test_table_has_one_column_per_scale_and_checks_targets_on_the_100_percent_co
     _shows(table["checkpoint size"][hundred], ("memory", full["checkpoint_bytes"] / 1024 ** 2))
     assert _plain_numbers(table["rows read / kept"][hundred]) == [full["load"]["lines_read"], full["load"]["rows_kept"]]
     assert _plain_numbers(table["pairs train / valid / test"][hundred]) == [full["split"][k] for k in ("train", "valid", "test")]
-    for label, metric in (("test Recall@20 GCN / popularity", "recall@20"), ("test NDCG@20 GCN / popularity", "ndcg@20")):
+    for label, metric in (("test Recall@20 model / popularity", "recall@20"), ("test NDCG@20 model / popularity", "ndcg@20")):
         shown = _plain_numbers(table[label][hundred])
         assert shown == pytest.approx([full["test"]["GCN"][metric], full["test"]["popularity"][metric]], abs=5e-5)
 

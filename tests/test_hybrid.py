@@ -16,6 +16,7 @@ from conftest import pairs_dataset
 from melody_map.evaluate import evaluate
 from melody_map.graph import build_graph
 from melody_map.bounded import BoundedTopK
+from melody_map.recommender import Recommender
 from melody_map.hybrid import GCNChebyCF, RowGCN, SideGraph
 from melody_map import pipeline
 from melody_map.types import TEST, TRAIN, VALID
@@ -103,6 +104,31 @@ def test_saved_and_loaded_it_scores_and_folds_in_alike(fans):
     torch.testing.assert_close(parts.sum(1) + rest, loaded.fold_in([history])[0][[0, 47, 99]])
 
 
+def test_past_the_exact_filter_it_saves_the_leading_eigenpairs_and_loads_without_the_gram_matrix(monkeypatch):
+    from melody_map import filters
+
+    monkeypatch.setattr(filters, "GRAM_USERS", 0)  # 100 listeners, 200 tracks: the leading-eigenpairs path
+    monkeypatch.setattr(filters, "GRAM_TOP_RATIO", 2)
+    data = fans_and_noise()
+    trained = GCNChebyCF(**small_options(eta=12, epochs=4)).fit(data)
+    assert trained.filter._top is not None
+    buffer = io.BytesIO()
+    torch.save({"params": trained.params(), "state": trained.state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    assert saved["state"]["filter_leading"]["vectors"].shape == (100, 12)
+
+    def no_gram(*args, **kwargs):
+        raise AssertionError("the Gram matrix was built again")
+
+    monkeypatch.setattr(filters, "gram_matrix", no_gram)
+    loaded = GCNChebyCF.from_state(saved["params"], saved["state"])
+    torch.testing.assert_close(loaded.scores(np.arange(100)), trained.scores(np.arange(100)))
+    saved["state"]["filter_leading"]["vectors"] = saved["state"]["filter_leading"]["vectors"][:50]
+    with pytest.raises(ValueError, match="do not fit"):
+        GCNChebyCF.from_state(saved["params"], saved["state"])
+
+
 def test_refit_keeps_the_trained_weights_and_uses_the_new_pairs(fans):
     data, trained = fans
     merged = data.with_valid_in_train()
@@ -161,6 +187,11 @@ def test_the_bounded_ranking_equals_ranking_every_track(fans, monkeypatch, head)
         np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-4)
         assert (items == expected_items).mean() > 0.97  # the rest: exact ties
     assert model._bounded is not None
+    for user in (0, 45, 99):  # one listener's list (serving) by the same bound
+        mine = known.of(user)
+        items, scores = model.recommend(user, 10, mine)
+        dense_items, dense_scores = Recommender.recommend(model, user, 10, mine)
+        np.testing.assert_allclose(scores, dense_scores, rtol=1e-4, atol=1e-4)
     if head < 80:  # some lists reached into the tail past the head
         assert trained.gathered > 0, (trained.fallbacks, trained.gathered)
     model._bounded = None
