@@ -121,6 +121,27 @@ class BoundedTopK:
         return (torch.from_numpy(block.indptr.astype(np.int64)), torch.from_numpy(block.indices.astype(np.int64)),
                 torch.from_numpy(block.data.astype(np.float32)), block.shape)
 
+    def _filtered(self, block: Tensor, items: np.ndarray, y: Tensor, known: sp.coo_matrix) -> Tensor:
+        """(B, len(items)) f at sorted ``items`` from their rows of D^b R~^T, b_0 added at held tracks."""
+        out = torch.sparse.mm(block, y).T.contiguous()
+        if self.b0:
+            where, hit = lookup(items, known.col)
+            out[torch.from_numpy(known.row[hit].astype(np.int64)), torch.from_numpy(where[hit])] += self.b0
+        return out
+
+    @torch.no_grad()
+    def filter_z(self, batch: np.ndarray, owner: np.ndarray, item: np.ndarray) -> Tensor:
+        """The filter's z-scores (as ``scores`` takes them) at (listener, item) pairs, ``owner``
+        indexing ``batch``: the pairs' items and the z-scores' sample alone, never every item."""
+        rows = self.filter.matrix[batch]
+        y, known = self.filter.users_side(rows), sp.coo_matrix(rows)
+        sample = self._filtered(self.scaled_columns, self.columns, y, known)
+        at, where = np.unique(item, return_inverse=True)
+        values = self._filtered(torch.sparse_csr_tensor(*self._rows_of(at)), at, y, known)
+        owner_t = torch.from_numpy(np.asarray(owner, np.int64))
+        return ((values[owner_t, torch.from_numpy(where.reshape(-1))] - sample.mean(1)[owner_t])
+                / sample.std(1).clamp_min(1e-9)[owner_t])
+
     def _pairs(self, owner: np.ndarray, items: np.ndarray, y: Tensor) -> Tensor:
         """f at (listener, track) pairs of tracks they do not hold: the few users holding each, gathered."""
         starts, lengths = self.scaled.indptr[items], self.lengths[items]
@@ -153,12 +174,7 @@ class BoundedTopK:
         ex_rows, ex_cols = np.asarray(ex_rows, np.int64), np.asarray(ex_cols, np.int64)
 
         def filtered(block: Tensor, items: np.ndarray) -> Tensor:
-            """(B, len(items)) f at sorted ``items`` from their rows of D^b R~^T, b_0 added at held tracks."""
-            out = torch.sparse.mm(block, y).T.contiguous()
-            if self.b0:
-                where, hit = lookup(items, known.col)
-                out[torch.from_numpy(known.row[hit].astype(np.int64)), torch.from_numpy(where[hit])] += self.b0
-            return out
+            return self._filtered(block, items, y, known)
 
         # The GCN part where it moves off its empty-row value, per group of listeners.
         local = model.net.local(model.side, rows, (self.h0, self.g0)) if self.gcn else []

@@ -307,6 +307,7 @@ class GCNChebyCF(Recommender):
         self._score_fn: Callable[[np.ndarray], Tensor] | None = None
         self._empty: tuple[Tensor, Tensor] | None = None  # the GCN part's pass of an empty row, while weights stay
         self._bounded: BoundedTopK | None = None  # the bounded ranker, while weights stay
+        self._alone: BoundedTopK | None = None  # the filter alone's, for training's hard negatives
 
     # fitting
 
@@ -438,14 +439,21 @@ class GCNChebyCF(Recommender):
         # graph: no model can rank it, and as a target it would teach that unplayed means wanted.
         known = (self.side.pop[torch.from_numpy(positives)] > 0).numpy()
         owner, positives = owner[known], positives[known]
-        with torch.no_grad():
-            filtered = self._z(self.filter._filter(rows))
-            # The negatives are the filter's own best guesses that are wrong: the ranking's hard cases.
-            masked = filtered.clone()
-            masked[torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(rows.indptr))),
-                   torch.from_numpy(rows.indices.astype(np.int64))] = float("-inf")
-            masked[torch.from_numpy(owner), torch.from_numpy(positives)] = float("-inf")
-            candidates = torch.topk(masked, min(HARD_NEGATIVES, num_items), dim=1).indices.numpy()
+        # The negatives are the filter's own best guesses that are wrong: the ranking's hard cases.
+        alone = self._filter_alone()
+        if alone is None:
+            with torch.no_grad():
+                filtered = self._z(self.filter._filter(rows))
+                masked = filtered.clone()
+                masked[torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(rows.indptr))),
+                       torch.from_numpy(rows.indices.astype(np.int64))] = float("-inf")
+                masked[torch.from_numpy(owner), torch.from_numpy(positives)] = float("-inf")
+                candidates = torch.topk(masked, min(HARD_NEGATIVES, num_items), dim=1).indices.numpy()
+        else:  # past BOUND_ITEMS: the filter's best by its bound, its values at the pairs alone
+            held = UserItems.from_pairs(np.concatenate([users[np.repeat(np.arange(len(users)), np.diff(rows.indptr))],
+                                                        users[owner]]),
+                                        np.concatenate([rows.indices.astype(np.int64), positives]), matrix.shape[0])
+            candidates = alone(users, min(HARD_NEGATIVES, num_items), held)[0]
         n_neg = len(positives) * self.options["negatives"]
         negative_owner = rng.integers(0, len(users), n_neg)
         # Half of the negatives are hard, half any track with a training pair (the ranking sees them all).
@@ -456,13 +464,23 @@ class GCNChebyCF(Recommender):
         item = np.concatenate([positives, negatives])
         target = torch.cat([torch.ones(len(positives)), torch.zeros(n_neg)])
         b, j = torch.from_numpy(owner), torch.from_numpy(item)
-        features = torch.stack([filtered[b, j], *self._gcn_pairs(rows, b, item, rng)], 1)
+        first = filtered[b, j] if alone is None else alone.filter_z(users, owner, item)
+        features = torch.stack([first, *self._gcn_pairs(rows, b, item, rng)], 1)
         loss = torch.mean((torch.sigmoid(self.scale * (features @ self.weight) + self.bias) - target) ** 2)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         self._empty = self._bounded = None  # the weights moved
         return float(loss.detach())
+
+    def _filter_alone(self) -> BoundedTopK | None:
+        """Past ``BOUND_ITEMS`` (the filter through the users' side), the filter alone's bounded
+        ranker, kept while the filter stays; else None."""
+        if self.side.num_items < BOUND_ITEMS or self.filter._v is not None:
+            return None
+        if self._alone is None or self._alone.filter is not self.filter:
+            self._alone = BoundedTopK(self, weights=torch.tensor(START))
+        return self._alone
 
     def _gcn_pairs(self, rows: sp.csr_matrix, owner: Tensor, item: np.ndarray, rng: np.random.Generator
                    ) -> tuple[Tensor, Tensor]:

@@ -77,6 +77,21 @@ def test_the_gcn_part_finds_a_planted_artist_signal_the_filter_cannot(fans):
     assert trained.weight[1:].abs().sum() > 0 and not alone.weight[1:].any()
 
 
+def test_trained_as_past_a_large_catalogue_it_finds_the_planted_signal_too(monkeypatch):
+    # Past BOUND_ITEMS a step takes the filter's hard negatives from its bound, its values and the
+    # GCN part's at the pairs alone, and standardises the GCN part by items drawn each step.
+    from melody_map import hybrid
+
+    monkeypatch.setattr(hybrid, "BOUND_ITEMS", 0)
+    monkeypatch.setattr(hybrid, "STAT_ITEMS", 150)  # a sample of 150 of the 200 tracks
+    monkeypatch.setattr(hybrid, "STEP_STAT_ITEMS", 100)
+    data = fans_and_noise()
+    trained = GCNChebyCF(**small_options()).fit(data)
+    assert trained._alone is not None  # the large path ran
+    recall = pipeline.test_metrics(trained, data, 2)[trained.label]["recall@2"]
+    assert recall >= 0.8, recall
+
+
 def test_the_neighbourhood_forward_equals_the_layers_over_the_whole_graph(fans):
     data, trained = fans
     rows = data.matrix(TRAIN)[np.arange(0, 100, 9)]
