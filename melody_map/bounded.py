@@ -270,7 +270,8 @@ class BoundedTopK:
             above = np.flatnonzero(t[:, j].numpy() >= theta[j])
             extra = np.unique(self.user_tail[above].indices) if len(above) else np.zeros(0, np.int64)
             flag[mine] = True
-            extra = extra[(self.head_position[extra] < 0) & ~nearby[j][extra] & ~flag[extra]]  # not scored, not left out
+            # not scored yet (head, neighbourhood), not left out
+            extra = extra[(self.head_position[extra] < 0) & ~nearby[j][extra] & ~flag[extra]]
             flag[mine] = False
             item_j, score_j = best_items[j], best_scores[j]
             self.gathered += len(extra)
