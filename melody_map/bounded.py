@@ -34,7 +34,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .sparse import scipy_csr
+from .sparse import scipy_csr, torch_csr
 from .types import UserItems
 
 if TYPE_CHECKING:
@@ -87,10 +87,10 @@ class BoundedTopK:
         self.head_position[self.head] = np.arange(len(self.head))
         self.scaled = scipy_csr(f._scaled_norm_t())  # (I, U) D^b R~^T
         self.lengths = np.diff(self.scaled.indptr)
-        self.scaled_head = torch.sparse_csr_tensor(*self._rows_of(self.head))
+        self.scaled_head = torch_csr(self.scaled[self.head])
         columns = stat_columns(self.num_items)
         self.columns = np.arange(self.num_items) if columns is None else columns.numpy()
-        self.scaled_columns = torch.sparse_csr_tensor(*self._rows_of(self.columns))
+        self.scaled_columns = torch_csr(self.scaled[self.columns])
         self.fallbacks = 0  # listeners ranked over every track, the bound being of no use
         self.gathered = 0  # tail tracks scored because a user above the bound holds them
         tail = degree <= self.tail_degree
@@ -116,11 +116,6 @@ class BoundedTopK:
 
         return zscores_over(self.filter._filter(row), stat_columns(self.num_items))[0]  # the filter alone
 
-    def _rows_of(self, items: np.ndarray) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
-        block = self.scaled[items]
-        return (torch.from_numpy(block.indptr.astype(np.int64)), torch.from_numpy(block.indices.astype(np.int64)),
-                torch.from_numpy(block.data.astype(np.float32)), block.shape)
-
     def _filtered(self, block: Tensor, items: np.ndarray, y: Tensor, known: sp.coo_matrix) -> Tensor:
         """(B, len(items)) f at sorted ``items`` from their rows of D^b R~^T, b_0 added at held tracks."""
         out = torch.sparse.mm(block, y).T.contiguous()
@@ -137,7 +132,7 @@ class BoundedTopK:
         y, known = self.filter.users_side(rows), sp.coo_matrix(rows)
         sample = self._filtered(self.scaled_columns, self.columns, y, known)
         at, where = np.unique(item, return_inverse=True)
-        values = self._filtered(torch.sparse_csr_tensor(*self._rows_of(at)), at, y, known)
+        values = self._filtered(torch_csr(self.scaled[at]), at, y, known)
         owner_t = torch.from_numpy(np.asarray(owner, np.int64))
         return ((values[owner_t, torch.from_numpy(where.reshape(-1))] - sample.mean(1)[owner_t])
                 / sample.std(1).clamp_min(1e-9)[owner_t])
@@ -199,10 +194,10 @@ class BoundedTopK:
             b, c = w[1] / g_cols.std(1).clamp_min(1e-9), w[2] / gl_cols.std(1).clamp_min(1e-9)
             const = const - b * g_cols.mean(1) - c * gl_cols.mean(1)
 
-        def score(f: Tensor, items: np.ndarray, g: Tensor | None = None) -> Tensor:
+        def score(f: Tensor, items: np.ndarray) -> Tensor:
             out = a[:, None] * f + const[:, None]
             if self.gcn:
-                g = gcn_at(items) if g is None else g
+                g = gcn_at(items)
                 out += b[:, None] * g + c[:, None] * g * self.log_pop[torch.from_numpy(items)]
             return out
 
@@ -226,7 +221,7 @@ class BoundedTopK:
             if not len(near):
                 continue
             members = np.arange(n)[group]
-            f = torch.sparse.mm(torch.sparse_csr_tensor(*self._rows_of(near)), y[:, group]).T
+            f = torch.sparse.mm(torch_csr(self.scaled[near]), y[:, group]).T
             if self.b0:
                 where, hit = lookup(near, known.col)
                 hit &= (known.row >= members[0]) & (known.row <= members[-1])

@@ -457,12 +457,8 @@ class ChebyCF(GFCF):
     def _scaled_norm_t(self) -> Tensor:
         """(I, U) CSR ``D^b R~^T``, built on first use for this filter's beta."""
         if self._scaled is None or self._scaled[0] != self.beta:
-            if self.beta:
-                scale = self._degree.pow(self.beta).repeat_interleave(self._norm_t.crow_indices().diff())
-                scaled = torch.sparse_csr_tensor(self._norm_t.crow_indices(), self._norm_t.col_indices(),
-                                                 self._norm_t.values() * scale, self._norm_t.shape)
-            else:
-                scaled = self._norm_t
+            scaled = torch_csr(sp.diags(self._degree.pow(self.beta).numpy()) @ scipy_csr(self._norm_t)) \
+                if self.beta else self._norm_t
             self._scaled = self.beta, scaled
         return self._scaled[1]
 

@@ -673,8 +673,9 @@ class GCNChebyCF(Recommender):
 
     def state(self) -> dict[str, Any]:
         state = {"weights": self._weights(), "matrix": csr_state(self.filter.matrix), "side": self.side.state()}
-        if self.filter.leading_state() is not None:  # loading skips the Gram matrix and its eigenpairs
-            state["filter_leading"] = self.filter.leading_state()
+        leading = self.filter.leading_state()
+        if leading is not None:  # loading skips the Gram matrix and its eigenpairs
+            state["filter_leading"] = leading
         if self.names is not None:
             state["names"] = self.names.state()
         return state

@@ -71,7 +71,6 @@ def torch_csr(matrix: sp.csr_matrix) -> Tensor:
     return csr_tensor(matrix.indptr, matrix.indices, matrix.data, matrix.shape)
 
 
-
 def scipy_csr(matrix: Tensor) -> sp.csr_matrix:
     """A torch sparse CSR tensor as a scipy CSR matrix over the same arrays (no copy)."""
     return sp.csr_matrix((matrix.values().numpy(), matrix.col_indices().numpy(), matrix.crow_indices().numpy()),
