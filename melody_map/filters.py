@@ -293,6 +293,7 @@ class ChebyCF(GFCF):
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
         self._vectors: tuple[int, Tensor] | None = None  # (dims, item_vectors(dims)), built on first use
         self._scaled: tuple[float, Tensor] | None = None  # (beta, D^beta R~^T), built on first use
+        self._inward: tuple[float, sp.csr_matrix] | None = None  # (beta, D^-beta R~^T), built on first use
 
     def params(self) -> dict[str, Any]:
         return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
@@ -302,6 +303,7 @@ class ChebyCF(GFCF):
         """Normalise a users x items matrix and decompose it; ``leading`` (``leading_state`` of a
         filter fitted on the same matrix) stands in for the decomposition where it applies."""
         norm, self.matrix, di = normalised(matrix)
+        self._q = self._vectors = self._scaled = self._inward = None  # built from the matrix on first use
         self.k = max(1, min(self.k, min(norm.shape) - 1))
         self._norm = torch_csr(norm)
         self._norm_t = torch_csr(sp.csr_matrix(norm.T))
@@ -450,8 +452,10 @@ class ChebyCF(GFCF):
         """(U, B) ``Q R~ D^-b r`` of B rows, which ``D^b R~^T`` turns into their scores past ``b_0 r``
         (the users'-side paths): a track's score is ``d^(b - 1/2)`` times the sum, over the users
         holding it, of this vector over their ``sqrt(degree)``."""
-        inverse = sp.diags(self._degree.pow(-self.beta).numpy())
-        through = (sp.csr_matrix(rows, dtype=np.float32) @ inverse @ scipy_csr(self._norm_t)).toarray()  # (B, U) R~ x
+        if self._inward is None or self._inward[0] != self.beta:
+            self._inward = self.beta, sp.csr_matrix(sp.diags(self._degree.pow(-self.beta).numpy())
+                                                    @ scipy_csr(self._norm_t))
+        through = (sp.csr_matrix(rows, dtype=np.float32) @ self._inward[1]).toarray()  # (B, U) R~ D^-b r
         return self._through_users(torch.from_numpy(through).T.contiguous())
 
     def _scaled_norm_t(self) -> Tensor:

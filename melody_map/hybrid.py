@@ -96,6 +96,13 @@ class SideGraph:
         self.num_items = len(pop)
         self.adj = torch_csr(adjacency)
         self.log_pop = torch.log1p(pop)
+        self._to_items: sp.csr_matrix | None = None
+
+    def to_items(self) -> sp.csr_matrix:
+        """(N, I) the adjacency's columns at the items, as scipy CSR, built on first use."""
+        if self._to_items is None:
+            self._to_items = sp.csr_matrix(self.adjacency[:, :self.num_items])
+        return self._to_items
 
     @classmethod
     def of(cls, data: Dataset, matrix: sp.csr_matrix) -> SideGraph:
@@ -212,21 +219,44 @@ class RowGCN(nn.Module):
     def forward(self, graph: SideGraph, rows: sp.csr_matrix, empty: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """(B, I) the GCN part's output at every item for B rows of items (1 per item, or its weight).
 
-        ``empty`` is ``empty_row``'s pass where the caller keeps it (the weights fixed). Rows go
-        through in groups whose (neighbourhood, rows, hidden) features stay within ``NEIGHBOURHOOD_FLOATS``."""
-        return self._rows(graph, rows, *(empty or self.empty_row(graph)))
-
-    def empty_row(self, graph: SideGraph) -> tuple[Tensor, Tensor]:
-        """Both layers over the whole graph for a listener without tracks: (N, 1, hidden) and (I,)."""
-        empty = sp.csr_matrix((1, graph.num_items), dtype=np.float32)
-        h0 = torch.relu(self.conv1(self.inputs(graph, empty, np.arange(graph.adjacency.shape[0])), graph.adj))
-        return h0, self.conv2(h0, graph.adj)[: graph.num_items, 0, 0]
-
-    def _rows(self, graph: SideGraph, rows: sp.csr_matrix, h0: Tensor, g0: Tensor) -> Tensor:
+        ``empty`` is ``empty_row``'s pass where the caller keeps it (the weights fixed). With
+        autograd, rows go through ``local``'s groups; without, through ``change``."""
+        z0, g0 = empty or self.empty_row(graph)
         out = g0.expand(rows.shape[0], -1).clone()
-        for group, items, values in self.local(graph, rows, (h0, g0)):
+        if not torch.is_grad_enabled():
+            moved = self.change(graph, rows, (z0, g0)).tocoo()
+            out[torch.from_numpy(moved.row.astype(np.int64)), torch.from_numpy(moved.col.astype(np.int64))] += \
+                torch.from_numpy(moved.data)
+            return out
+        for group, items, values in self.local(graph, rows, (z0, g0)):
             out[group, torch.from_numpy(items)] = values
         return out
+
+    def empty_row(self, graph: SideGraph) -> tuple[Tensor, Tensor]:
+        """Both layers over the whole graph for a listener without tracks: the first layer's
+        output before its ReLU (N, 1, hidden), and the second's at the items (I,)."""
+        empty = sp.csr_matrix((1, graph.num_items), dtype=np.float32)
+        z0 = self.conv1(self.inputs(graph, empty, np.arange(graph.adjacency.shape[0])), graph.adj)
+        return z0, self.conv2(torch.relu(z0), graph.adj)[: graph.num_items, 0, 0]
+
+    @torch.no_grad()
+    def change(self, graph: SideGraph, rows: sp.csr_matrix, empty: tuple[Tensor, Tensor]) -> sp.csr_matrix:
+        """(B, I) scipy CSR: each row's output minus the empty row's, stored only where it may differ
+        (two hops from the row's own tracks), by two sparse products for all rows at once.
+
+        The first layer's input differs from the empty row's at the row's tracks alone, so its
+        output differs at most one hop from them, by ``conv1.lin`` of the aggregated row; the second
+        layer is linear, so its change is the adjacency times ``conv2.lin`` of the first's change."""
+        z0 = empty[0][:, 0]
+        rows = sp.csr_matrix(rows, dtype=np.float32)
+        shape = (rows.shape[0], graph.adjacency.shape[0])
+        moved = sp.csr_matrix(sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=shape) @ graph.adjacency)
+        node = torch.from_numpy(moved.indices.astype(np.int64))
+        before = z0[node]  # (nnz, hidden)
+        step = self.conv1.lin(torch.stack([torch.from_numpy(moved.data), torch.zeros(len(node))], 1))
+        moved.data = self.conv2.lin(torch.relu(before + step) - torch.relu(before))[:, 0].numpy()
+        moved.eliminate_zeros()  # nodes whose hidden units stay off
+        return sp.csr_matrix(moved @ graph.to_items())
 
     def at(self, graph: SideGraph, rows: sp.csr_matrix, items: np.ndarray) -> Tensor:
         """(B, len(items)) the output at sorted ``items`` alone, from their two-hop neighbourhood:
@@ -241,7 +271,8 @@ class RowGCN(nn.Module):
         """Where B rows' output can differ from the empty row's: for each group of the rows, its
         slice, the items two hops from the group's tracks (n,) and the output there (group, n).
         Groups are as large as keep their features within ``NEIGHBOURHOOD_FLOATS``."""
-        (h0, g0), seeds = empty, np.unique(rows.indices)
+        (z0, g0), seeds = empty, np.unique(rows.indices)
+        h0 = torch.relu(z0)
         if not len(seeds):
             return []
         hop1 = graph.reach(seeds)

@@ -92,7 +92,7 @@ def test_trained_as_past_a_large_catalogue_it_finds_the_planted_signal_too(monke
     assert recall >= 0.8, recall
 
 
-def test_the_neighbourhood_forward_equals_the_layers_over_the_whole_graph(fans):
+def test_the_neighbourhood_forward_with_and_without_autograd_equals_the_layers_over_the_whole_graph(fans):
     data, trained = fans
     rows = data.matrix(TRAIN)[np.arange(0, 100, 9)]
     net = RowGCN(8)
@@ -101,7 +101,12 @@ def test_the_neighbourhood_forward_equals_the_layers_over_the_whole_graph(fans):
             layer.lin.weight.normal_()
             layer.bias.normal_()
     for graph in (trained.side, SideGraph.of(data, data.matrix(TRAIN))):
-        torch.testing.assert_close(net(graph, rows), net.full(graph, rows), rtol=1e-5, atol=1e-5)
+        whole = net.full(graph, rows)
+        torch.testing.assert_close(net(graph, rows), whole, rtol=1e-5, atol=1e-5)  # with autograd: local groups
+        with torch.no_grad():  # without: the sparse change
+            torch.testing.assert_close(net(graph, rows), whole, rtol=1e-5, atol=1e-5)
+            moved = net.change(graph, rows, net.empty_row(graph))
+            assert 0 < moved.nnz < rows.shape[0] * graph.num_items  # stored near each row's tracks alone
 
 
 def test_saved_and_loaded_it_scores_and_folds_in_alike(fans):
