@@ -90,10 +90,7 @@ class BoundedTopK:
                  weights: Tensor | None = None):
         from .hybrid import stat_columns
 
-        self.model, self.filter = model, filter or model.filter
-        self.weights = (model.weight if weights is None else weights).detach().float()
-        if not self.weights[0] > 0:
-            raise ValueError("the bound needs the filter's weight positive")
+        self.model, self.filter, self.fixed = model, filter or model.filter, weights
         f = self.filter
         matrix = f.matrix  # (U, I) binary training matrix
         self.num_items = matrix.shape[1]
@@ -116,26 +113,36 @@ class BoundedTopK:
         self.column_position[self.columns] = np.arange(len(self.columns))
         self.fallbacks = 0  # listeners ranked over every track, the bound being of no use
         self.gathered = 0  # tail tracks scored because a user above the bound holds them
-        tail = degree <= self.tail_degree
         # Each user's tail tracks, by degree class (1, 2, 3-4, 5-8, ...): a tail track of degree d
         # scores at most d^(b + 1/2) times the largest t among its users, so each class has its own threshold.
         power = f.beta + 0.5
         edges = sorted({0, self.tail_degree, *(1 << p for p in range(max(self.tail_degree - 1, 0).bit_length()))})
         self.tail_classes = []  # (the class's largest d^(b + 1/2), (U, I) its users' tracks, their counts)
+        owner = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        held = degree[matrix.indices]
         for low, high in zip(edges, edges[1:]):
-            part = sp.csr_matrix(matrix @ sp.diags(((degree > low) & (degree <= high)).astype(np.float32)))
-            part.eliminate_zeros()
+            keep = (held > low) & (held <= high)
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(owner[keep], minlength=matrix.shape[0]))])
+            part = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), matrix.indices[keep], indptr),
+                                 shape=matrix.shape)
             self.tail_classes.append((max(float(low + 1) ** power, float(high) ** power), part, np.diff(part.indptr)))
         self.most = max([factor for factor, _, _ in self.tail_classes], default=1.0)
         self.user_scale = torch.from_numpy((1 / np.sqrt(np.maximum(np.diff(matrix.indptr), 1))).astype(np.float32))
         self.b0 = float(f._polynomial()[0])
-        side = model.side
-        self.log_pop = side.log_pop
+        self.log_pop = model.side.log_pop
+        self.tail = degree <= self.tail_degree
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Take the model's current weights (its scorer's, unless fixed, and its GCN part's)."""
+        self.weights = (self.model.weight if self.fixed is None else self.fixed).detach().float()
+        if not self.weights[0] > 0:
+            raise ValueError("the bound needs the filter's weight positive")
         self.gcn = bool(self.weights[1:].any())
         if self.gcn:
-            with torch.no_grad():
-                self.empty = model.net.empty_row(side)
-            self.g0 = self.empty[1]
+            self.empty = self.model.empty_row() if self.fixed is None else self.model.net.empty_row(self.model.side)
+            self.g0, tail = self.empty[1], self.tail
             self.head_log_pop = self.log_pop[torch.from_numpy(self.head)]
             self.head_g0 = torch.stack([self.g0[torch.from_numpy(self.head)],
                                         self.g0[torch.from_numpy(self.head)] * self.head_log_pop])  # (2, head)
@@ -143,7 +150,8 @@ class BoundedTopK:
             gl0_cols = g0_cols * self.log_pop[torch.from_numpy(self.columns)]
             self.col_sums = [(float(x.sum()), float((x * x).sum())) for x in (g0_cols, gl0_cols)]
             g0_tail, gl0_tail = self.g0[torch.from_numpy(tail)], (self.g0 * self.log_pop)[torch.from_numpy(tail)]
-            self.extremes = (float(g0_tail.min()), float(g0_tail.max()), float(gl0_tail.min()), float(gl0_tail.max()))
+            self.extremes = ((float(g0_tail.min()), float(g0_tail.max()), float(gl0_tail.min()), float(gl0_tail.max()))
+                             if tail.any() else (0.0, 0.0, 0.0, 0.0))
 
     def _scaled_tail(self) -> Tensor:
         """(tail tracks, U) their rows of D^b R~^T, built on first use (a listener without a useful bound)."""

@@ -53,7 +53,9 @@ def normalised(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray, np.nda
     di = np.asarray(binary.sum(0)).ravel()
     inv_u = (np.where(du > 0, du, 1) ** -0.5).astype(np.float32)
     inv_i = (np.where(di > 0, di, 1) ** -0.5).astype(np.float32)
-    return sp.csr_matrix(sp.diags(inv_u) @ binary @ sp.diags(inv_i)), binary, di
+    norm = binary.copy()
+    norm.data = inv_u[np.repeat(np.arange(binary.shape[0]), np.diff(binary.indptr))] * inv_i[binary.indices]
+    return norm, binary, di
 
 
 def gram_matrix(norm: sp.csr_matrix, dtype: torch.dtype = torch.float64) -> Tensor:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 FILTER_GRID = {"flatness": [1.5], "alpha": [0.0, 0.2], "beta": [0.2, 0.4]}  # the filter part, chosen on validation
 ETA = 256  # the filter's ideal pass: its singular vectors
 STOP_USERS = 500  # most validation listeners that choose when to stop
-STOP_FLOATS = 1 << 27  # the stopping listeners' filter scores are kept while they fit in this many floats
+STOP_FLOATS = 1 << 27  # below BOUND_ITEMS, the stopping listeners' filter scores are kept within this many floats
 START = (1.0, 0.0, 0.0)  # the scorer's start: the filter alone
 NEIGHBOURHOOD_FLOATS = 1 << 24  # most (nodes, rows, hidden) floats one pass of the GCN part holds
 SCORE_FLOATS = 1 << 25  # most (rows, items) floats of each tensor a block of scores is built from
@@ -400,13 +400,16 @@ class GCNChebyCF(Recommender):
         opts, k = self.options, self.options["k"]
         listeners = np.flatnonzero((valid.counts() > 0) & (train.counts() > 0))
         rng.shuffle(listeners)
-        n_stop = max(1, min(len(listeners) // 3, STOP_USERS, STOP_FLOATS // max(num_items, 1)))
+        bounded = self._bounds()  # the stopping listeners ranked by the bound, else their filter scores held
+        cap = STOP_USERS if bounded else min(STOP_USERS, STOP_FLOATS // max(num_items, 1))
+        n_stop = max(1, min(len(listeners) // 3, cap))
         stoppers, learners = np.sort(listeners[:n_stop]), listeners[n_stop:]
         if not len(learners):
             return
         matrix = train.matrix(num_items)
         stop_items = only_users(valid, stoppers)
-        filtered = self._z(self.filter.scores(stoppers))  # fixed while the GCN part trains
+        ranker = BoundedTopK(self) if bounded else None
+        filtered = None if bounded else self._z(self.filter.scores(stoppers))  # fixed while the GCN part trains
         where = np.full(valid.num_users, -1)
         where[stoppers] = np.arange(len(stoppers))
         played = np.flatnonzero(self.side.pop.numpy() > 0)  # the easy negatives' pool
@@ -415,7 +418,9 @@ class GCNChebyCF(Recommender):
             return self._score_rows(matrix[users], filtered[torch.from_numpy(where[users])])
 
         def check() -> dict[str, float]:
-            metrics = evaluate(stop_scores, stop_items, train, num_items, k)
+            if ranker is not None:
+                ranker.refresh()  # the weights moved
+            metrics = evaluate(stop_scores, stop_items, train, num_items, k, top_k_fn=ranker)
             return {f"valid_{name}@{k}": metrics[f"{name}@{k}"] for name in ("recall", "ndcg")}
 
         params = [*self.net.parameters(), self.weight.requires_grad_(), self.bias.requires_grad_(),
@@ -562,12 +567,17 @@ class GCNChebyCF(Recommender):
 
     # scoring
 
+    @torch.no_grad()
+    def empty_row(self) -> tuple[Tensor, Tensor]:
+        """The GCN part's pass of an empty row (``RowGCN.empty_row``), kept while the weights stay."""
+        if self._empty is None:
+            self._empty = self.net.empty_row(self.side)
+        return self._empty
+
     def _gcn_part(self, rows: sp.csr_matrix) -> tuple[Tensor, Tensor]:
         """The GCN part's two features for B rows, weights fixed (the empty row's pass kept)."""
         with torch.no_grad():
-            if self._empty is None:
-                self._empty = self.net.empty_row(self.side)
-            return self._gcn_features(self.net(self.side, rows, self._empty))
+            return self._gcn_features(self.net(self.side, rows, self.empty_row()))
 
     def _z(self, x: Tensor) -> Tensor:
         return zscores_over(x, stat_columns(self.side.num_items))
