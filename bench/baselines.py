@@ -611,7 +611,7 @@ def tune(factory: Callable[..., Recommender], grid: Mapping[str, Sequence[Any]],
         start = time.perf_counter()
         model = factory(**point).fit(data, log=log)
         seconds = time.perf_counter() - start
-        metrics = evaluate(model.scores, valid, exclude, data.num_items, k)
+        metrics = evaluate(model.scores, valid, exclude, data.num_items, k, top_k_fn=model.top_k)
         rows.append({**point, **metrics, "fit_seconds": seconds})
         if log:
             log(f"{model.label} {point}: validation recall@{k} {metrics[f'recall@{k}']:.4f} ({seconds:.1f} s)")

@@ -320,6 +320,7 @@ class BoundedTopK:
         held = np.zeros(self.num_items, bool)  # held,
         changed = np.full(self.num_items, np.nan, np.float32)  # and the GCN part's output where it changed
         g_near_np = g_near.numpy()
+
         def tail_scores(j: int, extra: np.ndarray, f_e: Tensor) -> Tensor:
             """Listener j's scores at tail tracks ``extra`` from their filter values ``f_e`` (b_0 not added)."""
             if self.b0:
