@@ -296,6 +296,7 @@ class ChebyCF(GFCF):
         self._vectors: tuple[int, Tensor] | None = None  # (dims, item_vectors(dims)), built on first use
         self._scaled: tuple[float, Tensor] | None = None  # (beta, D^beta R~^T), built on first use
         self._inward: tuple[float, sp.csr_matrix] | None = None  # (beta, D^-beta R~^T), built on first use
+        self._spectrum: tuple[tuple, tuple[Tensor, float]] | None = None  # (its key, _top_spectrum), on first use
 
     def params(self) -> dict[str, Any]:
         return {"order": self.order, "flatness": self.flatness, "eta": self.k, "alpha": self.alpha,
@@ -305,7 +306,7 @@ class ChebyCF(GFCF):
         """Normalise a users x items matrix and decompose it; ``leading`` (``leading_state`` of a
         filter fitted on the same matrix) stands in for the decomposition where it applies."""
         norm, self.matrix, di = normalised(matrix)
-        self._q = self._vectors = self._scaled = self._inward = None  # built from the matrix on first use
+        self._q = self._vectors = self._scaled = self._inward = self._spectrum = None  # built on first use
         self.k = max(1, min(self.k, min(norm.shape) - 1))
         self._norm = torch_csr(norm)
         self._norm_t = torch_csr(sp.csr_matrix(norm.T))
@@ -396,13 +397,17 @@ class ChebyCF(GFCF):
         return (values.double()[:, None] ** torch.arange(len(b), dtype=torch.float64)) @ b
 
     def _top_spectrum(self) -> tuple[Tensor, float]:
-        """(eta,) the leading directions' weights less ``c``, and ``c``, ``phi`` at the rest's mean eigenvalue."""
-        values, _, rest = self._top
-        c = float(self._phi(torch.tensor([rest]))[0])
-        spectrum = self._phi(values) - c
-        if self.alpha:
-            spectrum += self.alpha / values.double()
-        return spectrum.float(), c
+        """(eta,) the leading directions' weights less ``c``, and ``c``, ``phi`` at the rest's mean
+        eigenvalue; kept while the eigenpairs and the filter's choices stay."""
+        key = (id(self._top), self.order, self.flatness, self.alpha)
+        if self._spectrum is None or self._spectrum[0] != key:
+            values, _, rest = self._top
+            c = float(self._phi(torch.tensor([rest]))[0])
+            spectrum = self._phi(values) - c
+            if self.alpha:
+                spectrum += self.alpha / values.double()
+            self._spectrum = key, (spectrum.float(), c)
+        return self._spectrum[1]
 
     def _through_users(self, y: Tensor) -> Tensor:
         """(U, B) ``Q y``: the polynomial past its constant and the ideal pass, on the users' side."""
