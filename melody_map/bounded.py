@@ -39,7 +39,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from .sparse import scipy_csr, torch_csr
+from .sparse import torch_csr
 from .types import UserItems
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class BoundedTopK:
         self.head_position[self.head] = np.arange(len(self.head))
         self.tail_items = np.flatnonzero(self.head_position < 0)
         self.scaled_tail: Tensor | None = None
-        self.scaled = scipy_csr(f._scaled_norm_t())  # (I, U) D^b R~^T
+        self.scaled = f.by_degree(f.beta)  # (I, U) D^b R~^T
         self.lengths = np.diff(self.scaled.indptr)
         self.scaled_head = torch_csr(self.scaled[self.head])
         columns = stat_columns(self.num_items)
@@ -141,7 +141,7 @@ class BoundedTopK:
             raise ValueError("the bound needs the filter's weight positive")
         self.gcn = bool(self.weights[1:].any())
         if self.gcn:
-            self.empty = self.model.empty_row() if self.fixed is None else self.model.net.empty_row(self.model.side)
+            self.empty = self.model.empty_row()
             self.g0, tail = self.empty[1], self.tail
             self.head_log_pop = self.log_pop[torch.from_numpy(self.head)]
             self.head_g0 = torch.stack([self.g0[torch.from_numpy(self.head)],

@@ -294,8 +294,7 @@ class ChebyCF(GFCF):
         # eta eigenpairs and the mean of G's other eigenvalues
         self._q: Tensor | None = None  # (U, U) float32 Q, built on first use
         self._vectors: tuple[int, Tensor] | None = None  # (dims, item_vectors(dims)), built on first use
-        self._scaled: tuple[float, Tensor] | None = None  # (beta, D^beta R~^T), built on first use
-        self._inward: tuple[float, sp.csr_matrix] | None = None  # (beta, D^-beta R~^T), built on first use
+        self._by_degree: dict[tuple[float, bool], Any] = {}  # (power p, as a tensor) -> D^p R~^T, on first use
         self._spectrum: tuple[tuple, tuple[Tensor, float]] | None = None  # (its key, _top_spectrum), on first use
 
     def params(self) -> dict[str, Any]:
@@ -306,7 +305,8 @@ class ChebyCF(GFCF):
         """Normalise a users x items matrix and decompose it; ``leading`` (``leading_state`` of a
         filter fitted on the same matrix) stands in for the decomposition where it applies."""
         norm, self.matrix, di = normalised(matrix)
-        self._q = self._vectors = self._scaled = self._inward = self._spectrum = None  # built on first use
+        self._q = self._vectors = self._spectrum = None  # built from the matrix on first use
+        self._by_degree = {}
         self.k = max(1, min(self.k, min(norm.shape) - 1))
         self._norm = torch_csr(norm)
         self._norm_t = torch_csr(sp.csr_matrix(norm.T))
@@ -447,7 +447,7 @@ class ChebyCF(GFCF):
     def _users_side_block(self, rows: sp.csr_matrix) -> Tensor:
         """(B, I) ``d^b (b_0 x + R~^T Q R~ x)`` = ``b_0 r + (D^b R~^T) Q (R~ D^-b r)``: the rows stay
         sparse until the one (I, B) product, the equaliser folded into a scaled copy of ``R~^T``."""
-        out = torch.sparse.mm(self._scaled_norm_t(), self.users_side(rows)).T.contiguous()
+        out = torch.sparse.mm(self.by_degree(self.beta, tensor=True), self.users_side(rows)).T.contiguous()
         b0 = float(self._polynomial()[0])
         if b0:
             rows = sp.coo_matrix(rows)
@@ -459,19 +459,21 @@ class ChebyCF(GFCF):
         """(U, B) ``Q R~ D^-b r`` of B rows, which ``D^b R~^T`` turns into their scores past ``b_0 r``
         (the users'-side paths): a track's score is ``d^(b - 1/2)`` times the sum, over the users
         holding it, of this vector over their ``sqrt(degree)``."""
-        if self._inward is None or self._inward[0] != self.beta:
-            self._inward = self.beta, sp.csr_matrix(sp.diags(self._degree.pow(-self.beta).numpy())
-                                                    @ scipy_csr(self._norm_t))
-        through = (sp.csr_matrix(rows, dtype=np.float32) @ self._inward[1]).toarray()  # (B, U) R~ D^-b r
+        through = (sp.csr_matrix(rows, dtype=np.float32) @ self.by_degree(-self.beta)).toarray()  # (B, U) R~ D^-b r
         return self._through_users(torch.from_numpy(through).T.contiguous())
 
-    def _scaled_norm_t(self) -> Tensor:
-        """(I, U) CSR ``D^b R~^T``, built on first use for this filter's beta."""
-        if self._scaled is None or self._scaled[0] != self.beta:
-            scaled = torch_csr(sp.diags(self._degree.pow(self.beta).numpy()) @ scipy_csr(self._norm_t)) \
-                if self.beta else self._norm_t
-            self._scaled = self.beta, scaled
-        return self._scaled[1]
+    def by_degree(self, power: float, tensor: bool = False) -> sp.csr_matrix | Tensor:
+        """(I, U) ``D^power R~^T`` as scipy CSR, or with ``tensor`` as a torch CSR tensor, built on
+        first use for each power (the equaliser's ``beta`` and ``-beta``)."""
+        if (power, tensor) not in self._by_degree:
+            if tensor:
+                scaled = torch_csr(self.by_degree(power))
+            else:
+                scaled = scipy_csr(self._norm_t)
+                if power:
+                    scaled = sp.csr_matrix(sp.diags(self._degree.pow(power).numpy()) @ scaled)
+            self._by_degree[power, tensor] = scaled
+        return self._by_degree[power, tensor]
 
     def leading_state(self) -> dict[str, Tensor] | None:
         """The leading eigenpairs and the rest's mean eigenvalue where the filter holds them
