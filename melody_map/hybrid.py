@@ -2,24 +2,28 @@
 read each listener's own row, joined by a linear scorer trained with MSE and Adam.
 
 A filter of the user-item matrix cannot see that two tracks share an artist; the item side of
-the graph can. Its nodes are the tracks and their artists, albums and tags (``SideGraph``:
-whatever the data has; a plain table's items alone). For a listener u with row r_u (1 at
-their tracks), every node gets two input channels, r_u and its standardised
-log-degree, and
+the graph can. Its nodes are the tracks and their artists, albums, playlists (a playlists CSV's,
+through its training rows) and tags (``SideGraph``: whatever the data has; a plain table's items
+alone). For a listener u with row r_u (1 at their tracks), every node gets two input channels,
+r_u and its standardised log-degree, and
 
     h = ReLU(GCNConv_1(x_u)),   g_u = GCNConv_2(h) at the tracks
 
-so that a track's g reads the listener's tracks by its artist, on its album, with its tags
-(track -> artist -> track). The scorer is linear over per-listener z-scores,
+so that a track's g reads the listener's tracks by its artist, on its album, in the same
+playlists, with its tags (track -> artist -> track). The first hidden unit starts as the row
+itself, so g starts as the row carried two hops; the other units start small. The scorer is
+linear over per-listener z-scores,
 
     s_u = w_0 z(ChebyCF(r_u)) + w_1 z(g_u) + w_2 z(g_u log(1 + pop)) + b,
 
 (z: a listener's scores less their mean, over their spread, both taken over every item, or over
 a fixed sample of ``STAT_ITEMS`` of them in a larger catalogue) and starts at w = (1, 0, 0): the
-filter alone, which is the untrained start. Training (Adam, MSE of sigmoid(s) against 1 for a
-held-out pair and 0 for sampled items) takes the validation pairs as targets and the training
-rows as input, so a target is never in the row that scores it; a third of the validation
-listeners (at most ``STOP_USERS``) choose when to stop. ``refit`` keeps the trained weights and
+filter alone, which is the untrained start. Training takes the validation pairs as targets and
+the training rows as input, so a target is never in the row that scores it; a third of the
+validation listeners (at most ``STOP_USERS``) choose which epoch to keep, the others learn.
+Epoch 1 sets (w_1, w_2) to the point of ``SCORER_GRID`` with the best Recall@k over as many
+learners; the next epochs are Adam's (MSE of sigmoid(s) against 1 for a held-out pair and 0 for
+sampled items). ``refit`` keeps the trained weights and
 rebuilds the filter and the side graph from the new pairs. Past ``BOUND_ITEMS`` items a training
 step runs the GCN part at its pairs' items alone, and ranking skips most items by a bound
 (``bounded.py``).
@@ -61,6 +65,12 @@ HARD_NEGATIVES = 200  # a training step's negatives come from each listener's be
 STAT_ITEMS = 1 << 16  # the z-scores' mean and spread come from at most this many items (a fixed sample)
 BOUND_ITEMS = 1 << 17  # from this many items, ranking skips most of them by a bound (``bounded.py``)
 STEP_STAT_ITEMS = 1 << 12  # from BOUND_ITEMS items, a training step's z-scores come from this many drawn
+# a playlists CSV's playlists join the side graph up to this many training rows: past it (the 100 %
+# file's 10M) two hops through popular playlists reach most tracks, and ranking by the bound slows
+PLAYLIST_LINKS = 1 << 22
+SMALL_START = 0.1  # the GCN part's random weights start this much smaller than PyG's, beside its propagating unit
+# the scorer's GCN weights (w_1, w_2) tried on the learners before Adam
+SCORER_GRID = [(w1, w2) for w1 in (0.0, 0.2) for w2 in (0.1, 0.2, 0.4, 0.8)] + [(0.2, 0.0), (0.4, 0.0)]
 
 
 def stat_columns(num_items: int) -> Tensor | None:
@@ -83,7 +93,7 @@ def zscores_over(x: Tensor, columns: Tensor | None) -> Tensor:
 
 
 class SideGraph:
-    """The item side of the graph: items, then their artists, albums and tags, GCN-normalised.
+    """The item side of the graph: items, then their artists, albums, playlists and tags, GCN-normalised.
 
     Args:
         adjacency: (N, N) symmetric scipy CSR, ``D^-1/2 (A + I) D^-1/2``; items are nodes [0, I).
@@ -107,7 +117,9 @@ class SideGraph:
     @classmethod
     def of(cls, data: Dataset, matrix: sp.csr_matrix) -> SideGraph:
         """The side graph of ``data``'s catalogue over the training ``matrix``: an item links to its
-        artist, album and tags only where it has a training pair or comes from ``--catalogue``."""
+        artist, album and tags only where it has a training pair or comes from ``--catalogue``, and
+        to a playlists CSV's playlists through the training rows alone (a held-out pair's rows never:
+        the listener's own playlist would lead to the answer), up to ``PLAYLIST_LINKS`` of them."""
         cat, num_items = data.catalogue, data.num_items
         pop = np.asarray(matrix.sum(0)).ravel()
         linked = pop > 0
@@ -119,6 +131,10 @@ class SideGraph:
                 known = np.flatnonzero(linked & (codes >= 0))
                 blocks.append((known, offset + codes[known].astype(np.int64)))
                 offset += int(codes.max(initial=-1)) + 1
+        rows = None if data.rows.playlist is None else (data.pairs.part == TRAIN)[data.pairs.row_pair]
+        if rows is not None and rows.sum() <= PLAYLIST_LINKS:  # a playlist links the tracks of its training rows
+            blocks.append((data.rows.item[rows].astype(np.int64), offset + data.rows.playlist[rows].astype(np.int64)))
+            offset += cat.num_playlists
         if data.item_tags is not None:
             tags = sp.coo_matrix(data.item_tags)
             keep = linked[tags.row]
@@ -200,6 +216,11 @@ class RowGCN(nn.Module):
         super().__init__()
         conv = row_conv()
         self.conv1, self.conv2 = conv(2, hidden), conv(hidden, 1)
+        with torch.no_grad():  # the first unit carries the row two hops; the others start small
+            for p in self.parameters():
+                p.mul_(SMALL_START)
+            self.conv1.lin.weight[0] = torch.tensor([1.0, 0.0])
+            self.conv2.lin.weight[0, 0] = 1.0
 
     def inputs(self, graph: SideGraph, rows: sp.csr_matrix, nodes: np.ndarray) -> Tensor:
         """(len(nodes), B, 2): the rows' values at ``nodes`` (zero off the items) and the nodes' feature."""
@@ -395,8 +416,9 @@ class GCNChebyCF(Recommender):
 
     def _train(self, valid: UserItems, train: UserItems, num_items: int, rng: np.random.Generator, log: Log | None,
                progress: bool, stop: Callable[[], bool] | None) -> None:
-        """Adam on MSE against the validation pairs of two thirds of their listeners; the best
-        Recall@k of the other third (at most ``STOP_USERS``) decides the weights kept."""
+        """Epoch 1 the scorer's grid, then Adam on MSE, against the validation pairs of two thirds
+        of their listeners; the best Recall@k of the other third (at most ``STOP_USERS``) decides
+        the epoch kept (0: the filter alone)."""
         opts, k = self.options, self.options["k"]
         listeners = np.flatnonzero((valid.counts() > 0) & (train.counts() > 0))
         rng.shuffle(listeners)
@@ -407,50 +429,70 @@ class GCNChebyCF(Recommender):
         if not len(learners):
             return
         matrix = train.matrix(num_items)
-        stop_items = only_users(valid, stoppers)
-        ranker = BoundedTopK(self) if bounded else None
-        filtered = None if bounded else self._z(self.filter.scores(stoppers))  # fixed while the GCN part trains
-        where = np.full(valid.num_users, -1)
-        where[stoppers] = np.arange(len(stoppers))
         played = np.flatnonzero(self.side.pop.numpy() > 0)  # the easy negatives' pool
 
-        def stop_scores(users: np.ndarray) -> Tensor:
-            return self._score_rows(matrix[users], filtered[torch.from_numpy(where[users])])
+        def panel(users: np.ndarray) -> Callable[[], dict[str, float]]:
+            """Recall@k and NDCG@k of ``users``' validation pairs under the weights at each call."""
+            items = only_users(valid, users)
+            ranker = BoundedTopK(self) if bounded else None
+            filtered = None if bounded else self._z(self.filter.scores(users))  # fixed while the GCN part trains
+            where = np.full(valid.num_users, -1)
+            where[users] = np.arange(len(users))
 
-        def check() -> dict[str, float]:
-            if ranker is not None:
-                ranker.refresh()  # the weights moved
-            metrics = evaluate(stop_scores, stop_items, train, num_items, k, top_k_fn=ranker)
-            return {f"valid_{name}@{k}": metrics[f"{name}@{k}"] for name in ("recall", "ndcg")}
+            def scores(some: np.ndarray) -> Tensor:
+                return self._score_rows(matrix[some], filtered[torch.from_numpy(where[some])])
+
+            def measure() -> dict[str, float]:
+                if ranker is not None:
+                    ranker.refresh()  # the weights moved
+                metrics = evaluate(scores, items, train, num_items, k, top_k_fn=ranker)
+                return {f"valid_{name}@{k}": metrics[f"{name}@{k}"] for name in ("recall", "ndcg")}
+            return measure
+
+        check = panel(stoppers)
 
         params = [*self.net.parameters(), self.weight.requires_grad_(), self.bias.requires_grad_(),
                   self.scale.requires_grad_()]
         self.weight.register_hook(lambda grad: grad * torch.tensor([0.0, 1.0, 1.0]))  # the filter's weight stays 1
         optimiser = torch.optim.Adam(params, lr=opts["lr"])
         start = check()
-        best = {"epoch": 0, "recall": start[f"valid_recall@{k}"], "state": self._weights()}
+        def rank(metrics: dict[str, float]) -> tuple[float, float]:  # Recall@k, then NDCG@k where it ties
+            return metrics[f"valid_recall@{k}"], metrics[f"valid_ndcg@{k}"]
+
+        best = {"epoch": 0, "recall": start[f"valid_recall@{k}"], "rank": rank(start), "state": self._weights()}
         self.report.history.append({"epoch": 0, **start})
         if log:
             log(f"{self.label}: training the GCN part on {len(learners):,} listeners' validation pairs; "
                 f"{len(stoppers):,} others choose when to stop (the filter alone: recall@{k} {best['recall']:.4f})")
+        # Epoch 1: the scorer's GCN weights from SCORER_GRID, by the Recall@k (then NDCG@k) of as many learners.
+        began, fit = time.perf_counter(), panel(np.sort(learners[:n_stop]))
+        tried = {START[1:]: rank(fit())}
+        for w in SCORER_GRID:
+            self._set_scorer((1.0, *w))
+            tried[w] = rank(fit())
+        self._set_scorer((1.0, *max(tried, key=tried.get)))
         waited = 0
         for epoch in _epochs(opts["epochs"], progress):
-            losses, began, stopped = [], time.perf_counter(), False
-            for _ in range(opts["steps_per_epoch"]):
+            losses, stopped = [], False
+            if epoch == 1:
+                record = {"epoch": 1, "grid": {f"{w[0]:g},{w[1]:g}": round(r[0], 4) for w, r in tried.items()}}
+            else:
+                record, began = {}, time.perf_counter()
+            for _ in range(opts["steps_per_epoch"] if epoch > 1 else 0):
                 if stop is not None and stop():
                     stopped = True
                     break
                 users = rng.choice(learners, min(opts["batch_users"], len(learners)), replace=False)
                 losses.append(self._step(optimiser, users, matrix, valid, played, rng))
-            record = {"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
-                      "seconds": time.perf_counter() - began,
-                      "weights": [round(w, 4) for w in self.weight.detach().tolist()],
-                      "scale": round(float(self.scale.detach()), 4)}
-            if epoch % opts["eval_every"] == 0 or stopped:
+            record.update({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                           "seconds": time.perf_counter() - began,
+                           "weights": [round(w, 4) for w in self.weight.detach().tolist()],
+                           "scale": round(float(self.scale.detach()), 4)})
+            if epoch % opts["eval_every"] == 0 or epoch == 1 or stopped:
                 record.update(check())
-                recall = record[f"valid_recall@{k}"]
-                if recall > best["recall"]:
-                    best, waited = {"epoch": epoch, "recall": recall, "state": self._weights()}, 0
+                if rank(record) > best["rank"]:
+                    best, waited = {"epoch": epoch, "recall": record[f"valid_recall@{k}"], "rank": rank(record),
+                                    "state": self._weights()}, 0
                 else:
                     waited += 1
             self.report.history.append(record)
@@ -699,6 +741,12 @@ class GCNChebyCF(Recommender):
         return {**{f"net.{n}": p.detach().clone() for n, p in self.net.state_dict().items()},
                 "weight": self.weight.detach().clone(), "bias": self.bias.detach().clone(),
                 "scale": self.scale.detach().clone()}
+
+    def _set_scorer(self, weight: tuple[float, float, float]) -> None:
+        """The scorer's weights in place (Adam holds the tensor)."""
+        with torch.no_grad():
+            self.weight.copy_(torch.tensor(weight))
+        self._bounded = None
 
     def _set_weights(self, weights: dict[str, Tensor]) -> None:
         self._empty = self._bounded = None

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import pairs_dataset
+from conftest import community_rows, load, pairs_dataset, write_original
 
 from melody_map.evaluate import evaluate
 from melody_map.graph import build_graph
@@ -166,6 +166,37 @@ def test_a_plain_table_has_a_side_graph_of_its_items_alone():
     assert sp.isspmatrix_csr(graph.adjacency)
 
 
+def test_the_gcn_part_starts_as_the_row_carried_two_hops(fans, monkeypatch):
+    from melody_map import hybrid
+
+    monkeypatch.setattr(hybrid, "SMALL_START", 0.0)  # the other units silent
+    data, _ = fans
+    graph, rows = SideGraph.of(data, data.matrix(TRAIN)), data.matrix(TRAIN)[:5]
+    x = sp.vstack([sp.csr_matrix(rows.T), sp.csr_matrix((graph.adjacency.shape[0] - graph.num_items, 5))])
+    expected = (graph.adjacency @ (graph.adjacency @ x)).toarray()[: graph.num_items].T
+    with torch.no_grad():
+        torch.testing.assert_close(RowGCN(8)(graph, rows), torch.from_numpy(expected).float())
+
+
+def test_a_playlists_side_graph_links_training_rows_alone(tmp_path):
+    # A playlist links its tracks, except the rows behind a held-out pair: the listener's own
+    # playlist would lead from its other tracks to the answer.
+    rows = community_rows(seed=3)
+    rows += [(u, a, t, "Starred copy") for (u, a, t, p) in rows[::3]]  # tracks in several playlists
+    data = load(write_original(tmp_path / "c.csv", rows))
+    graph = SideGraph.of(data, data.matrix(TRAIN))
+    cat = data.catalogue
+    first = data.num_items + cat.num_artists  # the playlists' nodes come after the items' artists
+    assert graph.adjacency.shape[0] == first + cat.num_playlists
+    links = graph.adjacency.tocoo()
+    edges = set(zip(links.row.tolist(), links.col.tolist()))
+    train = (data.pairs.part == TRAIN)[data.pairs.row_pair]
+    assert (~train).sum() > 0
+    for item, playlist, kept in zip(data.rows.item, data.rows.playlist, train):
+        assert ((item, first + playlist) in edges) == kept
+        assert ((first + playlist, item) in edges) == kept
+
+
 def test_its_filter_and_side_graph_hold_the_training_pairs_alone(fans):
     # The trained part learns from validation pairs (its targets, as the contract lets VALID
     # steer a fit); what scores a listener, the filter and the side graph, holds TRAIN alone.
@@ -198,14 +229,19 @@ def test_the_bounded_ranking_equals_ranking_every_track(fans, monkeypatch, head)
     model._bounded = None
     assert model._bounds() and model.weight[1:].abs().sum() > 0  # trained: the GCN part counts
     users, known = np.arange(data.num_users), data.items(TRAIN, VALID)
-    expected = top_k(model.scores, users, 10, known)
-    alone = top_k(lambda u: hybrid.zscores_over(model.filter.scores(u), hybrid.stat_columns(200)), users, 10, known)
+    every, every_alone = model.scores(users), hybrid.zscores_over(model.filter.scores(users), hybrid.stat_columns(200))
+    expected = top_k(lambda u: every[u], users, 10, known)
+    alone = top_k(lambda u: every_alone[u], users, 10, known)
     trained = BoundedTopK(model, head_items=head)
-    cases = [(model.top_k(users, 10, known), expected), (trained(users, 10, known, batch_size=1), expected),
-             (BoundedTopK(model, head_items=head, weights=torch.tensor([1.0, 0.0, 0.0]))(users, 10, known), alone)]
-    for (items, scores), (expected_items, expected_scores) in cases:
-        np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-4)
-        assert (items == expected_items).mean() > 0.97  # the rest: exact ties
+    cases = [(model.top_k(users, 10, known), expected, every),
+             (trained(users, 10, known, batch_size=1), expected, every),
+             (BoundedTopK(model, head_items=head, weights=torch.tensor([1.0, 0.0, 0.0]))(users, 10, known), alone,
+              every_alone)]
+    for (items, scores), (expected_items, expected_scores), reference in cases:
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-4, atol=1e-4)  # the k best scores
+        # ... and each listed track's own score: a list of the k best, whichever of tied tracks it takes
+        np.testing.assert_allclose(reference[users[:, None], items].numpy(), scores, rtol=1e-4, atol=1e-4)
+        assert (items == expected_items).mean() > 0.9  # the rest: exact ties
     assert model._bounded is not None
     for user in (0, 45, 99):  # one listener's list (serving) by the same bound
         mine = known.of(user)
