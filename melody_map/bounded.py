@@ -127,6 +127,7 @@ class BoundedTopK:
                                  shape=matrix.shape)
             self.tail_classes.append((max(float(low + 1) ** power, float(high) ** power), part, np.diff(part.indptr)))
         self.most = max([factor for factor, _, _ in self.tail_classes], default=1.0)
+        self.reach = torch.from_numpy((degree.astype(np.float64) ** power).astype(np.float32))  # d^(b + 1/2)
         self.user_scale = torch.from_numpy((1 / np.sqrt(np.maximum(np.diff(matrix.indptr), 1))).astype(np.float32))
         self.b0 = float(f._polynomial()[0])
         self.log_pop = model.side.log_pop
@@ -297,6 +298,20 @@ class BoundedTopK:
         if self.gcn:
             lift = b[owner_t] * g_near + c[owner_t] * g_near * self.log_pop[item_t]
             lifted = (lift > background[owner_t]).numpy()
+            # A track the listener does not hold scores at most a d^(b + 1/2) max(t) + const + lift, max(t)
+            # over the other users: below the head's k-th best it cannot rank (the bound below gathers it
+            # if its users are above the threshold).
+            others = t.clone()
+            others[torch.from_numpy(batch), torch.arange(n)] = float("-inf")
+            kth_head = top.values[:, -1] if top.values.shape[1] == k else torch.full((n,), float("-inf"))
+            reach = (a * others.max(0).values)[owner_t] * self.reach[item_t] + const[owner_t] + lift
+            mine, seen = np.zeros(len(item), bool), np.zeros(num_items, bool)
+            for j in range(n):
+                own = rows.indices[rows.indptr[j]:rows.indptr[j + 1]]
+                seen[own] = True
+                mine[near_at[j]:near_at[j + 1]] = seen[item[near_at[j]:near_at[j + 1]]]
+                seen[own] = False
+            lifted &= (reach >= kth_head[owner_t]).numpy() | mine
             keys = owner[lifted] * num_items + item[lifted]
             lifted[lifted] = ~np.isin(keys, ex_rows * num_items + ex_cols)  # left-out ones stay unscored
         up = torch.from_numpy(lifted)
