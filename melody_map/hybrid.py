@@ -131,9 +131,9 @@ class SideGraph:
                 known = np.flatnonzero(linked & (codes >= 0))
                 blocks.append((known, offset + codes[known].astype(np.int64)))
                 offset += int(codes.max(initial=-1)) + 1
-        rows = None if data.rows.playlist is None else (data.pairs.part == TRAIN)[data.pairs.row_pair]
-        if rows is not None and rows.sum() <= PLAYLIST_LINKS:  # a playlist links the tracks of its training rows
-            blocks.append((data.rows.item[rows].astype(np.int64), offset + data.rows.playlist[rows].astype(np.int64)))
+        kept = None if data.rows.playlist is None else (data.pairs.part == TRAIN)[data.pairs.row_pair]
+        if kept is not None and kept.sum() <= PLAYLIST_LINKS:  # a playlist links the tracks of its training rows
+            blocks.append((data.rows.item[kept].astype(np.int64), offset + data.rows.playlist[kept].astype(np.int64)))
             offset += cat.num_playlists
         if data.item_tags is not None:
             tags = sp.coo_matrix(data.item_tags)
@@ -459,11 +459,11 @@ class GCNChebyCF(Recommender):
         def rank(metrics: dict[str, float]) -> tuple[float, float]:  # Recall@k, then NDCG@k where it ties
             return metrics[f"valid_recall@{k}"], metrics[f"valid_ndcg@{k}"]
 
-        best = {"epoch": 0, "recall": start[f"valid_recall@{k}"], "rank": rank(start), "state": self._weights()}
+        best = {"epoch": 0, "rank": rank(start), "state": self._weights()}
         self.report.history.append({"epoch": 0, **start})
         if log:
             log(f"{self.label}: training the GCN part on {len(learners):,} listeners' validation pairs; "
-                f"{len(stoppers):,} others choose when to stop (the filter alone: recall@{k} {best['recall']:.4f})")
+                f"{len(stoppers):,} others choose when to stop (the filter alone: recall@{k} {best['rank'][0]:.4f})")
         # Epoch 1: the scorer's GCN weights from SCORER_GRID, by the Recall@k (then NDCG@k) of as many learners.
         began, fit = time.perf_counter(), panel(np.sort(learners[:n_stop]))
         tried = {START[1:]: rank(fit())}
@@ -491,8 +491,7 @@ class GCNChebyCF(Recommender):
             if epoch % opts["eval_every"] == 0 or epoch == 1 or stopped:
                 record.update(check())
                 if rank(record) > best["rank"]:
-                    best, waited = {"epoch": epoch, "recall": record[f"valid_recall@{k}"], "rank": rank(record),
-                                    "state": self._weights()}, 0
+                    best, waited = {"epoch": epoch, "rank": rank(record), "state": self._weights()}, 0
                 else:
                     waited += 1
             self.report.history.append(record)
@@ -501,9 +500,9 @@ class GCNChebyCF(Recommender):
         for p in (self.weight, self.bias, self.scale):
             p.requires_grad_(False)
         self._set_weights(best["state"])
-        self.report.best_epoch, self.report.best_valid = best["epoch"], {f"recall@{k}": best["recall"]}
+        self.report.best_epoch, self.report.best_valid = best["epoch"], {f"recall@{k}": best["rank"][0]}
         if log:
-            log(f"{self.label}: kept epoch {best['epoch']} (stopping listeners' recall@{k} {best['recall']:.4f}); "
+            log(f"{self.label}: kept epoch {best['epoch']} (stopping listeners' recall@{k} {best['rank'][0]:.4f}); "
                 f"scorer weights {', '.join(f'{w:.3f}' for w in self.weight.tolist())}")
 
     def _step(self, optimiser: torch.optim.Optimizer, users: np.ndarray, matrix: sp.csr_matrix, valid: UserItems,
