@@ -185,9 +185,9 @@ def test_ctrl_c_on_the_command_line_exits_130_with_one_line_and_resume_finishes(
 
 def test_ctrl_c_ends_the_default_models_training_with_its_best_weights_and_the_run_finishes(csv, tmp_path,
                                                                                           monkeypatch):
-    signal_on_check(monkeypatch, 20)  # during its second epoch of 16 steps
+    signal_on_check(monkeypatch, 20)  # during its third epoch: epoch 1 is the scorer's grid, then 16 steps each
     summary = train(csv, tmp_path / "m.pth", model="gcn+chebycf", epochs=50, eval_every=1)
     epochs = [r["epoch"] for r in summary.train.history]
-    assert epochs[-1] == 2 and summary.test["GCN+ChebyCF"]["recall@20"] > 0  # stopped there, then tested
+    assert epochs[-1] == 3 and summary.test["GCN+ChebyCF"]["recall@20"] > 0  # stopped there, then tested
     record, saved = load_checkpoint(tmp_path / "m.pth")
     assert "interrupted" not in saved.config and record["params"]["epochs"] == summary.train.best_epoch
