@@ -294,6 +294,12 @@ class BoundedTopK:
         owner_t, item_t = torch.from_numpy(owner), torch.from_numpy(item)
         g_near = self.g0[item_t] + moved_values[torch.from_numpy(tail)] if self.gcn else torch.zeros(0)
         near_at = np.searchsorted(owner, np.arange(n + 1))  # listener j's pairs: near_at[j]:near_at[j + 1]
+        mine, seen = np.zeros(len(item), bool), np.zeros(num_items, bool)  # the pairs of a listener's own tracks
+        for j in range(n):
+            own = rows.indices[rows.indptr[j]:rows.indptr[j + 1]]
+            seen[own] = True
+            mine[near_at[j]:near_at[j + 1]] = seen[item[near_at[j]:near_at[j + 1]]]
+            seen[own] = False
         lifted = np.zeros(len(item), bool)
         if self.gcn:
             lift = b[owner_t] * g_near + c[owner_t] * g_near * self.log_pop[item_t]
@@ -304,21 +310,14 @@ class BoundedTopK:
             others = t.clone()
             others[torch.from_numpy(batch), torch.arange(n)] = float("-inf")
             kth_head = top.values[:, -1] if top.values.shape[1] == k else torch.full((n,), float("-inf"))
-            reach = (a * others.max(0).values)[owner_t] * self.reach[item_t] + const[owner_t] + lift
-            mine, seen = np.zeros(len(item), bool), np.zeros(num_items, bool)
-            for j in range(n):
-                own = rows.indices[rows.indptr[j]:rows.indptr[j + 1]]
-                seen[own] = True
-                mine[near_at[j]:near_at[j + 1]] = seen[item[near_at[j]:near_at[j + 1]]]
-                seen[own] = False
-            lifted &= (reach >= kth_head[owner_t]).numpy() | mine
+            ceiling = (a * others.max(0).values)[owner_t] * self.reach[item_t] + const[owner_t] + lift
+            lifted &= (ceiling >= kth_head[owner_t]).numpy() | mine
             keys = owner[lifted] * num_items + item[lifted]
             lifted[lifted] = ~np.isin(keys, ex_rows * num_items + ex_cols)  # left-out ones stay unscored
         up = torch.from_numpy(lifted)
         near = self._pairs(owner[lifted], item[lifted], y)
         if self.b0:
-            near[torch.from_numpy(np.isin(owner[lifted] * num_items + item[lifted],
-                                          known.row.astype(np.int64) * num_items + known.col))] += self.b0
+            near[torch.from_numpy(mine[lifted])] += self.b0
         near = a[owner_t[up]] * near + const[owner_t[up]] + lift[up] if self.gcn else near
         best_items, best_scores = best_of(
             np.concatenate([np.repeat(np.arange(n), top.indices.shape[1]), owner[lifted]]),
