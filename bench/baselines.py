@@ -8,10 +8,7 @@ Methods:
                 TOIS 2004) by the ``implicit`` package: cosine or BM25 similarity between item
                 columns, each item's ``neighbors`` most similar items kept;
                 score(u, j) = sum over the user's items i with j among i's neighbours of x_ui sim(i, j).
-    EASE        Steck, WWW 2019: the item-item weights B minimising |X - XB|^2 + lambda |B|^2
-                with diag(B) = 0, B = I - P / diag(P), P = (X^T X + lambda I)^-1; score = X_u B.
-                A dense items x items inverse, or, with fewer users than items, a users x users
-                one (Woodbury), hence ``max_items`` and ``max_users``.
+    EASE        Steck, WWW 2019 (``melody_map.ease``: also a part of GCN+ChebyCF's filter).
     IALS        Hu, Koren & Volinsky, ICDM 2008, by the ``implicit`` package (a benchmark extra).
     LightGCN    He et al., SIGIR 2020: PyG's ``LightGCN`` on the user-item graph, trained with
                 BPR (Rendle et al., UAI 2009), early-stopped on validation Recall@k.
@@ -37,23 +34,13 @@ from torch_geometric.nn.models import LightGCN
 from torch_geometric.utils import to_torch_csr_tensor
 
 from melody_map.dataset import Dataset
+from melody_map.ease import EASE  # noqa: F401  (a baseline of the tables, the product's own)
 from melody_map.evaluate import evaluate
 from melody_map.recommender import FitReport, Log, Recommender
-from melody_map.sparse import SymmetricSpMM, csr_from_state, csr_state, torch_csr
+from melody_map.sparse import SymmetricSpMM, csr_from_state, csr_state
 from melody_map.types import TRAIN, VALID, UserItems
 
 # --------------------------------------------------------------------------- models
-
-
-def _gram_blocks(matrix: sp.csr_matrix, max_block_floats: int):
-    """Yield (start, stop, dense rows start:stop of X^T X) over item blocks, so no more than
-    ``max_block_floats`` dense floats (and no items x items sparse product) exist at once."""
-    num_items = matrix.shape[1]
-    by_item = matrix.T.tocsr()  # items x users
-    block = max(1, min(num_items, max_block_floats // max(num_items, 1)))
-    for start in range(0, num_items, block):
-        stop = min(num_items, start + block)
-        yield start, stop, (by_item[start:stop] @ matrix).toarray()
 
 
 class MatrixModel(Recommender):
@@ -212,104 +199,6 @@ class ItemKNN(MatrixModel):
         n = model.matrix.shape[1]
         model.similarity = sp.csr_matrix((state["sim_values"].numpy(), state["sim_indices"].numpy(),
                                           state["sim_indptr"].numpy()), shape=(n, n))
-        return model
-
-
-class EASE(MatrixModel):
-    """Steck's EASE: closed-form item-item weights, B = I - P / diag(P), P = (X^T X + lam I)^-1.
-
-    With fewer users than items (at most ``max_users``), B is never formed: by Woodbury
-    ``P = (I - X^T K X) / lam`` with ``K = (lam I + X X^T)^-1`` (users x users), so
-
-        x_u B = x_u - (x_u - (x_u X^T) K X) / (1 - diag(X^T K X))
-
-    (the same scores; a test checks both ways against each other). Else B is computed over
-    items in float32 with a Cholesky inverse: peak memory about 3 dense items x items float32
-    matrices (~4.8 GB at 20k items).
-
-    Args:
-        lam: L2 regularisation (Steck's lambda; 500 is a common start, larger for denser data).
-        max_items: the largest catalogue inverted over items.
-        max_users: the most users inverted over users, where they are fewer than the items.
-    """
-
-    name, label = "ease", "EASE"
-
-    def __init__(self, lam: float = 500.0, max_items: int = 20_000, max_users: int = 16_384):
-        self.lam = lam
-        self.max_items, self.max_users = max_items, max_users
-        self.weights: Tensor | None = None  # (I, I) B, over items
-        self.inverse: Tensor | None = None  # (U, U) K, over users
-        self.denominator: Tensor | None = None  # (I,) 1 - diag(X^T K X), over users
-        self.matrix: sp.csr_matrix | None = None
-        self._by_item: Tensor | None = None  # (I, U) CSR X^T, built on first use
-
-    def params(self) -> dict[str, Any]:
-        return {"lam": self.lam, "max_items": self.max_items, "max_users": self.max_users}
-
-    def fit_matrix(self, matrix: sp.csr_matrix) -> EASE:
-        num_users, num_items = matrix.shape
-        self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
-        self.matrix.data[:] = 1.0
-        if num_users < num_items and num_users <= self.max_users:
-            self._fit_users()
-        elif num_items <= self.max_items:
-            self._fit_items()
-        else:
-            raise ValueError(f"EASE needs a dense {num_items} x {num_items} inverse (max_items={self.max_items}) "
-                             f"or a {num_users} x {num_users} one (max_users={self.max_users})")
-        return self
-
-    def _fit_items(self) -> None:
-        num_items = self.matrix.shape[1]
-        gram = torch.empty(num_items, num_items)
-        for start, stop, block in _gram_blocks(self.matrix, 1 << 25):
-            gram[start:stop] = torch.from_numpy(block)
-        gram.diagonal().add_(self.lam)
-        chol = torch.linalg.cholesky(gram)  # X^T X + lam I is symmetric positive definite
-        del gram
-        inv = torch.cholesky_inverse(chol)
-        del chol
-        # B_ij = -P_ij / P_jj off the diagonal, 0 on it.
-        inv.div_(-inv.diagonal().clone())
-        inv.diagonal().zero_()
-        self.weights = inv
-
-    def _fit_users(self) -> None:
-        x = self.matrix
-        gram = torch.from_numpy((x @ x.T).toarray().astype(np.float64))
-        gram.diagonal().add_(self.lam)
-        self.inverse = torch.cholesky_inverse(torch.linalg.cholesky(gram)).float()
-        # diag(X^T K X)_j = x_j^T K x_j over the item columns, a block of items at a time.
-        block = max(1, (1 << 25) // max(x.shape[0], 1))
-        quad = []
-        for start in range(0, x.shape[1], block):
-            cols = torch_csr(sp.csr_matrix(x.T[start:start + block]))
-            quad.append((torch.sparse.mm(cols, self.inverse) * cols.to_dense()).sum(1))
-        self.denominator = (1.0 - torch.cat(quad)).clamp_min(1e-12)
-
-    def scores(self, users: np.ndarray) -> Tensor:
-        rows = self.matrix[users]
-        if self.weights is not None:
-            return torch.sparse.mm(torch_csr(rows), self.weights)
-        through = torch.from_numpy((rows @ self.matrix.T).toarray()) @ self.inverse  # (B, U) x_u X^T K
-        if self._by_item is None:
-            self._by_item = torch_csr(sp.csr_matrix(self.matrix.T))
-        z = torch.sparse.mm(self._by_item, through.T.contiguous()).T  # (B, I) x_u X^T K X
-        dense = torch.from_numpy(rows.toarray())
-        return dense - (dense - z) / self.denominator
-
-    def state(self) -> dict[str, Any]:
-        fitted = {"weights": self.weights} if self.weights is not None else {
-            "inverse": self.inverse, "denominator": self.denominator}
-        return {**csr_state(self.matrix), **fitted}
-
-    @classmethod
-    def from_state(cls, params: dict[str, Any], state: dict[str, Any]) -> EASE:
-        model = cls(**params)
-        model.matrix = csr_from_state(state)
-        model.weights, model.inverse, model.denominator = (state.get(k) for k in ("weights", "inverse",
-                                                                                  "denominator"))
         return model
 
 

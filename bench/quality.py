@@ -79,7 +79,8 @@ class Entry:
 
 def entries() -> dict[str, Entry]:
     """Every benchmarked model by its row name (imports the models on demand)."""
-    from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, Popularity
+    from bench.baselines import IALS, ItemKNN, LightGCNBaseline, Popularity
+    from melody_map.ease import EASE
     from melody_map.filters import CHEBY_CF_GRID, GF_CF_GRID, GFCF, ChebyCF
     from melody_map.gcn import GCN, GCNBlend
     from melody_map.hybrid import GCNChebyCF

@@ -49,8 +49,9 @@ class TrainConfig:
                        "playlists named with it, so that a name alone reaches the tracks of playlists named alike "
                        "(MPD and playlists CSVs; --no-words leaves names out of the graph)")
     # model: 2 x GCNConv + a linear scorer
-    model: str = _opt("gcn+chebycf", "model", "gcn+chebycf: the ChebyCF graph filter plus two GCNConv layers "
-                      "over the tracks' artists, albums and tags that read each listener's tracks, joined by a "
+    model: str = _opt("gcn+chebycf", "model", "gcn+chebycf: the ChebyCF graph filter (with EASE beside it in "
+                      "a catalogue under 131,072 tracks) plus two GCNConv layers over the tracks' artists, "
+                      "albums, playlists and tags that read each listener's tracks, joined by a "
                       "linear scorer trained with MSE and Adam on the validation pairs (of the options below, "
                       "--lr, --epochs, --steps-per-epoch, --negatives, --eval-every, --patience, --valid-users, "
                       "--k and --seed are its); gcn: two GCNConv layers over the whole graph and a linear "

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .evaluate import evaluate
-from .foldin import distinct_items
+from .foldin import history_rows
 from .names import words as name_words
 from .ranking import ScoreFn
 from .recommender import Log, Recommender
@@ -190,12 +190,7 @@ class GFCF(Recommender):
     def fold_in(self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
         """GF-CF filters a listener's row, so a new listener is scored exactly as a fitted one;
         ``weights`` (an array beside each history, or None) are the row's values instead of 1."""
-        rows, weights = distinct_items(histories, weights)
-        values = [np.ones(len(h), np.float32) if w is None else w.astype(np.float32) for h, w in zip(rows, weights)]
-        indptr = np.concatenate([[0], np.cumsum([len(h) for h in rows])]).astype(np.int64)
-        matrix = UserItems(indptr, np.concatenate(rows) if rows else np.zeros(0, np.int64)).matrix(self.matrix.shape[1])
-        matrix.data = np.concatenate(values) if values else matrix.data
-        return self._filter(matrix)
+        return self._filter(history_rows(histories, weights, self.matrix.shape[1]))
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
         """The filter is linear in the listener's row: item j adds its filtered row, taken at the

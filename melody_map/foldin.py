@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -148,6 +149,17 @@ def distinct_items(histories, weights=None) -> tuple[list[np.ndarray], list[np.n
         out_h.append(items)
         out_w.append(None if w is None else np.asarray(w, np.float64)[first])
     return out_h, out_w
+
+
+def history_rows(histories, weights, num_items: int) -> sp.csr_matrix:
+    """(B, num_items) CSR rows of B histories of item indices: 1 at each distinct item, or the
+    item's first weight where ``weights`` (an array beside each history, or None) are given."""
+    rows, weights = distinct_items(histories, weights)
+    values = [np.ones(len(h), np.float32) if w is None else w.astype(np.float32) for h, w in zip(rows, weights)]
+    indptr = np.concatenate([[0], np.cumsum([len(h) for h in rows])]).astype(np.int64)
+    matrix = UserItems(indptr, np.concatenate(rows) if rows else np.zeros(0, np.int64)).matrix(num_items)
+    matrix.data = np.concatenate(values) if values else matrix.data
+    return matrix
 
 
 def position_weights(count: int, recency: float) -> np.ndarray:

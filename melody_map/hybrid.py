@@ -1,5 +1,6 @@
-"""GCN+ChebyCF: the ChebyCF filter, and two GCNConv layers over the item side of the graph that
-read each listener's own row, joined by a linear scorer trained with MSE and Adam.
+"""GCN+ChebyCF: the ChebyCF filter (with EASE beside it in a small catalogue), and two GCNConv
+layers over the item side of the graph that read each listener's own row, joined by a linear
+scorer trained with MSE and Adam.
 
 A filter of the user-item matrix cannot see that two tracks share an artist; the item side of
 the graph can. Its nodes are the tracks and their artists, albums, playlists (a playlists CSV's,
@@ -14,19 +15,22 @@ playlists, with its tags (track -> artist -> track). The first hidden unit start
 itself, so g starts as the row carried two hops; the other units start small. The scorer is
 linear over per-listener z-scores,
 
-    s_u = w_0 z(ChebyCF(r_u)) + w_1 z(g_u) + w_2 z(g_u log(1 + pop)) + b,
+    s_u = w_0 f_u + w_1 z(g_u) + w_2 z(g_u log(1 + pop)) + b,   f_u = z(z(ChebyCF(r_u)) + v z(EASE(r_u)))
 
 (z: a listener's scores less their mean, over their spread, both taken over every item, or over
 a fixed sample of ``STAT_ITEMS`` of them in a larger catalogue) and starts at w = (1, 0, 0): the
-filter alone, which is the untrained start. Training takes the validation pairs as targets and
-the training rows as input, so a target is never in the row that scores it; a third of the
-validation listeners (at most ``STOP_USERS``) choose which epoch to keep, the others learn.
-Epoch 1 sets (w_1, w_2) to the point of ``SCORER_GRID`` with the best Recall@k over as many
-learners; the next epochs are Adam's (MSE of sigmoid(s) against 1 for a held-out pair and 0 for
-sampled items). ``refit`` keeps the trained weights and
-rebuilds the filter and the side graph from the new pairs. Past ``BOUND_ITEMS`` items a training
-step runs the GCN part at its pairs' items alone, and ranking skips most items by a bound
-(``bounded.py``).
+filter part f alone, which is the untrained start. EASE's lambda and weight v come from
+``EASE_GRID`` by validation Recall@k (v = 0 among them), below ``BOUND_ITEMS`` items and where
+its inverse fits (``ease.EASE``); past that f is ChebyCF's alone.
+
+Training takes the validation pairs as targets and the training rows as input, so a target is
+never in the row that scores it; a third of the validation listeners (at most ``STOP_USERS``)
+choose which epoch to keep, the others learn. Epoch 1 sets (w_1, w_2) to the point of
+``SCORER_GRID`` with the best Recall@k over as many learners; the next epochs are Adam's (MSE of
+sigmoid(s) against 1 for a held-out pair and 0 for sampled items). ``refit`` keeps the trained
+weights and rebuilds the filter part and the side graph from the new pairs. Past ``BOUND_ITEMS``
+items a training step runs the GCN part at its pairs' items alone, and ranking skips most items
+by a bound (``bounded.py``).
 
 Only nodes within two hops of a listener's tracks see its row. Every other node holds the
 value of an empty row, computed once per forward pass, so a batch costs its neighbourhood,
@@ -44,9 +48,10 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 from .bounded import BoundedTopK
+from .ease import EASE
 from .evaluate import evaluate, only_users, subsample_users
 from .filters import ChebyCF, NameFilter, choose_name_weight, with_names, zscores
-from .foldin import distinct_items
+from .foldin import history_rows
 from .recommender import FitReport, Log, Recommender
 from .sparse import csr_from_state, csr_state, torch_csr
 from .types import TRAIN, VALID, UserItems
@@ -58,7 +63,7 @@ FILTER_GRID = {"flatness": [1.5], "alpha": [0.0, 0.2], "beta": [0.2, 0.4]}  # th
 ETA = 256  # the filter's ideal pass: its singular vectors
 STOP_USERS = 500  # most validation listeners that choose when to stop
 STOP_FLOATS = 1 << 27  # below BOUND_ITEMS, the stopping listeners' filter scores are kept within this many floats
-START = (1.0, 0.0, 0.0)  # the scorer's start: the filter alone
+START = (1.0, 0.0, 0.0)  # the scorer's start: the filter part alone
 NEIGHBOURHOOD_FLOATS = 1 << 24  # most (nodes, rows, hidden) floats one pass of the GCN part holds
 SCORE_FLOATS = 1 << 25  # most (rows, items) floats of each tensor a block of scores is built from
 HARD_NEGATIVES = 200  # a training step's negatives come from each listener's best this many by the filter
@@ -71,6 +76,8 @@ PLAYLIST_LINKS = 1 << 22
 SMALL_START = 0.1  # the GCN part's random weights start this much smaller than PyG's, beside its propagating unit
 # the scorer's GCN weights (w_1, w_2) tried on the learners before Adam
 SCORER_GRID = [(w1, w2) for w1 in (0.0, 0.2) for w2 in (0.1, 0.2, 0.4, 0.8)] + [(0.2, 0.0), (0.4, 0.0)]
+# EASE's part of the filter below BOUND_ITEMS items, chosen on validation: its lambda and weight
+EASE_GRID = {"lam": [50.0, 200.0], "weight": [0.25, 0.5, 1.0, 2.0]}
 
 
 def stat_columns(num_items: int) -> Tensor | None:
@@ -312,7 +319,7 @@ class RowGCN(nn.Module):
 
 
 class GCNChebyCF(Recommender):
-    """ChebyCF plus an item-side GCN part read by a trained linear scorer (see the module's text).
+    """ChebyCF (and EASE) plus an item-side GCN part read by a trained linear scorer (see the module's text).
 
     The training options' defaults are ``TrainConfig``'s, so ``train_gnn.py --model gcn+chebycf``
     builds this model as ``GCNChebyCF()`` does (a test checks it).
@@ -323,13 +330,15 @@ class GCNChebyCF(Recommender):
         order, eta: the filter's polynomial degree and ideal pass's singular vectors.
         hidden: the first GCNConv's width.
         lr: Adam's learning rate.
-        epochs: most epochs of ``steps_per_epoch`` steps (0: the filter alone, untrained).
+        epochs: most epochs of ``steps_per_epoch`` steps (0: the filter part alone, untrained).
         steps_per_epoch, batch_users, negatives: each step's listeners and sampled items per target.
         eval_every, patience: epochs between stopping checks; checks without a better Recall@k before stopping.
         valid_users: most validation listeners that choose the filter.
         k: the cut-off of the Recall@k that chooses.
         seed: seeds the split of validation listeners, the sampling and the initial weights.
         name_weight: the playlist names' weight (MPD), None: chosen on validation.
+        ease_lam, ease_weight: EASE's lambda and weight in the filter part (weight 0: none); with
+            ``ease_weight`` None both are chosen on validation over ``EASE_GRID`` where EASE applies.
     """
 
     name = "gcn+chebycf"
@@ -339,8 +348,9 @@ class GCNChebyCF(Recommender):
                  order: int = 8, eta: int = ETA, hidden: int = 8, lr: float = 0.01, epochs: int = 300,
                  steps_per_epoch: int = 16, batch_users: int = 16, negatives: int = 4, eval_every: int = 2,
                  patience: int = 5, valid_users: int = 2000, k: int = 20, seed: int = 0,
-                 name_weight: float | None = None):
+                 name_weight: float | None = None, ease_lam: float | None = None, ease_weight: float | None = None):
         self.choice = {"flatness": flatness, "alpha": alpha, "beta": beta}
+        self.ease_choice = {"ease_lam": ease_lam, "ease_weight": ease_weight}
         self.options = {"order": order, "eta": eta, "hidden": hidden, "lr": lr, "epochs": epochs,
                         "steps_per_epoch": steps_per_epoch, "batch_users": batch_users, "negatives": negatives,
                         "eval_every": eval_every, "patience": patience, "valid_users": valid_users, "k": k,
@@ -354,6 +364,7 @@ class GCNChebyCF(Recommender):
         self.bias = torch.tensor(float(np.log(1 / max(negatives, 1))))  # sigmoid(bias): the share of targets
         self.scale = torch.tensor(1.0)  # the loss's temperature: training reads sigmoid(scale * s + bias)
         self.filter: ChebyCF | None = None
+        self.ease: EASE | None = None  # EASE's part of the filter, where it has one
         self.side: SideGraph | None = None
         self.names: NameFilter | None = None
         self._score_fn: Callable[[np.ndarray], Tensor] | None = None
@@ -365,7 +376,7 @@ class GCNChebyCF(Recommender):
 
     def fit(self, data: Dataset, *, log: Log | None = None, progress: bool = False,
             stop: Callable[[], bool] | None = None, resume: dict | None = None) -> GCNChebyCF:
-        """Choose the filter, train the GCN part and the scorer on the validation pairs, add the names.
+        """Choose the filter part, train the GCN part and the scorer on the validation pairs, add the names.
 
         ``stop`` (Ctrl-C) ends training at the next step, keeping the best weights so far.
         """
@@ -377,6 +388,7 @@ class GCNChebyCF(Recommender):
             log(f"{self.label}: the side graph has {self.side.adjacency.shape[0]:,} nodes, "
                 f"{self.side.adjacency.nnz - self.side.adjacency.shape[0]:,} links")
         self.filter = self._choose_filter(data, valid, log)
+        self.ease = self._choose_ease(data, valid, log)
         self.report = FitReport()
         if opts["epochs"] > 0 and data.items(VALID).counts().any():
             self._train(data.items(VALID), train, data.num_items, rng, log, progress, stop)
@@ -414,11 +426,57 @@ class GCNChebyCF(Recommender):
                 f"{best.alpha}, beta {best.beta} (recall@{k} {best_recall:.4f})")
         return best
 
+    def _ease_of(self, matrix: sp.csr_matrix) -> EASE | None:
+        """EASE fitted on ``matrix`` with the chosen lambda, where the choice gives it a weight."""
+        lam, weight = self.ease_choice.values()
+        return EASE(lam).fit_matrix(matrix) if weight else None
+
+    def _choose_ease(self, data: Dataset, valid: UserItems, log: Log | None) -> EASE | None:
+        """EASE's lambda and weight in the filter part, over ``EASE_GRID`` by validation Recall@k
+        (weight 0: ChebyCF alone); none from ``BOUND_ITEMS`` items, or where EASE's inverse is too large."""
+        matrix = data.matrix(TRAIN)
+        if data.num_items >= BOUND_ITEMS or not EASE().fits(matrix.shape):
+            self.ease_choice = {"ease_lam": None, "ease_weight": 0.0}
+        if self.ease_choice["ease_weight"] is not None or not valid.counts().any():
+            weight = self.ease_choice["ease_weight"] or 0.0
+            self.ease_choice = {"ease_lam": self.ease_choice["ease_lam"] or EASE_GRID["lam"][0] if weight else None,
+                                "ease_weight": weight}
+            return self._ease_of(matrix)
+        # The listeners who choose: their ChebyCF and EASE z-scores held, within STOP_FLOATS floats together.
+        k, train = self.options["k"], data.items(TRAIN)
+        few = subsample_users(valid, max(1, STOP_FLOATS // (2 * data.num_items)),
+                              np.random.default_rng(self.options["seed"] + 6))
+        users = np.flatnonzero(few.counts() > 0)
+        where = np.full(matrix.shape[0], -1)
+        where[users] = np.arange(len(users))
+        rows = matrix[users]
+        cheby = self._z(self.filter._filter(rows))
+
+        def recall(weight: float, other: Tensor | None) -> float:  # the blend's z-scores rank as the blend does
+            def scores(some: np.ndarray) -> Tensor:
+                at = torch.from_numpy(where[some])
+                return cheby[at] if other is None else cheby[at] + weight * other[at]
+            return evaluate(scores, few, train, data.num_items, k)[f"recall@{k}"]
+
+        fitted, tried = {}, {(None, 0.0): recall(0.0, None)}
+        for lam in EASE_GRID["lam"]:
+            fitted[lam] = EASE(lam).fit_matrix(matrix)
+            other = self._z(fitted[lam].score_rows(rows))
+            for weight in EASE_GRID["weight"]:
+                tried[lam, weight] = recall(weight, other)
+        (lam, weight), best = max(tried.items(), key=lambda kv: kv[1])
+        self.ease_choice = {"ease_lam": lam, "ease_weight": weight}
+        if log:
+            log(f"{self.label}'s filter, chosen on validation: "
+                + (f"EASE lambda {lam:g} at weight {weight:g} beside ChebyCF" if weight else "ChebyCF without EASE")
+                + f" (recall@{k} {best:.4f}; ChebyCF alone {tried[None, 0.0]:.4f})")
+        return fitted.get(lam)
+
     def _train(self, valid: UserItems, train: UserItems, num_items: int, rng: np.random.Generator, log: Log | None,
                progress: bool, stop: Callable[[], bool] | None) -> None:
         """Epoch 1 the scorer's grid, then Adam on MSE, against the validation pairs of two thirds
         of their listeners; the best Recall@k of the other third (at most ``STOP_USERS``) decides
-        the epoch kept (0: the filter alone)."""
+        the epoch kept (0: the filter part alone)."""
         opts, k = self.options, self.options["k"]
         listeners = np.flatnonzero((valid.counts() > 0) & (train.counts() > 0))
         rng.shuffle(listeners)
@@ -435,7 +493,7 @@ class GCNChebyCF(Recommender):
             """Recall@k and NDCG@k of ``users``' validation pairs under the weights at each call."""
             items = only_users(valid, users)
             ranker = BoundedTopK(self) if bounded else None
-            filtered = None if bounded else self._z(self.filter.scores(users))  # fixed while the GCN part trains
+            filtered = None if bounded else self._filter_part(matrix[users])  # fixed while the GCN part trains
             where = np.full(valid.num_users, -1)
             where[users] = np.arange(len(users))
 
@@ -453,7 +511,7 @@ class GCNChebyCF(Recommender):
 
         params = [*self.net.parameters(), self.weight.requires_grad_(), self.bias.requires_grad_(),
                   self.scale.requires_grad_()]
-        self.weight.register_hook(lambda grad: grad * torch.tensor([0.0, 1.0, 1.0]))  # the filter's weight stays 1
+        self.weight.register_hook(lambda grad: grad * torch.tensor([0.0, 1.0, 1.0]))  # the filter part's weight stays 1
         optimiser = torch.optim.Adam(params, lr=opts["lr"])
         start = check()
         def rank(metrics: dict[str, float]) -> tuple[float, float]:  # Recall@k, then NDCG@k where it ties
@@ -463,7 +521,8 @@ class GCNChebyCF(Recommender):
         self.report.history.append({"epoch": 0, **start})
         if log:
             log(f"{self.label}: training the GCN part on {len(learners):,} listeners' validation pairs; "
-                f"{len(stoppers):,} others choose when to stop (the filter alone: recall@{k} {best['rank'][0]:.4f})")
+                f"{len(stoppers):,} others choose when to stop "
+                f"(the filter part alone: recall@{k} {best['rank'][0]:.4f})")
         # Epoch 1: the scorer's GCN weights from SCORER_GRID, by the Recall@k (then NDCG@k) of as many learners.
         began, fit = time.perf_counter(), panel(np.sort(learners[:n_stop]))
         tried = {START[1:]: rank(fit())}
@@ -520,7 +579,7 @@ class GCNChebyCF(Recommender):
         alone = self._filter_alone()
         if alone is None:
             with torch.no_grad():
-                filtered = self._z(self.filter._filter(rows))
+                filtered = self._filter_part(rows)
                 masked = filtered.clone()
                 masked[torch.from_numpy(np.repeat(np.arange(len(users)), np.diff(rows.indptr))),
                        torch.from_numpy(rows.indices.astype(np.int64))] = float("-inf")
@@ -597,12 +656,13 @@ class GCNChebyCF(Recommender):
 
     def refit(self, data: Dataset, *, log: Log | None = None, progress: bool = False, **fit_options: Any
               ) -> GCNChebyCF:
-        """The same choices and trained weights, the filter, side graph and names rebuilt from ``data``'s pairs."""
+        """The same choices and trained weights, the filter part, side graph and names rebuilt from ``data``'s pairs."""
         model = type(self)(**self.params())
         model._set_weights(self._weights())
         model.report = self.report
         model.side = SideGraph.of(data, data.matrix(TRAIN))
         model.filter = model._filter_of(data.matrix(TRAIN), model.choice)
+        model.ease = model._ease_of(data.matrix(TRAIN))
         model._add_names(data, data.items(VALID), log)
         return model
 
@@ -623,6 +683,13 @@ class GCNChebyCF(Recommender):
     def _z(self, x: Tensor) -> Tensor:
         return zscores_over(x, stat_columns(self.side.num_items))
 
+    def _filter_part(self, rows: sp.csr_matrix) -> Tensor:
+        """(B, I) the filter part f of B rows: z(ChebyCF), or z(z(ChebyCF) + v z(EASE)) where EASE has weight v."""
+        part = self._z(self.filter._filter(rows))
+        if self.ease is None:
+            return part
+        return self._z(part + self.ease_choice["ease_weight"] * self._z(self.ease.score_rows(rows)))
+
     def _gcn_features(self, g: Tensor) -> tuple[Tensor, Tensor]:
         return self._z(g), self._z(g * self.side.log_pop)
 
@@ -638,9 +705,9 @@ class GCNChebyCF(Recommender):
         w = self.weight.detach()
         for s in range(0, rows.shape[0], step):
             block = rows[s:s + step]
-            part = self._z(self.filter._filter(block)) if filtered is None else filtered[s:s + step]
+            part = self._filter_part(block) if filtered is None else filtered[s:s + step]
             out[s:s + step] = part * w[0]
-            if w[1:].any():  # else the untrained start: the filter alone
+            if w[1:].any():  # else the untrained start: the filter part alone
                 for weight, feature in zip(w[1:], self._gcn_part(block)):
                     out[s:s + step] += weight * feature
         return out
@@ -661,7 +728,7 @@ class GCNChebyCF(Recommender):
         """Whether ranking goes by ``bounded.BoundedTopK``: a large catalogue, the filter through the
         users' side, no names part."""
         return (self.side.num_items >= BOUND_ITEMS and (filter or self.filter)._v is None
-                and self.names is None)
+                and self.names is None and self.ease is None)
 
     def top_k(self, users: np.ndarray, k: int, exclude: UserItems | None) -> tuple[np.ndarray, np.ndarray]:
         """``scores``' exact ranking; over a large catalogue by a bound that skips most tracks."""
@@ -686,16 +753,12 @@ class GCNChebyCF(Recommender):
                 weights: Sequence[np.ndarray | None] | None = None) -> Tensor:
         """A new listener's row is scored as a fitted one's (both parts read the row alone);
         ``weights`` are the row's values, and a name (MPD) adds the names' part as ``scores`` does."""
-        rows, weights = distinct_items(histories, weights)
-        matrix = UserItems(np.concatenate([[0], np.cumsum([len(h) for h in rows])]).astype(np.int64),
-                           np.concatenate(rows) if rows else np.zeros(0, np.int64)).matrix(self.side.num_items)
-        matrix.data = np.concatenate([np.ones(len(h), np.float32) if w is None else np.asarray(w, np.float32)
-                                      for h, w in zip(rows, weights)] or [matrix.data])
+        matrix = history_rows(histories, weights, self.side.num_items)
         out = self._score_rows(matrix)
         if self.names is not None and names is not None:
-            bare = np.asarray([not len(h) for h in rows])
+            bare = np.diff(matrix.indptr) == 0
             out = with_names(lambda r: out[torch.from_numpy(r)], lambda r: self.names.scores_of_names(
-                [names[i] for i in r]), float(self.name_weight or 0.0), bare)(np.arange(len(rows)))
+                [names[i] for i in r]), float(self.name_weight or 0.0), bare)(np.arange(matrix.shape[0]))
         return out
 
     def reads_names(self) -> bool:
@@ -709,15 +772,24 @@ class GCNChebyCF(Recommender):
         return self.filter.item_vectors()
 
     def contributions(self, history: np.ndarray, targets: np.ndarray) -> tuple[Tensor, Tensor]:
-        """The filter part's terms, one per own item (scaled as its z-score scales them); the GCN
-        part and the z-scores' shifts are the rest."""
+        """The filter part's terms (ChebyCF's and EASE's), one per own item, scaled as their z-scores
+        scale them; the GCN part and the z-scores' shifts are the rest."""
         history = np.unique(np.asarray(history, np.int64))
-        parts, _ = self.filter.contributions(history, targets)
         row = sp.csr_matrix((np.ones(len(history), np.float32), (np.zeros(len(history), np.int64), history)),
                             shape=(1, self.side.num_items))
-        filtered, columns = self.filter._filter(row)[0], stat_columns(self.side.num_items)
-        spread = (filtered if columns is None else filtered[columns]).std().clamp_min(1e-9)
-        parts = parts * (self.weight[0] / spread)
+        columns = stat_columns(self.side.num_items)
+
+        def spread(x: Tensor) -> Tensor:
+            return (x if columns is None else x[columns]).std().clamp_min(1e-9)
+
+        pieces = [(self.filter, 1.0, self.filter._filter(row)[0])]
+        if self.ease is not None:
+            pieces.append((self.ease, self.ease_choice["ease_weight"], self.ease.score_rows(row)[0]))
+        scales = [weight / spread(scores) for _, weight, scores in pieces]
+        # f is z(sum of the weighted z-scores), or the one z-score: its spread scales every piece
+        outer = spread(sum(scale * scores for scale, (_, _, scores) in zip(scales, pieces))) if len(pieces) > 1 else 1
+        parts = sum(model.contributions(history, targets)[0] * (self.weight[0] * scale / outer)
+                    for scale, (model, _, _) in zip(scales, pieces))
         total = self.fold_in([history])[0][torch.from_numpy(np.array(targets, np.int64))]
         return parts, total - parts.sum(1)
 
@@ -730,7 +802,7 @@ class GCNChebyCF(Recommender):
             for p in self.net.parameters():
                 p.requires_grad_(True)
             gcn = self._gcn_features(self.net(self.side, rows))
-            features = torch.stack([self._z(self.filter._filter(rows))[0, :1], gcn[0][0, :1], gcn[1][0, :1]], 1)
+            features = torch.stack([self._filter_part(rows)[0, :1], gcn[0][0, :1], gcn[1][0, :1]], 1)
             params = {f"gcn.{n}": p for n, p in self.net.named_parameters()}
             return features @ weight, {**params, "scorer.weight": weight}
 
@@ -757,7 +829,7 @@ class GCNChebyCF(Recommender):
     def params(self) -> dict[str, Any]:
         fitted = bool(self.report.history)
         return {**self.choice, **self.options, "epochs": self.report.best_epoch if fitted else self.options["epochs"],
-                "name_weight": self.name_weight}
+                "name_weight": self.name_weight, **self.ease_choice}
 
     def state(self) -> dict[str, Any]:
         state = {"weights": self._weights(), "matrix": csr_state(self.filter.matrix), "side": self.side.state()}
@@ -766,6 +838,8 @@ class GCNChebyCF(Recommender):
             state["filter_leading"] = leading
         if self.names is not None:
             state["names"] = self.names.state()
+        if self.ease is not None:  # its training matrix is the filter's
+            state["ease"] = self.ease.fitted_state()
         return state
 
     @classmethod
@@ -774,6 +848,8 @@ class GCNChebyCF(Recommender):
         model._set_weights(state["weights"])
         model.side = SideGraph.from_state(state["side"])
         model.filter = model._filter_of(csr_from_state(state["matrix"]), model.choice, state.get("filter_leading"))
+        if "ease" in state:
+            model.ease = EASE.from_state({"lam": model.ease_choice["ease_lam"]}, {**state["matrix"], **state["ease"]})
         model.names = NameFilter.from_state(state["names"], model.filter.matrix) if "names" in state else None
         model._set_score_fn()
         return model

@@ -44,7 +44,7 @@ from .filters import MAX_FACTOR_FLOATS as GF_CF_MAX_FACTOR_FLOATS
 from .filters import GRAM_BLOCK_FLOATS, uses_gram, uses_gram_top
 from .gcn import FOLD_IN_USERS
 from .hybrid import ETA as CHEBY_ETA
-from .hybrid import SCORE_FLOATS, STOP_FLOATS, STOP_USERS
+from .hybrid import BOUND_ITEMS, SCORE_FLOATS, STOP_FLOATS, STOP_USERS
 from .ranking import RANK_BATCH, RANK_CHUNK, SCORE_BLOCK_FLOATS
 
 MB = 1 << 20
@@ -184,8 +184,22 @@ def hybrid_phases(c: Counts) -> dict[str, int]:
     group = 8 * min(SCORE_FLOATS, c.test_users * c.items) * f
     stop = min(STOP_USERS, max(1, STOP_FLOATS // max(c.items, 1))) * c.items * f  # the stopping listeners' scores
     side = 40 * c.items  # the side graph: each item's self-loop and links, twice (scipy and torch)
+    decomposition += ease_bytes(c) if c.items < BOUND_ITEMS else 0  # EASE's part of the filter
     return {"filter": decomposition + side, "training": decomposition + side + stop + block + group,
             "test": decomposition + side + block + group}
+
+
+def ease_bytes(c: Counts) -> int:
+    """``ease.EASE``'s part of the filter, its choice and its fit: over users (their float64 Gram
+    matrix, its Cholesky factor and the float32 inverse) where they are fewer than the items, else
+    over items (three float32 items x items matrices)."""
+    from .ease import EASE
+
+    ease, shape = EASE(), (c.users, c.items)
+    if not ease.fits(shape):
+        return 0
+    choosing = STOP_FLOATS * 4  # the choosing listeners' ChebyCF and EASE z-scores
+    return choosing + (c.users * c.users * 20 if ease.over_users(shape) else 3 * c.items * c.items * 4)
 
 
 def run_peak(c: Counts, cfg: TrainConfig, resident: int) -> tuple[int, str]:

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import needs_implicit, pairs_dataset
 
-from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, tune
+from bench.baselines import IALS, ItemKNN, LightGCNBaseline, tune
+from melody_map.ease import EASE
 from melody_map.evaluate import evaluate, evaluate_popularity
 from melody_map.ranking import top_k
 from melody_map.recommender import Recommender
@@ -152,6 +153,19 @@ def test_ease_over_users_gives_the_scores_over_items():
     assert over_users.weights is None and over_users.inverse.shape == (12, 12) and over_items.inverse is None
     np.testing.assert_allclose(over_users.scores(np.arange(12)).numpy(), over_items.scores(np.arange(12)).numpy(),
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("max_users", [0, 16_384])  # over items, over users
+def test_ease_folds_a_fitted_user_in_exactly_and_splits_the_score_over_their_items(max_users):
+    rng = np.random.default_rng(5)
+    x = (rng.random((12, 30)) < 0.3).astype(np.float64)
+    u, i = np.nonzero(x)
+    model = EASE(lam=3.0, max_users=max_users).fit_matrix(csr(u, i, 12, 30))
+    history = np.flatnonzero(x[4])
+    torch.testing.assert_close(model.fold_in([history])[0], model.scores(np.array([4]))[0])
+    parts, rest = model.contributions(history, np.arange(30))
+    assert parts.shape == (30, len(history))
+    torch.testing.assert_close(parts.sum(1) + rest, model.scores(np.array([4]))[0], rtol=1e-4, atol=1e-5)
 
 
 def test_ease_refuses_too_many_items_and_users():

@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import needs_implicit, pairs_dataset
 
-from bench.baselines import EASE, IALS, ItemKNN, LightGCNBaseline, Popularity
+from bench.baselines import IALS, ItemKNN, LightGCNBaseline, Popularity
+from melody_map.ease import EASE
 from melody_map.config import MODELS as MODEL_NAMES
 from melody_map.evaluate import evaluate
 from melody_map.filters import GFCF, ChebyCF

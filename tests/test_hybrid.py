@@ -13,7 +13,9 @@ import scipy.sparse as sp
 import torch
 from conftest import community_rows, load, pairs_dataset, write_original
 
+from melody_map.ease import EASE
 from melody_map.evaluate import evaluate
+from melody_map.filters import ChebyCF, zscores
 from melody_map.graph import build_graph
 from melody_map.bounded import BoundedTopK
 from melody_map.recommender import Recommender
@@ -87,7 +89,7 @@ def test_trained_as_past_a_large_catalogue_it_finds_the_planted_signal_too(monke
     monkeypatch.setattr(hybrid, "STEP_STAT_ITEMS", 100)
     data = fans_and_noise()
     trained = GCNChebyCF(**small_options()).fit(data)
-    assert trained._alone is not None  # the large path ran
+    assert trained._alone is not None and trained.ease is None  # the large path ran, without EASE
     recall = pipeline.test_metrics(trained, data, 2)[trained.label]["recall@2"]
     assert recall >= 0.8, recall
 
@@ -122,6 +124,28 @@ def test_saved_and_loaded_it_scores_and_folds_in_alike(fans):
     torch.testing.assert_close(loaded.fold_in([history])[0], trained.scores(np.array([4]))[0])
     parts, rest = loaded.contributions(history, np.array([0, 47, 99]))
     torch.testing.assert_close(parts.sum(1) + rest, loaded.fold_in([history])[0][[0, 47, 99]])
+
+
+def test_with_ease_its_filter_part_is_chebycf_plus_ease_in_z_scores_and_it_saves_explains_and_refits(fans):
+    data, _ = fans
+    start = GCNChebyCF(**small_options(epochs=0, ease_lam=5.0, ease_weight=0.5)).fit(data)
+    users = np.arange(0, 100, 7)
+    cheby = ChebyCF(eta=16, **start.choice).fit(data)
+    expected = zscores(zscores(cheby.scores(users)) + 0.5 * zscores(EASE(lam=5.0).fit(data).scores(users)))
+    torch.testing.assert_close(start.scores(users), expected, rtol=1e-4, atol=1e-4)
+    buffer = io.BytesIO()
+    torch.save({"params": start.params(), "state": start.state()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    loaded = GCNChebyCF.from_state(saved["params"], saved["state"])
+    torch.testing.assert_close(loaded.scores(users), start.scores(users))
+    history, targets = data.items(TRAIN).of(4), np.array([0, 47, 99])
+    parts, rest = loaded.contributions(history, targets)
+    torch.testing.assert_close(parts.sum(1) + rest, loaded.fold_in([history])[0][targets])
+    assert torch.allclose(rest, rest.mean()), rest  # the filter part is all in the parts: the rest is the shifts
+    refitted = start.refit(data.with_valid_in_train())
+    assert refitted.ease_choice == {"ease_lam": 5.0, "ease_weight": 0.5}
+    assert refitted.ease.matrix.nnz == data.matrix(TRAIN, VALID).nnz
 
 
 def test_past_the_exact_filter_it_saves_the_leading_eigenpairs_and_loads_without_the_gram_matrix(monkeypatch):
