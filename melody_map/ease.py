@@ -145,7 +145,7 @@ class EASE(Recommender):
         history = np.unique(np.asarray(history, np.int64))
         one_hot = sp.csr_matrix((np.ones(len(history), np.float32), (np.arange(len(history)), history)),
                                 shape=(len(history), self.matrix.shape[1]))
-        parts = self.score_rows(one_hot)[:, torch.from_numpy(np.asarray(targets, np.int64))]
+        parts = self.score_rows(one_hot)[:, torch.from_numpy(np.array(targets, np.int64))]
         return parts.T.contiguous(), torch.zeros(parts.shape[1])
 
     def state(self) -> dict[str, Any]:

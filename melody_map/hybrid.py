@@ -4,16 +4,17 @@ scorer trained with MSE and Adam.
 
 A filter of the user-item matrix cannot see that two tracks share an artist; the item side of
 the graph can. Its nodes are the tracks and their artists, albums, playlists (a playlists CSV's,
-through its training rows) and tags (``SideGraph``: whatever the data has; a plain table's items
-alone). For a listener u with row r_u (1 at their tracks), every node gets two input channels,
-r_u and its standardised log-degree, and
+through its training rows) and tags (``SideGraph``: whatever the data has; a plain table's
+training users). For a listener u with row r_u (1 at their tracks), every node gets two input
+channels, r_u and its standardised log-degree, and
 
     h = ReLU(GCNConv_1(x_u)),   g_u = GCNConv_2(h) at the tracks
 
 so that a track's g reads the listener's tracks by its artist, on its album, in the same
-playlists, with its tags (track -> artist -> track). The first hidden unit starts as the row
-itself, so g starts as the row carried two hops; the other units start small. The scorer is
-linear over per-listener z-scores,
+playlists, with its tags (track -> artist -> track), or, in a plain table, through the listeners
+who share them (track -> listener -> track, the ReLU keeping those who share enough). The first
+hidden unit starts as the row itself, so g starts as the row carried two hops; the other units
+start small. The scorer is linear over per-listener z-scores,
 
     s_u = w_0 f_u + w_1 z(g_u) + w_2 z(g_u log(1 + pop)) + b,   f_u = z(z(ChebyCF(r_u)) + v z(EASE(r_u)))
 
@@ -126,7 +127,8 @@ class SideGraph:
         """The side graph of ``data``'s catalogue over the training ``matrix``: an item links to its
         artist, album and tags only where it has a training pair or comes from ``--catalogue``, and
         to a playlists CSV's playlists through the training rows alone (a held-out pair's rows never:
-        the listener's own playlist would lead to the answer), up to ``PLAYLIST_LINKS`` of them."""
+        the listener's own playlist would lead to the answer), up to ``PLAYLIST_LINKS`` of them.
+        A catalogue with none of these (a plain table) links each item to its training users."""
         cat, num_items = data.catalogue, data.num_items
         pop = np.asarray(matrix.sum(0)).ravel()
         linked = pop > 0
@@ -147,6 +149,10 @@ class SideGraph:
             keep = linked[tags.row]
             blocks.append((tags.row[keep].astype(np.int64), offset + tags.col[keep].astype(np.int64)))
             offset += data.item_tags.shape[1]
+        if not blocks:  # a plain table: an item's other side is its training users
+            users, items = matrix.nonzero()
+            blocks.append((items.astype(np.int64), offset + users.astype(np.int64)))
+            offset += matrix.shape[0]
         src = np.concatenate([b[0] for b in blocks] or [np.zeros(0, np.int64)])
         dst = np.concatenate([b[1] for b in blocks] or [np.zeros(0, np.int64)])
         adjacency = normalised_adjacency(src, dst, offset)

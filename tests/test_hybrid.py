@@ -183,11 +183,13 @@ def test_refit_keeps_the_trained_weights_and_uses_the_new_pairs(fans):
     assert evaluate(refit.scores, heldout, merged.items(TRAIN), data.num_items, 2)["recall@2"] >= 0.8
 
 
-def test_a_plain_table_has_a_side_graph_of_its_items_alone():
-    data = pairs_dataset([0, 0, 1, 1, 2], [0, 1, 1, 2, 0], None, 3, 4)
+def test_a_plain_tables_side_graph_links_items_to_their_training_users_alone():
+    data = pairs_dataset([0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 0, 3], [TRAIN, TRAIN, TRAIN, VALID, TRAIN, TEST], 3, 4)
     graph = SideGraph.of(data, data.matrix(TRAIN))
-    assert graph.adjacency.shape == (4, 4) and graph.adjacency.nnz == 4  # the self-loops
-    assert sp.isspmatrix_csr(graph.adjacency)
+    assert sp.isspmatrix_csr(graph.adjacency) and graph.adjacency.shape == (7, 7)  # 4 items, then 3 users
+    links = {(int(i), int(u)) for i, u in zip(*graph.adjacency[:4, 4:].nonzero())}
+    assert links == {(0, 0), (1, 0), (1, 1), (0, 2)}  # the training pairs: not (2, 1) nor (3, 2)
+    assert graph.adjacency.nnz == 7 + 2 * 4  # the self-loops and both directions
 
 
 def test_the_gcn_part_starts_as_the_row_carried_two_hops(fans, monkeypatch):
