@@ -434,8 +434,8 @@ class GCNChebyCF(Recommender):
 
     def _ease_of(self, matrix: sp.csr_matrix) -> EASE | None:
         """EASE fitted on ``matrix`` with the chosen lambda, where the choice gives it a weight."""
-        lam, weight = self.ease_choice.values()
-        return EASE(lam).fit_matrix(matrix) if weight else None
+        weight = self.ease_choice["ease_weight"]
+        return EASE(self.ease_choice["ease_lam"]).fit_matrix(matrix) if weight else None
 
     def _choose_ease(self, data: Dataset, valid: UserItems, log: Log | None) -> EASE | None:
         """EASE's lambda and weight in the filter part, over ``EASE_GRID`` by validation Recall@k
