@@ -198,7 +198,7 @@ def ease_bytes(c: Counts) -> int:
     ease, shape = EASE(), (c.users, c.items)
     if not ease.fits(shape):
         return 0
-    choosing = STOP_FLOATS * 4  # the choosing listeners' ChebyCF and EASE z-scores
+    choosing = 2 * min(STOP_FLOATS // 2, c.valid_users * c.items) * 4  # the choosing listeners' two z-scores
     return choosing + (c.users * c.users * 20 if ease.over_users(shape) else 3 * c.items * c.items * 4)
 
 
