@@ -85,7 +85,7 @@ class EASE(Recommender):
         if not self.fits(matrix.shape):
             raise ValueError(f"EASE needs a dense {num_items} x {num_items} inverse (max_items={self.max_items}) "
                              f"or a {num_users} x {num_users} one (max_users={self.max_users})")
-        self.matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        self.matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)  # its values set to 1: never the caller's
         self.matrix.data[:] = 1.0
         if self.over_users(matrix.shape):
             self._fit_users()

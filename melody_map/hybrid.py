@@ -439,8 +439,9 @@ class GCNChebyCF(Recommender):
 
     def _choose_ease(self, data: Dataset, valid: UserItems, log: Log | None) -> EASE | None:
         """EASE's lambda and weight in the filter part, over ``EASE_GRID`` by validation Recall@k
-        (weight 0: ChebyCF alone); none from ``BOUND_ITEMS`` items, or where EASE's inverse is too large."""
-        matrix = data.matrix(TRAIN)
+        (weight 0: ChebyCF alone); none from ``BOUND_ITEMS`` items, or where EASE's inverse is too large.
+        EASE fits the filter's training matrix."""
+        matrix = self.filter.matrix
         if data.num_items >= BOUND_ITEMS or not EASE().fits(matrix.shape):
             self.ease_choice = {"ease_lam": None, "ease_weight": 0.0}
         if self.ease_choice["ease_weight"] is not None or not valid.counts().any():
@@ -668,7 +669,7 @@ class GCNChebyCF(Recommender):
         model.report = self.report
         model.side = SideGraph.of(data, data.matrix(TRAIN))
         model.filter = model._filter_of(data.matrix(TRAIN), model.choice)
-        model.ease = model._ease_of(data.matrix(TRAIN))
+        model.ease = model._ease_of(model.filter.matrix)
         model._add_names(data, data.items(VALID), log)
         return model
 

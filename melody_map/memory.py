@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 
 from .config import TrainConfig
+from .ease import EASE
 from .filters import GF_CF_GRID
 from .filters import MAX_FACTOR_FLOATS as GF_CF_MAX_FACTOR_FLOATS
 from .filters import GRAM_BLOCK_FLOATS, uses_gram, uses_gram_top
@@ -193,8 +194,6 @@ def ease_bytes(c: Counts) -> int:
     """``ease.EASE``'s part of the filter, its choice and its fit: over users (their float64 Gram
     matrix, its Cholesky factor and the float32 inverse) where they are fewer than the items, else
     over items (three float32 items x items matrices)."""
-    from .ease import EASE
-
     ease, shape = EASE(), (c.users, c.items)
     if not ease.fits(shape):
         return 0
